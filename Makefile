@@ -1,0 +1,36 @@
+# attn-ocgan — set-up commands. Both work on a fresh machine with nothing installed:
+# they create .venv if missing and install the package with its dependencies.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is installed first, explicitly, so pip picks the wheels that fit this machine.
+# Override on other machines, e.g. `make test TORCH_PACKAGES="torch torchvision"`.
+TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
+DATA_ROOT ?= $(if $(ATTN_OCGAN_DATA),$(ATTN_OCGAN_DATA),$(wildcard ../shared/data))
+
+.PHONY: install demo test benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install $(TORCH_PACKAGES)
+	$(BIN)/pip install -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Trains OCGAN on the embedded default data (mnist5k, digit 1) for a few minutes.
+demo: install
+	$(BIN)/attn-ocgan train --dataset mnist5k --normal-class 1 --epochs 6 --out runs/demo --overwrite
+	@echo "TensorBoard: $(BIN)/tensorboard --logdir runs"
+
+test: install
+	ATTN_OCGAN_SHARED_DATA="$(DATA_ROOT)" $(BIN)/python -m pytest -q
+
+benchmark: install
+	$(BIN)/python benchmarks/train_throughput.py --data-root "$(DATA_ROOT)"
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,160 @@
+"""``attn-ocgan`` command line: parses flags, builds a config, calls the package. No logic here."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from .config import RunConfig, load_config_file, run_config_from_dict
+from .errors import UserError
+
+
+def _parse_model_args(pairs) -> dict:
+    values = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--model-arg {pair!r} must look like KEY=VALUE, e.g. --model-arg latent_channels=32")
+        key, text = pair.split("=", 1)
+        values[key.strip()] = yaml.safe_load(text)
+    return values
+
+
+def build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size,
+                 threads=None, model_args=(), eval_every=None) -> RunConfig:
+    """Defaults < config file < flags (flags left unset do not override)."""
+    config = RunConfig()
+    if config_file:
+        config = run_config_from_dict(load_config_file(config_file), config, where=str(config_file))
+    flags = {
+        "model": model,
+        "data": {k: v for k, v in dict(name=dataset, normal_class=normal_class, root=data_root, size=size,
+                                       download=download or None).items() if v is not None},
+        "train": {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
+                                        eval_every=eval_every).items() if v is not None},
+        "model_args": _parse_model_args(model_args),
+    }
+    if flags["model"] is None:
+        del flags["model"]
+    return run_config_from_dict(flags, config, where="command-line flags")
+
+
+def common_options(function):
+    options = [
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file with sections model/data/train/model_args."),
+        click.option("--model", default=None, help="Registered model name (default: ocgan)."),
+        click.option("--dataset", default=None, help="mnist5k (embedded, default), mnist, fashion-mnist, cifar10, folder."),
+        click.option("--epochs", type=int, default=None),
+        click.option("--batch-size", type=int, default=None),
+        click.option("--lr", type=float, default=None),
+        click.option("--data-root", default=None, help="Folder holding the data (default: $ATTN_OCGAN_DATA, else datasets/)."),
+        click.option("--download", is_flag=True, default=False, help="Let torchvision download the dataset (online users)."),
+        click.option("--size", type=int, default=None, help="Image side in pixels (default 32)."),
+        click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."),
+        click.option("--eval-every", type=int, default=None, help="Log test AUC to TensorBoard every N epochs (monitoring only)."),
+        click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
+                     help="Model hyper-parameter, repeatable (e.g. --model-arg latent_channels=32)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="attn-ocgan")
+def cli():
+    """One-class novelty detection: OCGAN and attention OCGAN."""
+
+
+@cli.command()
+@common_options
+@click.option("--normal-class", type=int, default=None, help="The class trained on (default 0).")
+@click.option("--seed", type=int, default=None)
+@click.option("--out", default=None, help="Run folder (default runs/<model>-<dataset>-class<K>-seed<S>).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size, threads,
+          eval_every, model_args, out, resume, overwrite):
+    """Train a model on the images of one normal class; checkpoints and TensorBoard logs go to --out."""
+    from .data import load_one_class
+    from .engine.checkpoint import model_from_checkpoint, read_checkpoint
+    from .engine.evaluation import evaluate_model
+    from .engine.trainer import train as run_training
+
+    config = build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download,
+                          size, threads, model_args, eval_every)
+    out = Path(out or f"runs/{config.model}-{config.data.name}-class{config.data.normal_class}-seed{config.train.seed}")
+    data = load_one_class(config.data)
+    result = run_training(config, out, resume=resume, overwrite=overwrite, data=data)
+    _, trained = model_from_checkpoint(read_checkpoint(result["checkpoint"]))
+    metrics = evaluate_model(trained, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}")
+    click.echo(f"test AUC {metrics['auc']:.4f} after {result['epochs']} epochs ({result['train_seconds']:.0f} s training)")
+    click.echo(f"checkpoint: {result['checkpoint']}")
+    click.echo(f"TensorBoard logs: {out}  (tensorboard --logdir {out.parent})")
+
+
+@cli.command()
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by 'attn-ocgan train'.")
+@click.option("--data-root", default=None, help="Override the data root stored in the checkpoint.")
+@click.option("--out", default=None, help="Folder for metrics.json, roc.png, score_histogram.png (default: the run folder).")
+def evaluate(checkpoint, data_root, out):
+    """Score the test split with a checkpoint: AUC, metrics.json, ROC curve and score histogram."""
+    import dataclasses
+
+    from .data import load_one_class
+    from .engine.checkpoint import model_from_checkpoint, read_checkpoint
+    from .engine.evaluation import evaluate_model
+
+    config, model = model_from_checkpoint(read_checkpoint(checkpoint))
+    data_config = config.data if data_root is None else dataclasses.replace(config.data, root=data_root)
+    data = load_one_class(data_config)
+    out = Path(out) if out else Path(checkpoint).resolve().parent.parent
+    metrics = evaluate_model(model, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}")
+    click.echo(f"AUC {metrics['auc']:.4f} ({config.data.name}, normal class {config.data.normal_class}, {metrics['n_test']} test images)")
+    click.echo(f"wrote {out / 'metrics.json'}, {out / 'roc.png'}, {out / 'score_histogram.png'}")
+
+
+@cli.command()
+@common_options
+@click.option("--classes", default="0-9", show_default=True, help="Normal classes, e.g. 0-9 or 0,3,5.")
+@click.option("--seeds", default="0", show_default=True, help="Seeds, e.g. 0,1,2.")
+@click.option("--results", "results_dir", default="results", show_default=True, help="Folder for the CSV and Markdown table.")
+@click.option("--runs", "runs_dir", default="runs/protocol", show_default=True, help="Folder for per-cell run folders.")
+@click.option("--tag", default=None, help="Dataset name used in results file names (default: --dataset).")
+def protocol(config_file, model, dataset, epochs, batch_size, lr, data_root, download, size, threads, eval_every,
+             model_args, classes, seeds, results_dir, runs_dir, tag):
+    """Protocol 2 over classes x seeds: resumable; appends to results/<tag>_<model>.csv and writes the .md table."""
+    from .engine.protocol import parse_int_list, run_protocol
+
+    config = build_config(config_file, model, dataset, None, epochs, batch_size, lr, None, data_root, download, size,
+                          threads, model_args, eval_every)
+    command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    csv_path = run_protocol(config, parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"),
+                            Path(results_dir), Path(runs_dir), command, tag=tag, echo=click.echo)
+    click.echo(f"results: {csv_path} and {csv_path.with_suffix('.md')}")
+
+
+def main(argv=None) -> int:
+    """Entry point: user errors print one line to stderr and exit 2, with no traceback."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except UserError as error:
+        click.echo(f"error: {error}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as error:
+        click.echo(f"error: {error.format_message()} (see attn-ocgan --help)", err=True)
+        return error.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def console_main() -> None:
+    sys.exit(main())

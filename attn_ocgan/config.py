@@ -1,0 +1,111 @@
+"""Run configuration: dataclasses, one precedence, saved with every run and checkpoint.
+
+Precedence (lowest first): built-in defaults < per-dataset model presets < config file
+(YAML) < command-line flags. Unknown keys are errors, so a typo never silently falls
+back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import UserError
+
+DATA_ROOT_ENV = "ATTN_OCGAN_DATA"
+DEFAULT_DATA_ROOT = "datasets"
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist5k"
+    root: str | None = None  # None: $ATTN_OCGAN_DATA, else datasets/
+    normal_class: int = 0
+    size: int = 32  # image side after resizing/padding
+    download: bool = False
+    # Held-out fraction of the normal training images (used for score statistics,
+    # never test labels). 0 keeps every training image for training.
+    val_fraction: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    seed: int = 0
+    threads: int = 0  # 0: torch's default
+    eval_every: int = 1  # evaluate test AUC for TensorBoard every N epochs (0: only at the end)
+
+
+@dataclass
+class RunConfig:
+    model: str = "ocgan"
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    # Model hyper-parameters, validated against the registered model's config class.
+    model_args: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def resolve_data_root(root: str | None) -> Path:
+    """--data-root, else $ATTN_OCGAN_DATA, else datasets/."""
+    return Path(root or os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
+
+
+def update_dataclass(obj, values: Mapping[str, Any], where: str):
+    """Return a copy of dataclass ``obj`` with ``values`` applied; unknown keys raise UserError."""
+    known = {f.name: f for f in fields(obj)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UserError(
+            f"unknown key(s) {', '.join(unknown)} in {where}; known keys: {', '.join(sorted(known))}"
+        )
+    return dataclasses.replace(obj, **values)
+
+
+def run_config_from_dict(values: Mapping[str, Any], base: RunConfig | None = None, where: str = "config") -> RunConfig:
+    """Apply a nested mapping ``{model, data: {...}, train: {...}, model_args: {...}}`` over ``base``."""
+    config = base or RunConfig()
+    values = dict(values)
+    unknown = sorted(set(values) - {"model", "data", "train", "model_args"})
+    if unknown:
+        raise UserError(
+            f"unknown section(s) {', '.join(unknown)} in {where}; known: model, data, train, model_args"
+        )
+    if "model" in values:
+        config = dataclasses.replace(config, model=str(values["model"]))
+    if "data" in values:
+        config = dataclasses.replace(config, data=update_dataclass(config.data, values["data"] or {}, f"{where} [data]"))
+    if "train" in values:
+        config = dataclasses.replace(config, train=update_dataclass(config.train, values["train"] or {}, f"{where} [train]"))
+    if "model_args" in values:
+        config = dataclasses.replace(config, model_args={**config.model_args, **(values["model_args"] or {})})
+    return config
+
+
+def load_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; pass an existing YAML file to --config")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        first_line = str(error).splitlines()[0] if str(error) else "parse error"
+        raise UserError(f"config file {path} is not valid YAML ({first_line}); fix the file") from None
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must hold a mapping with sections model/data/train/model_args")
+    return values
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    from .engine.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

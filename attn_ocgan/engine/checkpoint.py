@@ -1,0 +1,60 @@
+"""Checkpoints hold the resolved config, so a model is rebuilt from the file alone.
+
+Loaded with ``torch.load(weights_only=True)``: only tensors and plain containers.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig, run_config_from_dict
+from ..errors import UserError
+from ..registry import create_model, get_spec, update_dataclass
+from .io import atomic_path
+
+CHECKPOINT_FORMAT = "attn-ocgan-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: Path, config: RunConfig, model, algorithm, epoch: int, extra: dict | None = None) -> None:
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": config.to_dict(),
+        "epoch": epoch,  # number of completed epochs
+        "model": model.state_dict(),
+        "algorithm": algorithm.state_dict() if algorithm is not None else {},
+        "rng": torch.get_rng_state(),
+        "extra": extra or {},
+    }
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; pass a .pt file written by 'attn-ocgan train'")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot read checkpoint {path} ({reason[:160]}); pass a checkpoint written by 'attn-ocgan train'") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not an attn-ocgan checkpoint; pass a file written by 'attn-ocgan train'")
+    if payload.get("version", 0) > CHECKPOINT_VERSION:
+        raise UserError(f"{path} was written by a newer attn-ocgan (format {payload['version']}); upgrade the package")
+    return payload
+
+
+def model_from_checkpoint(payload: dict):
+    """Rebuild (config, model) from a checkpoint payload; the model is in eval mode."""
+    config = run_config_from_dict(payload["config"], where="checkpoint config")
+    spec = get_spec(config.model)
+    model_config = update_dataclass(spec.config_class(), config.model_args, "checkpoint model_args")
+    model = create_model(config.model, model_config)
+    model.load_state_dict(payload["model"])
+    return config, model.eval()

@@ -1,0 +1,65 @@
+"""Scores -> ROC AUC over the whole test set (scikit-learn), plus plots and metrics.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from .io import atomic_write_json
+
+
+@torch.inference_mode()
+def compute_scores(model, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """Novelty scores (N,) for float images (N, C, H, W); the model is put in eval mode."""
+    model.eval()
+    if len(images) == 0:
+        return np.zeros(0, dtype=np.float64)
+    scores = [model.score(images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
+    return torch.cat(scores).double().numpy()
+
+
+def auc(is_novel, scores) -> float:
+    """ROC AUC with novel = positive class and higher score = more novel."""
+    return float(roc_auc_score(np.asarray(is_novel), np.asarray(scores)))
+
+
+def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") -> dict:
+    """Score train-normal and test images; write metrics.json, roc.png and score_histogram.png to ``out_dir``."""
+    test_scores = compute_scores(model, data.test)
+    train_scores = compute_scores(model, data.train)
+    is_novel = data.test_is_novel.numpy()
+    metrics = {
+        "auc": auc(is_novel, test_scores),
+        "normal_class": data.normal_class,
+        "normal_class_name": data.class_names[data.normal_class],
+        "n_test": int(len(is_novel)),
+        "n_test_novel": int(is_novel.sum()),
+        "n_train": int(len(train_scores)),
+        "score_mean": {
+            "train_normal": float(train_scores.mean()),
+            "test_normal": float(test_scores[is_novel == 0].mean()),
+            "test_novel": float(test_scores[is_novel == 1].mean()),
+        },
+        "auc_per_novel_class": {
+            data.class_names[c]: auc(is_novel[(data.test_classes.numpy() == c) | (is_novel == 0)],
+                                     test_scores[(data.test_classes.numpy() == c) | (is_novel == 0)])
+            for c in sorted(set(data.test_classes.tolist())) if c != data.normal_class
+        },
+    }
+    if out_dir is not None:
+        from ..viz.plots import save_roc_curve, save_score_histogram
+
+        out_dir = Path(out_dir)
+        save_roc_curve(out_dir / "roc.png", is_novel, test_scores, metrics["auc"], title)
+        save_score_histogram(
+            out_dir / "score_histogram.png",
+            {"train normal": train_scores, "test normal": test_scores[is_novel == 0], "test novel": test_scores[is_novel == 1]},
+            title,
+        )
+        atomic_write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+__all__ = ["compute_scores", "auc", "evaluate_model", "roc_curve"]

@@ -1,0 +1,145 @@
+"""Protocol 2 runner: every (class, seed) cell, resumable, one CSV row per finished cell."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import io
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from ..config import RunConfig
+from ..data import load_splits, make_one_class
+from ..errors import UserError
+from ..reference import PAPER_ROWS
+from .checkpoint import model_from_checkpoint, read_checkpoint
+from .evaluation import evaluate_model
+from .io import atomic_write_text
+from .trainer import checkpoint_path, train
+
+CSV_COLUMNS = ["dataset", "model", "normal_class", "seed", "epochs", "auc", "train_seconds", "machine", "date", "command"]
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """'0-9' or '0,2,5' or '1-3,7' -> sorted unique ints."""
+    values: set[int] = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part:
+                low, high = (int(v) for v in part.split("-", 1))
+                values.update(range(low, high + 1))
+            elif part:
+                values.add(int(part))
+    except ValueError:
+        raise UserError(f"cannot read {what} {text!r}; write e.g. 0-9 or 0,2,5") from None
+    if not values:
+        raise UserError(f"no {what} given; write e.g. 0-9 or 0,2,5")
+    return sorted(values)
+
+
+def read_rows(csv_path: Path) -> list[dict]:
+    if not csv_path.is_file():
+        return []
+    with csv_path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write_rows(csv_path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(csv_path, buffer.getvalue())
+
+
+def _is_done(rows: list[dict], dataset: str, model: str, normal_class: int, seed: int, epochs: int) -> bool:
+    return any(
+        r["dataset"] == dataset and r["model"] == model and int(r["normal_class"]) == normal_class
+        and int(r["seed"]) == seed and int(r["epochs"]) == epochs
+        for r in rows
+    )
+
+
+def machine_description() -> str:
+    import torch
+
+    return f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}, cpu"
+
+
+def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
+                 command: str, tag: str | None = None, progress: bool = True, echo=print) -> Path:
+    """Train and evaluate each missing (class, seed) cell; returns the CSV path."""
+    tag = tag or base.data.name
+    results_dir = Path(results_dir)
+    csv_path = results_dir / f"{tag}_{base.model}.csv"
+    splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download)
+    for normal_class in classes:
+        if not 0 <= normal_class < len(splits.class_names):
+            raise UserError(f"class {normal_class} is out of range; {tag} has classes 0-{len(splits.class_names) - 1}")
+    for normal_class in classes:
+        for seed in seeds:
+            if _is_done(read_rows(csv_path), tag, base.model, normal_class, seed, base.train.epochs):
+                echo(f"skip {tag} {base.model} class {normal_class} seed {seed}: already in {csv_path}")
+                continue
+            config = dataclasses.replace(
+                base,
+                data=dataclasses.replace(base.data, normal_class=normal_class),
+                train=dataclasses.replace(base.train, seed=seed),
+            )
+            data = make_one_class(splits, normal_class, config.data.val_fraction)
+            run_dir = Path(runs_dir) / f"{tag}_{base.model}" / f"class{normal_class}_seed{seed}_e{base.train.epochs}"
+            echo(f"train {tag} {base.model} class {normal_class} seed {seed} -> {run_dir}")
+            result = train(config, run_dir, resume=True, overwrite=True, data=data, progress=progress)
+            _, model = model_from_checkpoint(read_checkpoint(checkpoint_path(run_dir)))
+            metrics = evaluate_model(model, data, run_dir, title=f"{tag} {base.model} class {normal_class} seed {seed}")
+            echo(f"  AUC {metrics['auc']:.4f} ({result['train_seconds']:.0f} s training)")
+            rows = read_rows(csv_path)
+            rows.append({
+                "dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed,
+                "epochs": base.train.epochs, "auc": f"{metrics['auc']:.6f}",
+                "train_seconds": f"{result['train_seconds']:.1f}", "machine": machine_description(),
+                "date": datetime.date.today().isoformat(), "command": command,
+            })
+            _write_rows(csv_path, rows)
+            write_markdown_table(csv_path, tag, base.model, splits.class_names)
+    return csv_path
+
+
+def write_markdown_table(csv_path: Path, tag: str, model: str, class_names) -> Path:
+    """Per-class mean (+- std over seeds) AUC beside the published rows for this dataset."""
+    rows = [r for r in read_rows(csv_path) if r["model"] == model and r["dataset"] == tag]
+    n_classes = len(class_names)
+    per_class: dict[int, list[float]] = {}
+    for row in rows:
+        per_class.setdefault(int(row["normal_class"]), []).append(float(row["auc"]))
+    header = "| method | " + " | ".join(class_names) + " | mean |"
+    lines = [f"# {tag}: {model}, protocol 2 (ROC AUC, one normal class vs the rest)", "",
+             header, "|" + "---|" * (n_classes + 2)]
+    cells, means = [], []
+    for k in range(n_classes):
+        values = per_class.get(k, [])
+        if values:
+            mean, std = float(np.mean(values)), float(np.std(values))
+            means.append(mean)
+            cells.append(f"{mean:.3f}" + (f" ± {std:.3f}" if len(values) > 1 else ""))
+        else:
+            cells.append("—")
+    overall = f"**{np.mean(means):.4f}**" + ("" if len(means) == n_classes else f" ({len(means)}/{n_classes} classes)") if means else "—"
+    lines.append(f"| {model} (ours) | " + " | ".join(cells) + f" | {overall} |")
+    reference_key = "cifar10" if "cifar" in tag else ("mnist" if tag in ("mnist",) else None)
+    for name, values in PAPER_ROWS.get(reference_key, {}).items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.4f} |")
+    seeds = sorted({int(r["seed"]) for r in rows})
+    epochs = sorted({int(r["epochs"]) for r in rows})
+    commands = sorted({r["command"] for r in rows})
+    lines += ["", f"Ours: seeds {seeds}, epochs {epochs}, last-epoch model (no selection on test labels); "
+              f"± is the std over seeds. Rows: {csv_path.name}.", "", "Produced by:", ""]
+    lines += [f"    {c}" for c in commands]
+    machines = sorted({r["machine"] for r in rows})
+    lines += ["", "Machine(s): " + "; ".join(machines), ""]
+    md_path = csv_path.with_suffix(".md")
+    atomic_write_text(md_path, "\n".join(lines))
+    return md_path

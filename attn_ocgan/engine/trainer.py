@@ -1,0 +1,133 @@
+"""The training loop shared by every registered model."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import RunConfig, save_config
+from ..data import OneClassData, load_one_class
+from ..errors import UserError
+from ..registry import create_algorithm, create_model, resolve_model_config
+from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from .evaluation import auc, compute_scores
+
+CHECKPOINT_NAME = "checkpoints/last.pt"
+N_FIXED_IMAGES = 32
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_NAME
+
+
+def resolve_run_config(config: RunConfig, data: OneClassData) -> RunConfig:
+    """Fill ``model_args`` with every resolved model hyper-parameter (saved with the run)."""
+    model_config = resolve_model_config(config.model, config.data.name, config.model_args, data.in_channels, data.image_size)
+    return dataclasses.replace(config, model_args=dataclasses.asdict(model_config))
+
+
+def _same_run(saved: dict, wanted: dict) -> bool:
+    """A resume may extend the epochs; everything else must match the saved run."""
+    saved, wanted = dict(saved), dict(wanted)
+    saved["train"] = {k: v for k, v in saved["train"].items() if k != "epochs"}
+    wanted["train"] = {k: v for k, v in wanted["train"].items() if k != "epochs"}
+    return saved == wanted
+
+
+def _batches(n_items: int, batch_size: int):
+    """Shuffled index batches from the global torch RNG; a trailing batch smaller than 2 is dropped (BatchNorm)."""
+    order = torch.randperm(n_items)
+    for start in range(0, n_items, batch_size):
+        batch = order[start:start + batch_size]
+        if len(batch) >= 2:
+            yield batch
+
+
+def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrite: bool = False,
+          data: OneClassData | None = None, progress: bool = True) -> dict:
+    """Train ``config.model`` on the normal class; checkpoint every epoch into ``run_dir``.
+
+    Returns ``{"run_dir", "checkpoint", "epochs", "train_seconds", "config"}``.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+    from torchvision.utils import make_grid
+
+    run_dir = Path(run_dir)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    if config.train.epochs < 1:
+        raise UserError(f"epochs must be >= 1, got {config.train.epochs}")
+    if config.train.batch_size < 2:
+        raise UserError(f"batch size must be >= 2 (BatchNorm), got {config.train.batch_size}")
+    data = data if data is not None else load_one_class(config.data)
+    if len(data.train) < 2:
+        raise UserError(f"class {config.data.normal_class} has {len(data.train)} training images; need at least 2")
+    config = resolve_run_config(config, data)
+
+    last = checkpoint_path(run_dir)
+    start_epoch, train_seconds, payload = 0, 0.0, None
+    if resume and last.is_file():
+        payload = read_checkpoint(last)
+        if not _same_run(payload["config"], config.to_dict()):
+            raise UserError(f"--resume: {last} was trained with a different configuration; use another --out folder")
+        start_epoch = int(payload["epoch"])
+        train_seconds = float(payload["extra"].get("train_seconds", 0.0))
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise UserError(f"run folder {run_dir} already exists; pass --resume to continue it, --overwrite to replace it, or another --out")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+
+    torch.manual_seed(config.train.seed)
+    if payload is not None:
+        _, model = model_from_checkpoint(payload)
+        algorithm = create_algorithm(config.model, model, model.config, config.train)
+        algorithm.load_state_dict(payload["algorithm"])
+        torch.set_rng_state(payload["rng"])
+    else:
+        model_config = resolve_model_config(config.model, config.data.name, config.model_args, data.in_channels, data.image_size)
+        model = create_model(config.model, model_config)
+        algorithm = create_algorithm(config.model, model, model_config, config.train)
+
+    # Fixed inputs and latents so image grids are comparable across epochs (pytorch/examples dcgan).
+    fixed_generator = torch.Generator().manual_seed(1234)
+    fixed_images = data.train[torch.randperm(len(data.train), generator=fixed_generator)[:N_FIXED_IMAGES]]
+    fixed_latent = torch.rand((len(fixed_images), *model.latent_shape), generator=fixed_generator) * 2 - 1
+
+    with SummaryWriter(log_dir=str(run_dir)) as writer:
+        for epoch in range(start_epoch, config.train.epochs):
+            started = time.perf_counter()
+            sums: dict[str, float] = {}
+            n_steps = 0
+            bar = tqdm(list(_batches(len(data.train), config.train.batch_size)), desc=f"epoch {epoch + 1}/{config.train.epochs}",
+                       disable=not progress, leave=False, mininterval=1.0)
+            for batch in bar:
+                logs = algorithm.train_step(data.train[batch], epoch)
+                for name, value in logs.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                n_steps += 1
+                if n_steps % 10 == 0:
+                    bar.set_postfix(recon=f"{logs.get('generator/recon', 0):.4f}")
+            train_seconds += time.perf_counter() - started
+            for name, total in sums.items():
+                writer.add_scalar(f"loss/{name}", total / max(n_steps, 1), epoch + 1)
+            writer.add_scalar("time/train_seconds", train_seconds, epoch + 1)
+            message = f"epoch {epoch + 1}/{config.train.epochs}: recon {sums.get('generator/recon', 0) / max(n_steps, 1):.4f}"
+            every = config.train.eval_every
+            if (every and (epoch + 1) % every == 0) or epoch + 1 == config.train.epochs:
+                # Monitoring only: the final model is the last epoch's, never chosen by this number.
+                test_auc = auc(data.test_is_novel.numpy(), compute_scores(model, data.test))
+                writer.add_scalar("auc/test", test_auc, epoch + 1)
+                message += f", test AUC {test_auc:.4f}"
+            for name, images in algorithm.image_grids(fixed_images, fixed_latent).items():
+                writer.add_image(f"images/{name}", make_grid(images, nrow=8, normalize=True, value_range=(-1, 1)), epoch + 1)
+            save_checkpoint(last, config, model, algorithm, epoch + 1, extra={"train_seconds": train_seconds})
+            if progress:
+                tqdm.write(message)
+    return {"run_dir": str(run_dir), "checkpoint": str(last), "epochs": config.train.epochs,
+            "train_seconds": train_seconds, "config": config}

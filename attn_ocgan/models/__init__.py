@@ -1,0 +1,1 @@
+"""Models; each folder registers itself in :mod:`attn_ocgan.registry`."""

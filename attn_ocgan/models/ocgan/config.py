@@ -1,0 +1,34 @@
+"""OCGAN hyper-parameters. Defaults and per-dataset presets are justified in README.md beside this file."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class OCGANConfig:
+    in_channels: int = 1  # filled from the dataset
+    image_size: int = 32  # filled from the dataset
+    latent_channels: int = 16
+    latent_size: int = 1  # spatial side of the latent map: 1..4 (latent_dim = channels * size**2)
+    generator_width: int = 32  # encoder/decoder base channels (ngf)
+    visual_disc_width: int = 16  # visual discriminator base channels (ndf)
+    classifier_width: int = 32
+    latent_disc_hidden: int = 128
+    noise_std: float = 0.2  # denoising noise on the [-1, 1] scale
+    recon_weight: float = 10.0
+    latent_adv_weight: float = 1.0
+    visual_adv_weight: float = 1.0
+    mining_steps: int = 5
+    mining_step_size: float = 1.0
+    mining_start_epoch: int = 0  # mining is active from this (0-based) epoch on
+    ae_warmup_epochs: int = 0  # epochs of reconstruction-only training before the GAN terms
+
+
+# Per-dataset overrides of the defaults (measured; see README.md).
+DATASET_PRESETS: dict[str, dict] = {
+    "mnist": {},
+    "mnist5k": {},
+    "fashion-mnist": {},
+    "cifar10": {"latent_channels": 64, "generator_width": 64, "visual_disc_width": 32, "classifier_width": 64},
+    "folder": {"latent_channels": 64, "generator_width": 64, "visual_disc_width": 32, "classifier_width": 64},
+}

@@ -1,0 +1,108 @@
+"""OCGAN networks (nn.Modules only: no optimisers, paths or devices)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...layers import ConvDownStack, ConvUpStack, init_dcgan_weights
+from .config import OCGANConfig
+
+
+def _latent_kernel(latent_size: int) -> int:
+    if not 1 <= latent_size <= 4:
+        raise ValueError(f"latent_size must be 1..4 (spatial side of the latent map), got {latent_size}")
+    return 5 - latent_size  # a 4x4 map convolved with kernel k (no padding) -> (5 - k) x (5 - k)
+
+
+class Encoder(nn.Module):
+    """(B, C, S, S) in [-1, 1] -> latent (B, latent_channels, L, L) in (-1, 1) (tanh-bounded)."""
+
+    def __init__(self, config: OCGANConfig):
+        super().__init__()
+        self.features = ConvDownStack(config.in_channels, config.generator_width, config.image_size)
+        self.to_latent = nn.Conv2d(self.features.out_channels, config.latent_channels, _latent_kernel(config.latent_size))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.to_latent(self.features(images)))
+
+
+class Decoder(nn.Module):
+    """latent (B, latent_channels, L, L) -> image (B, C, S, S) in (-1, 1)."""
+
+    def __init__(self, config: OCGANConfig):
+        super().__init__()
+        self.body = ConvUpStack(config.in_channels, config.generator_width, config.image_size)
+        width = self.body.in_channels
+        self.from_latent = nn.Sequential(
+            nn.ConvTranspose2d(config.latent_channels, width, _latent_kernel(config.latent_size), bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.body(self.from_latent(latent))
+
+
+class ConvCritic(nn.Module):
+    """Image (B, C, S, S) -> one logit (B,). Used for the visual discriminator and the classifier."""
+
+    def __init__(self, in_channels: int, width: int, image_size: int):
+        super().__init__()
+        self.features = ConvDownStack(in_channels, width, image_size)
+        self.head = nn.Conv2d(self.features.out_channels, 1, 4)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images)).flatten()
+
+
+class LatentCritic(nn.Module):
+    """Latent (B, C, L, L) -> one logit (B,): is it a uniform sample or an encoded image?"""
+
+    def __init__(self, latent_dim: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(latent_dim, hidden),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.net(latent).flatten()
+
+
+class OCGAN(nn.Module):
+    """Encoder, decoder, latent and visual discriminators, and the classifier of OCGAN."""
+
+    def __init__(self, config: OCGANConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.latent_discriminator = LatentCritic(self.latent_dim, config.latent_disc_hidden)
+        self.visual_discriminator = ConvCritic(config.in_channels, config.visual_disc_width, config.image_size)
+        self.classifier = ConvCritic(config.in_channels, config.classifier_width, config.image_size)
+        init_dcgan_weights(self)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (self.config.latent_channels, self.config.latent_size, self.config.latent_size)
+
+    @property
+    def latent_dim(self) -> int:
+        channels, height, width = self.latent_shape
+        return channels * height * width
+
+    def sample_latent(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """l2 ~ U(-1, 1)^d, shaped (B, C, L, L)."""
+        device = next(self.parameters()).device
+        return torch.rand((batch_size, *self.latent_shape), generator=generator, device=device) * 2 - 1
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(images))
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Novelty score (B,): per-image MSE between the clean input and its reconstruction."""
+        return (self.reconstruct(images) - images).pow(2).flatten(1).mean(1)
