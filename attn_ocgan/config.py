@@ -34,7 +34,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 15
+    epochs: int = 25
     batch_size: int = 64
     lr: float = 2e-4
     beta1: float = 0.5

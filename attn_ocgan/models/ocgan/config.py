@@ -18,9 +18,9 @@ class OCGANConfig:
     recon_weight: float = 10.0
     latent_adv_weight: float = 1.0
     visual_adv_weight: float = 1.0
-    mining_steps: int = 5
-    mining_step_size: float = 1.0
-    mining_start_epoch: int = 0  # mining is active from this (0-based) epoch on
+    mining_steps: int = 1  # official code: 1 SGD step of size 2, late in training
+    mining_step_size: float = 2.0
+    mining_start_epoch: int = 15  # mining is active from this (0-based) epoch on
     ae_warmup_epochs: int = 0  # epochs of reconstruction-only training before the GAN terms
 
 

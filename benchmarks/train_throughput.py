@@ -1,0 +1,127 @@
+"""Training and scoring throughput of a registered model on this machine.
+
+Measures, in one run: training images/s (median over repeats), the training step's
+achieved GFLOP/s (FLOPs counted with torch.utils.flop_counter on one full step:
+classifier, discriminators, mining and generator, forward and backward), a float32
+sgemm GFLOP/s baseline, scoring images/s (inference_mode) and the process's peak RSS.
+
+    python benchmarks/train_throughput.py                 # full run -> results/throughput.json
+    python benchmarks/train_throughput.py --quick         # < 60 s; last line is one JSON object
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import resource
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from attn_ocgan.config import TrainConfig  # noqa: E402
+from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
+from attn_ocgan.engine.io import atomic_write_json  # noqa: E402
+from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ocgan")
+    parser.add_argument("--dataset", default=None, help="default: mnist if --data-root holds it, else mnist5k")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--normal-class", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=30, help="training steps per timed repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats; finishes in under 60 s")
+    parser.add_argument("--out", default=str(REPO / "results" / "throughput.json"), help="JSON output ('' to skip)")
+    return parser.parse_args(argv)
+
+
+def median_rate(function, items_per_call: int, repeats: int, calls: int) -> tuple[float, list[float]]:
+    function()  # warm-up
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(calls):
+            function()
+        rates.append(items_per_call * calls / (time.perf_counter() - started))
+    return statistics.median(rates), rates
+
+
+def sgemm_gflops(repeats: int, size: int = 1024) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    rate, _ = median_rate(lambda: torch.mm(a, b), 2 * size**3, repeats, calls=10)
+    return rate / 1e9
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.quick:
+        args.steps, args.repeats = min(args.steps, 10), min(args.repeats, 3)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    dataset = args.dataset
+    if dataset is None:
+        dataset = "mnist" if args.data_root and (Path(args.data_root) / "MNIST").is_dir() else "mnist5k"
+    data = make_one_class(load_splits(dataset, args.data_root), args.normal_class)
+    model_config = resolve_model_config(args.model, dataset, {}, data.in_channels, data.image_size)
+    model = create_model(args.model, model_config)
+    algorithm = create_algorithm(args.model, model, model_config, TrainConfig(batch_size=args.batch_size))
+    batch = data.train[: args.batch_size].contiguous()
+
+    # FLOPs of one complete training step (all networks, forward + backward, mining included).
+    with FlopCounterMode(display=False) as counter:
+        algorithm.train_step(batch, epoch=10**6)
+    step_flops = counter.get_total_flops()
+
+    train_rate, train_rates = median_rate(lambda: algorithm.train_step(batch, epoch=10**6), args.batch_size, args.repeats, args.steps)
+    model.eval()
+    score_batch = data.test[:1000].contiguous()
+
+    def score():
+        with torch.inference_mode():
+            model.score(score_batch)
+
+    score_rate, _ = median_rate(score, len(score_batch), args.repeats, calls=2 if args.quick else 5)
+    sgemm = sgemm_gflops(args.repeats)
+    train_gflops = step_flops / args.batch_size * train_rate / 1e9
+    result = {
+        "model": args.model,
+        "dataset": dataset,
+        "batch_size": args.batch_size,
+        "train_img_per_s": round(train_rate, 1),
+        "train_img_per_s_repeats": [round(r, 1) for r in train_rates],
+        "train_step_gflop": round(step_flops / 1e9, 4),
+        "train_gflops": round(train_gflops, 2),
+        "sgemm_gflops": round(sgemm, 2),
+        "train_fraction_of_sgemm": round(train_gflops / sgemm, 3),
+        "score_img_per_s": round(score_rate, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "epoch_seconds_estimate": round(len(data.train) / train_rate, 1),
+        "n_train_images": len(data.train),
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch {torch.__version__}",
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": "python benchmarks/train_throughput.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "quick": args.quick,
+    }
+    if args.out and not args.quick:
+        atomic_write_json(args.out, result)
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

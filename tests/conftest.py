@@ -1,0 +1,35 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from attn_ocgan.config import RunConfig, DataConfig, TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path | None:
+    """../shared/data (or $ATTN_OCGAN_SHARED_DATA) when present: real datasets for optional tests."""
+    candidates = [os.environ.get("ATTN_OCGAN_SHARED_DATA"), REPO.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    yield
+
+
+@pytest.fixture
+def tiny_config():
+    """mnist5k, 1 epoch, small batch: a few seconds of CPU."""
+    return RunConfig(
+        model="ocgan",
+        data=DataConfig(name="mnist5k", normal_class=1),
+        train=TrainConfig(epochs=1, batch_size=64, seed=0),
+    )

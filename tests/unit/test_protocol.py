@@ -1,0 +1,37 @@
+import pytest
+
+from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
+from attn_ocgan.engine.protocol import parse_int_list, read_rows, run_protocol
+from attn_ocgan.errors import UserError
+
+
+def test_parse_int_list():
+    assert parse_int_list("0-9", "classes") == list(range(10))
+    assert parse_int_list("1-3,7, 2", "classes") == [1, 2, 3, 7]
+    with pytest.raises(UserError, match="cannot read seeds"):
+        parse_int_list("a,b", "seeds")
+
+
+def test_runner_skips_finished_cells(tmp_path, monkeypatch):
+    config = RunConfig(model="ocgan", data=DataConfig(name="mnist5k"), train=TrainConfig(epochs=1, batch_size=100, eval_every=0),
+                       model_args={"generator_width": 8, "latent_channels": 8, "classifier_width": 8, "visual_disc_width": 4})
+    messages = []
+    csv_path = run_protocol(config, [0, 1], [0], tmp_path / "results", tmp_path / "runs", "cmd one", echo=messages.append, progress=False)
+    rows = read_rows(csv_path)
+    assert [(r["normal_class"], r["seed"]) for r in rows] == [("0", "0"), ("1", "0")]
+    assert all(0.0 <= float(r["auc"]) <= 1.0 and r["command"] == "cmd one" for r in rows)
+    assert {"dataset", "model", "normal_class", "seed", "epochs", "auc", "train_seconds", "command"} <= set(rows[0])
+    table = csv_path.with_suffix(".md").read_text()
+    assert "| ocgan (ours) |" in table and "(2/10 classes)" in table and "cmd one" in table
+
+    import attn_ocgan.engine.protocol as protocol
+
+    trained = []
+    real_train = protocol.train
+    monkeypatch.setattr(protocol, "train", lambda *a, **k: trained.append(a[0].data.normal_class) or real_train(*a, **k))
+    run_protocol(config, [0, 1, 2], [0], tmp_path / "results", tmp_path / "runs", "cmd two", echo=messages.append, progress=False)
+    assert trained == [2]  # classes 0 and 1 were skipped
+    assert sum(m.startswith("skip") for m in messages) == 2
+    assert [r["normal_class"] for r in read_rows(csv_path)] == ["0", "1", "2"]
+    with pytest.raises(UserError, match="out of range"):
+        run_protocol(config, [12], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
