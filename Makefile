@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 
 # Trains OCGAN on the embedded default data (mnist5k, digit 1) for a few minutes.
 demo: install
-	$(BIN)/attn-ocgan train --dataset mnist5k --normal-class 1 --epochs 6 --out runs/demo --overwrite
+	$(BIN)/attn-ocgan train --dataset mnist5k --normal-class 1 --out runs/demo --overwrite
 	@echo "TensorBoard: $(BIN)/tensorboard --logdir runs"
 
 test: install

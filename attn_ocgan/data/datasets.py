@@ -41,16 +41,20 @@ def _to_size(images: torch.Tensor, size: int) -> torch.Tensor:
     return images.contiguous()
 
 
+def _open_torchvision(dataset_class, root: Path, train: bool, download: bool, how_to_fix: str):
+    """Instantiate a torchvision dataset; its 'not found' RuntimeError becomes a one-line UserError."""
+    try:
+        return dataset_class(str(root), train=train, download=download)
+    except RuntimeError as error:
+        raise UserError(f"{dataset_class.__name__} not found under {root} ({error}); {how_to_fix}") from None
+
+
 def _torchvision_grey(dataset_class, folder_name: str, root: Path, size: int, download: bool) -> LabeledSplits:
     parts = {}
     for train in (True, False):
-        try:
-            dataset = dataset_class(str(root), train=train, download=download)
-        except RuntimeError as error:
-            raise UserError(
-                f"{folder_name} not found under {root / folder_name} ({error}); pass --data-root to a folder "
-                f"holding {folder_name}/raw, set ATTN_OCGAN_DATA, or add --download when online"
-            ) from None
+        dataset = _open_torchvision(dataset_class, root, train, download,
+                                    f"pass --data-root to a folder holding {folder_name}/raw, set ATTN_OCGAN_DATA, "
+                                    "or add --download when online")
         parts[train] = (_to_size(dataset.data.unsqueeze(1), size), torch.as_tensor(dataset.targets, dtype=torch.long))
     return LabeledSplits(*parts[True], *parts[False], class_names=tuple(str(c) for c in dataset.classes))
 
@@ -72,13 +76,9 @@ def load_cifar10(root: Path, size: int, download: bool) -> LabeledSplits:
 
     parts = {}
     for train in (True, False):
-        try:
-            dataset = CIFAR10(str(root), train=train, download=download)
-        except RuntimeError as error:
-            raise UserError(
-                f"CIFAR-10 not found under {root} ({error}); pass --data-root to the folder holding "
-                "cifar-10-batches-py, add --download when online, or use --dataset folder for an image-folder copy"
-            ) from None
+        dataset = _open_torchvision(CIFAR10, root, train, download,
+                                    "pass --data-root to the folder holding cifar-10-batches-py, add --download when "
+                                    "online, or use --dataset folder for an image-folder copy")
         images = torch.from_numpy(np.ascontiguousarray(dataset.data)).permute(0, 3, 1, 2)
         parts[train] = (_to_size(images, size), torch.as_tensor(dataset.targets, dtype=torch.long))
     return LabeledSplits(*parts[True], *parts[False], class_names=tuple(dataset.classes))

@@ -77,6 +77,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         start_epoch = int(payload["epoch"])
         train_seconds = float(payload["extra"].get("train_seconds", 0.0))
     elif run_dir.exists() and any(run_dir.iterdir()):
+        if resume and not overwrite:
+            raise UserError(f"--resume: no checkpoint at {last}; pass --overwrite to start {run_dir} afresh")
         if not overwrite:
             raise UserError(f"run folder {run_dir} already exists; pass --resume to continue it, --overwrite to replace it, or another --out")
         shutil.rmtree(run_dir)
