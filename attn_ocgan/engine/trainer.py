@@ -81,6 +81,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
             raise UserError(f"--resume: no checkpoint at {last}; pass --overwrite to start {run_dir} afresh")
         if not overwrite:
             raise UserError(f"run folder {run_dir} already exists; pass --resume to continue it, --overwrite to replace it, or another --out")
+        if not (run_dir / "config.yaml").is_file():
+            # Never delete a folder that is not a run folder (e.g. --out . by mistake).
+            raise UserError(f"--overwrite: {run_dir} is not an attn-ocgan run folder (no config.yaml); choose another --out")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")

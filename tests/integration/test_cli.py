@@ -79,3 +79,11 @@ def test_foreign_checkpoint_from_the_console_script(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {foreign} is not an attn-ocgan checkpoint; pass a file written by 'attn-ocgan train'"]
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    keep = tmp_path / "notes.txt"
+    keep.write_text("precious")
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path), "--overwrite", *SMALL]) == 2
+    assert "not an attn-ocgan run folder" in capsys.readouterr().err
+    assert keep.read_text() == "precious"
