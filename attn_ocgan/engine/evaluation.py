@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score
 
 from .io import atomic_write_json
 
@@ -62,4 +62,4 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
     return metrics
 
 
-__all__ = ["compute_scores", "auc", "evaluate_model", "roc_curve"]
+__all__ = ["compute_scores", "auc", "evaluate_model"]

@@ -66,12 +66,18 @@ def test_every_parameter_gets_a_gradient_from_its_own_loss():
         assert _parameters_with_gradient(module) == {n for n, _ in module.named_parameters()}
 
 
-def test_train_step_updates_all_networks_and_stays_finite():
-    config = OCGANConfig(latent_channels=8, generator_width=8, visual_disc_width=4, classifier_width=8, mining_steps=1)
+def _one_train_step(**overrides):
+    """Run one OCGANAlgorithm step on a tiny model; returns (model, weights before, logs)."""
+    config = OCGANConfig(latent_channels=8, generator_width=8, visual_disc_width=4, classifier_width=8, **overrides)
     model = OCGAN(config)
     algorithm = OCGANAlgorithm(model, config, TrainConfig())
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     logs = algorithm.train_step(torch.rand(8, 1, 32, 32) * 2 - 1, epoch=0)
+    return model, before, logs
+
+
+def test_train_step_updates_all_networks_and_stays_finite():
+    model, before, logs = _one_train_step(mining_steps=1, mining_start_epoch=0)  # mining active in this step
     assert set(logs) >= {"classifier", "latent_discriminator", "visual_discriminator", "generator/recon",
                          "generator/latent_adv", "generator/visual_adv", "generator/total"}
     assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
@@ -81,11 +87,7 @@ def test_train_step_updates_all_networks_and_stays_finite():
 
 
 def test_ae_warmup_trains_only_the_autoencoder():
-    config = OCGANConfig(latent_channels=8, generator_width=8, visual_disc_width=4, classifier_width=8, ae_warmup_epochs=1)
-    model = OCGAN(config)
-    algorithm = OCGANAlgorithm(model, config, TrainConfig())
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    logs = algorithm.train_step(torch.rand(8, 1, 32, 32) * 2 - 1, epoch=0)
+    model, before, logs = _one_train_step(ae_warmup_epochs=1)
     assert set(logs) == {"generator/recon", "generator/total"}
     for name, p in model.named_parameters():
         if name.startswith(("classifier", "visual_discriminator", "latent_discriminator")):
