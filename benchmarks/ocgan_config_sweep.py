@@ -1,10 +1,16 @@
-"""Per-epoch test AUC and training speed of OCGAN variants on one MNIST class (for choosing defaults).
+"""Per-epoch validation AUC of OCGAN variants on chosen classes (for choosing defaults).
 
-Test AUC per epoch is printed for *monitoring the effect of a hyper-parameter*, as in the
-model README's evidence table; the protocol itself always reports the last epoch.
+Defaults are chosen on a **validation split drawn from the training split only**: the last
+``--val-fraction`` of the normal class's training images are held out of training (normal)
+and ``--val-novel`` training images of the other classes are sampled once with a fixed
+generator (novel). Test labels play no part in the choice; the test AUC is logged beside it
+for monitoring only, as in the trainer's TensorBoard view.
 
-    python benchmarks/ocgan_config_sweep.py --data-root ../shared/data --normal-class 8 \
-        --epochs 10 --variant '{}' --variant '{"latent_channels": 32}' --variant '{"mining_steps": 0}'
+Each epoch prints and appends one JSON line to ``--log``; a (class, variant) whose last epoch
+is already in the log is skipped, so an interrupted sweep resumes where it stopped.
+
+    python benchmarks/ocgan_config_sweep.py --data-root ../shared/data --classes 8,5 --epochs 35 \\
+        --variant '{}' --variant '{"latent_adv_weight": 10}' --log results/ocgan_sweep_mnist.jsonl
 """
 from __future__ import annotations
 
@@ -20,37 +26,73 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
+from attn_ocgan.data.one_class import to_unit_range  # noqa: E402
 from attn_ocgan.engine.evaluation import auc, compute_scores  # noqa: E402
+from attn_ocgan.engine.protocol import parse_int_list  # noqa: E402
 from attn_ocgan.engine.trainer import _batches  # noqa: E402
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
+
+
+def validation_split(splits, normal_class: int, val_fraction: float, n_novel: int):
+    """(train normal, validation images, validation is_novel) from the training split only."""
+    data = make_one_class(splits, normal_class, val_fraction)
+    others = torch.nonzero(splits.train_labels != normal_class).flatten()
+    chosen = others[torch.randperm(len(others), generator=torch.Generator().manual_seed(normal_class))[:n_novel]]
+    images = torch.cat([data.validation, to_unit_range(splits.train_images[chosen])])
+    is_novel = torch.cat([torch.zeros(len(data.validation)), torch.ones(len(chosen))]).long()
+    return data, images, is_novel
+
+
+def finished(log: Path, normal_class: int, variant: dict, seed: int, epochs: int) -> bool:
+    if not log.is_file():
+        return False
+    for line in log.read_text().splitlines():
+        row = json.loads(line)
+        if (row["class"], row["variant"], row["seed"], row["epoch"]) == (normal_class, variant, seed, epochs):
+            return True
+    return False
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--normal-class", type=int, default=8)
+    parser.add_argument("--classes", default="8")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out share of the normal training images")
+    parser.add_argument("--val-novel", type=int, default=2000, help="other-class training images in the validation split")
     parser.add_argument("--variant", action="append", default=None, help="JSON dict of model args (repeatable)")
+    parser.add_argument("--log", default=None, help="JSON-lines file to append to (and to resume from)")
     args = parser.parse_args(argv)
-    data = make_one_class(load_splits(args.dataset, args.data_root), args.normal_class)
-    for variant in args.variant or ["{}"]:
-        overrides = json.loads(variant)
-        torch.manual_seed(args.seed)
-        config = resolve_model_config("ocgan", args.dataset, overrides, data.in_channels, data.image_size)
-        model = create_model("ocgan", config)
-        algorithm = create_algorithm("ocgan", model, config, TrainConfig(batch_size=args.batch_size))
-        for epoch in range(args.epochs):
-            started, n_images = time.perf_counter(), 0
-            for batch in _batches(len(data.train), args.batch_size):
-                algorithm.train_step(data.train[batch], epoch)
-                n_images += len(batch)
-            rate = n_images / (time.perf_counter() - started)
-            value = auc(data.test_is_novel.numpy(), compute_scores(model, data.test))
-            print(json.dumps({"variant": overrides, "class": args.normal_class, "epoch": epoch + 1,
-                              "train_img_per_s": round(rate), "test_auc": round(value, 4)}), flush=True)
+    splits = load_splits(args.dataset, args.data_root)
+    log = Path(args.log) if args.log else None
+    for normal_class in parse_int_list(args.classes, "classes"):
+        data, val_images, val_is_novel = validation_split(splits, normal_class, args.val_fraction, args.val_novel)
+        for variant in args.variant or ["{}"]:
+            overrides = json.loads(variant)
+            if log and finished(log, normal_class, overrides, args.seed, args.epochs):
+                print(f"skip class {normal_class} {overrides}: done in {log}", flush=True)
+                continue
+            torch.manual_seed(args.seed)
+            config = resolve_model_config("ocgan", args.dataset, overrides, data.in_channels, data.image_size)
+            model = create_model("ocgan", config)
+            algorithm = create_algorithm("ocgan", model, config, TrainConfig(batch_size=args.batch_size))
+            for epoch in range(args.epochs):
+                started, n_images = time.perf_counter(), 0
+                for batch in _batches(len(data.train), args.batch_size):
+                    algorithm.train_step(data.train[batch], epoch)
+                    n_images += len(batch)
+                rate = n_images / (time.perf_counter() - started)
+                row = {"class": normal_class, "variant": overrides, "seed": args.seed, "epoch": epoch + 1,
+                       "train_img_per_s": round(rate),
+                       "val_auc": round(auc(val_is_novel.numpy(), compute_scores(model, val_images)), 4),
+                       "test_auc_monitor_only": round(auc(data.test_is_novel.numpy(), compute_scores(model, data.test)), 4)}
+                print(json.dumps(row), flush=True)
+                if log:
+                    with log.open("a") as handle:
+                        handle.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import platform
 import resource
 import shlex
 import statistics
@@ -30,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
+from attn_ocgan.engine.environment import machine_description  # noqa: E402
 from attn_ocgan.engine.io import atomic_write_json  # noqa: E402
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
 
@@ -113,6 +113,20 @@ def main(argv=None) -> dict:
             model.score(score_batch)
 
     score_rate, _ = median_rate(score, len(score_batch), args.repeats, calls=2 if args.quick else 5)
+    layout_comparison = {}
+    if not args.quick:
+        # The same model and batch with the default (NCHW) weight layout, measured in this run,
+        # so the channels_last speed-up is a ratio on one machine (create_model uses channels_last).
+        model.to(memory_format=torch.contiguous_format)
+        contiguous_train, _ = median_rate(lambda: algorithm.train_step(batch, epoch=late_epoch), args.batch_size, args.repeats, args.steps)
+        model.eval()
+        contiguous_score, _ = median_rate(score, len(score_batch), args.repeats, calls=5)
+        layout_comparison = {
+            "train_img_per_s_contiguous_layout": round(contiguous_train, 1),
+            "score_img_per_s_contiguous_layout": round(contiguous_score, 1),
+            "channels_last_train_speedup": round(train_rate / contiguous_train, 3),
+            "channels_last_score_speedup": round(score_rate / contiguous_score, 3),
+        }
     sgemm = sgemm_gflops(args.repeats)
     train_gflops = step_flops / args.batch_size * train_rate / 1e9
     result = {
@@ -127,12 +141,13 @@ def main(argv=None) -> dict:
         "sgemm_gflops": round(sgemm, 2),
         "train_fraction_of_sgemm": round(train_gflops / sgemm, 3),
         "score_img_per_s": round(score_rate, 1),
+        **layout_comparison,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "epoch_seconds_with_mining": round(len(data.train) / train_rate, 1),
         "epoch_seconds_before_mining": round(len(data.train) / early_rate, 1),
         "n_train_images": len(data.train),
         "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch {torch.__version__}",
+        "machine": machine_description(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": "python benchmarks/train_throughput.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
         "quick": args.quick,

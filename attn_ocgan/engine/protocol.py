@@ -5,7 +5,6 @@ import csv
 import dataclasses
 import datetime
 import io
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from ..config import RunConfig
 from ..data import load_splits, make_one_class
 from ..errors import UserError
 from ..reference import PAPER_ROWS
+from .environment import machine_description
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .evaluation import evaluate_model
 from .io import atomic_write_text
@@ -61,12 +61,6 @@ def _is_done(rows: list[dict], dataset: str, model: str, normal_class: int, seed
         and int(r["seed"]) == seed and int(r["epochs"]) == epochs
         for r in rows
     )
-
-
-def machine_description() -> str:
-    import torch
-
-    return f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}, cpu"
 
 
 def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,

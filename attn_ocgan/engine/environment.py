@@ -1,0 +1,22 @@
+"""A one-line description of the machine, recorded beside every timing and result row."""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo where it exists (Linux), else platform's guess."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown cpu"
+
+
+def machine_description() -> str:
+    """E.g. 'x86_64 AMD EPYC, 2 threads, torch 2.14.1+cu130, cpu' (timings differ a lot between CPUs)."""
+    import torch
+
+    return f"{platform.machine()} {cpu_model_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, cpu"
