@@ -23,7 +23,7 @@ def _parse_model_args(pairs) -> dict:
 
 
 def build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size,
-                 threads=None, model_args=(), eval_every=None) -> RunConfig:
+                 threads=None, model_args=(), eval_every=None, attention_flags=None) -> RunConfig:
     """Defaults < config file < flags (flags left unset do not override)."""
     config = RunConfig()
     if config_file:
@@ -34,7 +34,7 @@ def build_config(config_file, model, dataset, normal_class, epochs, batch_size, 
                                        download=download or None).items() if v is not None},
         "train": {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
                                         eval_every=eval_every).items() if v is not None},
-        "model_args": _parse_model_args(model_args),
+        "model_args": {**{k: v for k, v in (attention_flags or {}).items() if v is not None}, **_parse_model_args(model_args)},
     }
     if flags["model"] is None:
         del flags["model"]
@@ -44,7 +44,7 @@ def build_config(config_file, model, dataset, normal_class, epochs, batch_size, 
 def common_options(function):
     options = [
         click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file with sections model/data/train/model_args."),
-        click.option("--model", default=None, help="Registered model name (default: ocgan)."),
+        click.option("--model", default=None, help="Registered model name: attn-ocgan (default) or ocgan."),
         click.option("--dataset", default=None, help="mnist5k (embedded, default), mnist, fashion-mnist, cifar10, folder."),
         click.option("--epochs", type=int, default=None),
         click.option("--batch-size", type=int, default=None),
@@ -56,6 +56,14 @@ def common_options(function):
         click.option("--eval-every", type=int, default=None, help="Log test AUC to TensorBoard every N epochs (monitoring only)."),
         click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
                      help="Model hyper-parameter, repeatable (e.g. --model-arg latent_channels=32)."),
+        # Attention OCGAN's main knobs as flags (each is also a --model-arg key).
+        click.option("--temperature", type=float, default=None, help="attn-ocgan: mask = sigmoid(logits / T) (default 0.5)."),
+        click.option("--mask-warmup-epochs", type=int, default=None,
+                     help="attn-ocgan: epochs the attention generator and guide learn before the masked GAN starts."),
+        click.option("--reset-masked-gan-at", type=int, default=None,
+                     help="attn-ocgan: re-initialise the masked GAN at the start of this epoch (1-based; 0: never)."),
+        click.option("--pretrain-attention-epochs", type=int, default=None,
+                     help="attn-ocgan: epochs at the start where only the attention generator and guide learn."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -76,7 +84,7 @@ def cli():
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size, threads,
-          eval_every, model_args, out, resume, overwrite):
+          eval_every, model_args, out, resume, overwrite, **attention_flags):
     """Train a model on the images of one normal class; checkpoints and TensorBoard logs go to --out."""
     from .data import load_one_class
     from .engine.checkpoint import model_from_checkpoint, read_checkpoint
@@ -84,7 +92,7 @@ def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, see
     from .engine.trainer import train as run_training
 
     config = build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download,
-                          size, threads, model_args, eval_every)
+                          size, threads, model_args, eval_every, attention_flags)
     out = Path(out or f"runs/{config.model}-{config.data.name}-class{config.data.normal_class}-seed{config.train.seed}")
     data = load_one_class(config.data)
     result = run_training(config, out, resume=resume, overwrite=overwrite, data=data)
@@ -124,12 +132,12 @@ def evaluate(checkpoint, data_root, out):
 @click.option("--runs", "runs_dir", default="runs/protocol", show_default=True, help="Folder for per-cell run folders.")
 @click.option("--tag", default=None, help="Dataset name used in results file names (default: --dataset).")
 def protocol(config_file, model, dataset, epochs, batch_size, lr, data_root, download, size, threads, eval_every,
-             model_args, classes, seeds, results_dir, runs_dir, tag):
+             model_args, classes, seeds, results_dir, runs_dir, tag, **attention_flags):
     """Protocol 2 over classes x seeds: resumable; appends to results/<tag>_<model>.csv and writes the .md table."""
     from .engine.protocol import parse_int_list, run_protocol
 
     config = build_config(config_file, model, dataset, None, epochs, batch_size, lr, None, data_root, download, size,
-                          threads, model_args, eval_every)
+                          threads, model_args, eval_every, attention_flags)
     command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     csv_path = run_protocol(config, parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"),
                             Path(results_dir), Path(runs_dir), command, tag=tag, echo=click.echo)

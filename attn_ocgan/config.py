@@ -45,7 +45,7 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    model: str = "ocgan"
+    model: str = "attn-ocgan"
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     # Model hyper-parameters, validated against the registered model's config class.

@@ -31,6 +31,11 @@ def _ensure_builtin_models() -> None:
         from .models import ocgan
 
         register_model("ocgan", ModelSpec(ocgan.OCGANConfig, ocgan.OCGAN, ocgan.OCGANAlgorithm, ocgan.DATASET_PRESETS))
+    if "attn-ocgan" not in _REGISTRY:
+        from .models import attn_ocgan
+
+        register_model("attn-ocgan", ModelSpec(attn_ocgan.AttnOCGANConfig, attn_ocgan.AttnOCGAN,
+                                               attn_ocgan.AttnOCGANAlgorithm, attn_ocgan.DATASET_PRESETS))
 
 
 def known_models() -> list[str]:

@@ -18,6 +18,7 @@ from .evaluation import auc, compute_scores
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
 N_FIXED_IMAGES = 32
+N_FIXED_TEST_IMAGES = 8  # one grid row: the first normal and the first novel test images
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -103,10 +104,13 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     fixed_generator = torch.Generator().manual_seed(1234)
     fixed_images = data.train[torch.randperm(len(data.train), generator=fixed_generator)[:N_FIXED_IMAGES]]
     fixed_latent = torch.rand((len(fixed_images), *model.latent_shape), generator=fixed_generator) * 2 - 1
+    fixed_test = {group: data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:N_FIXED_TEST_IMAGES]]
+                  for group, is_novel in (("test_normal", 0), ("test_novel", 1))}
 
     with SummaryWriter(log_dir=str(run_dir)) as writer:
         for epoch in range(start_epoch, config.train.epochs):
             started = time.perf_counter()
+            algorithm.start_epoch(epoch)
             sums: dict[str, float] = {}
             n_steps = 0
             bar = tqdm(list(_batches(len(data.train), config.train.batch_size)), desc=f"epoch {epoch + 1}/{config.train.epochs}",
@@ -118,6 +122,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
                 n_steps += 1
                 if n_steps % 10 == 0:
                     bar.set_postfix(recon=f"{logs.get('generator/recon', 0):.4f}")
+            algorithm.end_epoch(data.train)  # e.g. score statistics, from normal training images only
             train_seconds += time.perf_counter() - started
             for name, total in sums.items():
                 writer.add_scalar(f"loss/{name}", total / max(n_steps, 1), epoch + 1)
@@ -129,8 +134,10 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
                 test_auc = auc(data.test_is_novel.numpy(), compute_scores(model, data.test))
                 writer.add_scalar("auc/test", test_auc, epoch + 1)
                 message += f", test AUC {test_auc:.4f}"
-            for name, images in algorithm.image_grids(fixed_images, fixed_latent).items():
-                writer.add_image(f"images/{name}", make_grid(images, nrow=8, normalize=True, value_range=(-1, 1)), epoch + 1)
+            for tag, images in algorithm.image_grids(fixed_images, fixed_latent, **fixed_test).items():
+                writer.add_image(tag, make_grid(images, nrow=8, normalize=True, value_range=(-1, 1)), epoch + 1)
+            for tag, values in algorithm.histograms(fixed_images).items():
+                writer.add_histogram(tag, values, epoch + 1)
             save_checkpoint(last, config, model, algorithm, epoch + 1, extra={"train_seconds": train_seconds})
             if progress:
                 tqdm.write(message)

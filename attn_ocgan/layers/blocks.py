@@ -33,6 +33,16 @@ class ConvDownStack(nn.Sequential):
             channels = out
         super().__init__(*layers)
         self.out_channels = channels
+        self.stage_channels = [width * 2**index for index in range(n_halvings(image_size))]
+
+    def forward_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The activation after each stride-2 stage: [(B, width, S/2, S/2), ..., (B, out_channels, 4, 4)]."""
+        features, x = [], images
+        for layer in self:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                features.append(x)
+        return features
 
 
 class ConvUpStack(nn.Sequential):

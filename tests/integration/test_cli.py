@@ -7,11 +7,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from attn_ocgan.cli import main
 
-SMALL = ["--model-arg", "generator_width=8", "--model-arg", "classifier_width=8", "--model-arg", "visual_disc_width=4"]
+SMALL = ["--model", "ocgan", "--model-arg", "generator_width=8", "--model-arg", "classifier_width=8",
+         "--model-arg", "visual_disc_width=4"]
 
 
 def _tags(run_dir):
-    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0, "histograms": 0})
     events.Reload()
     return events.Tags()
 
@@ -24,7 +25,8 @@ def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path, capsys):
     assert (out / "checkpoints" / "last.pt").is_file() and (out / "config.yaml").is_file()
     tags = _tags(out)
     assert {"loss/classifier", "loss/generator/recon", "loss/latent_discriminator", "loss/visual_discriminator", "auc/test"} <= set(tags["scalars"])
-    assert {"images/inputs", "images/reconstructions", "images/random_latent_decodes", "images/mined_latent_decodes"} <= set(tags["images"])
+    assert {"images/inputs", "images/reconstructions", "images/random_latent_decodes", "images/mined_latent_decodes",
+            "images/test_normal_reconstructions", "images/test_novel_reconstructions"} <= set(tags["images"])
     assert {p.name for p in out.iterdir()} >= {"metrics.json", "roc.png", "score_histogram.png"}
 
     # evaluate rebuilds the model from the checkpoint alone and writes into --out
@@ -60,7 +62,7 @@ def test_seeded_runs_repeat_and_resume_continues(tmp_path):
     (["train", "--dataset", "mnist", "--data-root", "/nonexistent/data"], "data root /nonexistent/data does not exist"),
     (["train", "--dataset", "svhn"], "unknown dataset 'svhn'"),
     (["train", "--normal-class", "11"], "normal class 11 is out of range"),
-    (["train", "--model", "vae"], "unknown model 'vae'; known models: ocgan"),
+    (["train", "--model", "vae"], "unknown model 'vae'; known models: attn-ocgan, ocgan"),
     (["evaluate", "--checkpoint", "README.md"], "cannot read checkpoint README.md"),
     (["train", "--epochs", "0"], "epochs must be >= 1"),
 ])
@@ -87,3 +89,27 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["train", "--epochs", "1", "--out", str(tmp_path), "--overwrite", *SMALL]) == 2
     assert "not an attn-ocgan run folder" in capsys.readouterr().err
     assert keep.read_text() == "precious"
+
+
+def test_attention_train_with_temperature_writes_masks_to_tensorboard(tmp_path, capsys):
+    """The documented command, on the embedded default data (made small and short)."""
+    out = tmp_path / "attn"
+    small = ["--model-arg", "generator_width=8", "--model-arg", "classifier_width=8", "--model-arg", "visual_disc_width=4",
+             "--model-arg", "guide_width=8"]
+    assert main(["train", "--temperature", "0.5", "--epochs", "2", "--mask-warmup-epochs", "1", "--normal-class", "1",
+                 "--out", str(out), *small]) == 0
+    assert "test AUC" in capsys.readouterr().out
+    saved = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert saved["config"]["model"] == "attn-ocgan" and saved["config"]["model_args"]["temperature"] == 0.5
+    assert int(saved["model"]["masked_gan_steps"]) > 0
+    tags = _tags(out)
+    assert {"masks/test_normal", "masks/test_novel"} <= set(tags["images"])
+    assert {"masks/values", "masks/area_per_image"} <= set(tags["histograms"])
+    assert {"loss/attention/mask_area", "loss/attention/guide_masked", "loss/masked_gan/generator/recon"} <= set(tags["scalars"])
+
+
+def test_temperature_is_refused_for_vanilla_ocgan(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--model", "ocgan", "--temperature", "0.5"]) == 2
+    assert not (tmp_path / "runs").exists()
+    assert "unknown key(s) temperature" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from .mining import mine_informative_negatives
 from .torch_model import OCGAN
 
 
-def _adam(modules, train: TrainConfig) -> torch.optim.Adam:
+def adam(modules, train: TrainConfig) -> torch.optim.Adam:
     parameters = [p for module in modules for p in module.parameters()]
     return torch.optim.Adam(parameters, lr=train.lr, betas=(train.beta1, 0.999))
 
@@ -24,10 +24,10 @@ class OCGANAlgorithm:
         self.config = config
         self.generator_loss = GeneratorLoss(config.recon_weight, config.latent_adv_weight, config.visual_adv_weight)
         self.optimizers = {
-            "generator": _adam([model.encoder, model.decoder], train),
-            "latent_discriminator": _adam([model.latent_discriminator], train),
-            "visual_discriminator": _adam([model.visual_discriminator], train),
-            "classifier": _adam([model.classifier], train),
+            "generator": adam([model.encoder, model.decoder], train),
+            "latent_discriminator": adam([model.latent_discriminator], train),
+            "visual_discriminator": adam([model.visual_discriminator], train),
+            "classifier": adam([model.classifier], train),
         }
 
     # -- one iteration -------------------------------------------------------------
@@ -76,17 +76,34 @@ class OCGANAlgorithm:
         return loss.item()
 
     # -- images for TensorBoard ----------------------------------------------------
+    # -- epoch hooks (called by the trainer) -------------------------------------------
+    def start_epoch(self, epoch: int) -> None:
+        """Nothing to schedule for vanilla OCGAN (its schedule is inside ``train_step``)."""
+
+    def end_epoch(self, train_images: torch.Tensor) -> None:
+        """The novelty score needs no statistics."""
+
+    # -- images for TensorBoard ----------------------------------------------------
     @torch.no_grad()
-    def image_grids(self, images: torch.Tensor, latent: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Fixed inputs, their reconstructions, decodes of fixed random latents and of mined latents."""
+    def image_grids(self, images: torch.Tensor, latent: torch.Tensor, test_normal: torch.Tensor | None = None,
+                    test_novel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Fixed inputs, their reconstructions, decodes of fixed random latents and of mined latents;
+        for fixed normal / novel test images, a row of inputs above a row of reconstructions."""
         model = self.model
         model.eval()
-        grids = {"inputs": images, "reconstructions": model.reconstruct(images), "random_latent_decodes": model.decoder(latent)}
+        grids = {"images/inputs": images, "images/reconstructions": model.reconstruct(images),
+                 "images/random_latent_decodes": model.decoder(latent)}
         if self.config.mining_steps > 0:
             with torch.enable_grad():
                 mined = mine_informative_negatives(model.decoder, model.classifier, latent, self.config.mining_steps, self.config.mining_step_size)
-            grids["mined_latent_decodes"] = model.decoder(mined)
+            grids["images/mined_latent_decodes"] = model.decoder(mined)
+        for group, batch in (("test_normal", test_normal), ("test_novel", test_novel)):
+            if batch is not None and len(batch):
+                grids[f"images/{group}_reconstructions"] = torch.cat([batch, model.reconstruct(batch)])
         return grids
+
+    def histograms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {}
 
     # -- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict:

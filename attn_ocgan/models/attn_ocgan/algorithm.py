@@ -1,0 +1,145 @@
+"""Attention OCGAN training recipe.
+
+Per iteration, after the epoch schedule below decides who learns:
+  (1-4) the first GAN: the vanilla OCGAN step on x,
+  (5)   attention generator + guiding classifier: one step on ``AttentionLoss``,
+  (6)   the masked GAN: the vanilla OCGAN step on x * M (masks detached).
+
+Schedule (0-based epoch e; P = pretrain_attention_epochs, W = mask_warmup_epochs):
+  e < P          only (5) (pseudo-anomalies are then patch-shuffled normals and decodes of the
+                 untrained decoder);
+  P <= e < P + W (1-4) and (5); the masked GAN waits for the masks to settle;
+  e >= P + W     all three. Each GAN's own schedule (mining start, AE warm-up) counts from its
+                 own first epoch. ``reset_masked_gan_at`` re-initialises the masked GAN and its
+                 optimisers at the start of that (1-based) epoch.
+"""
+from __future__ import annotations
+
+import torch
+
+from ...config import TrainConfig
+from ...layers import init_dcgan_weights
+from ...layers.attention import apply_mask
+from ..ocgan.algorithm import OCGANAlgorithm, adam
+from .config import AttnOCGANConfig
+from .loss import AttentionLoss, patch_shuffle
+from .torch_model import AttnOCGAN, evaluating
+
+N_GRID_IMAGES = 8
+
+
+class AttnOCGANAlgorithm:
+    """Owns the optimisers of both GANs and of the attention branch; attention off = vanilla OCGAN."""
+
+    def __init__(self, model: AttnOCGAN, config: AttnOCGANConfig, train: TrainConfig):
+        self.model = model
+        self.config = config
+        self.train_config = train
+        self.first = OCGANAlgorithm(model, config, train)
+        if config.attention:
+            self.masked = OCGANAlgorithm(model.masked_gan, config, train)
+            self.attention_loss = AttentionLoss(config.guide_weight, config.mask_area_weight, config.mask_area_target)
+            self.attention_optimizer = adam([model.attention, model.guide], train)
+
+    @property
+    def first_gan_start(self) -> int:
+        return self.config.pretrain_attention_epochs
+
+    @property
+    def masked_gan_start(self) -> int:
+        return self.config.pretrain_attention_epochs + self.config.mask_warmup_epochs
+
+    # -- one iteration -------------------------------------------------------------
+    def train_step(self, images: torch.Tensor, epoch: int) -> dict[str, float]:
+        if not self.config.attention:
+            return self.first.train_step(images, epoch)
+        logs: dict[str, float] = {}
+        if epoch >= self.first_gan_start:
+            logs.update(self.first.train_step(images, epoch - self.first_gan_start))
+        logs.update(self._attention_step(images))
+        if epoch >= self.masked_gan_start:
+            with torch.no_grad(), evaluating(self.model.attention):
+                masks = self.model.attention_maps(images)
+            masked_logs = self.masked.train_step(apply_mask(images, masks), epoch - self.masked_gan_start)
+            self.model.masked_gan_steps += 1
+            logs.update({f"masked_gan/{name}": value for name, value in masked_logs.items()})
+        return logs
+
+    def pseudo_anomalies(self, images: torch.Tensor) -> torch.Tensor:
+        """Strict one-class negatives made by the model itself: patch-shuffled normal images and
+        decodes of uniform latents by the first GAN's decoder (eval mode, no gradient)."""
+        model, config = self.model, self.config
+        n_shuffled = int(round(len(images) * config.corruption_fraction))
+        parts = [patch_shuffle(images[:n_shuffled], config.shuffle_patch)] if n_shuffled else []
+        if n_shuffled < len(images):
+            with torch.no_grad(), evaluating(model.decoder):
+                parts.append(model.decoder(model.sample_latent(len(images) - n_shuffled)))
+        return torch.cat(parts)
+
+    def _attention_step(self, images: torch.Tensor) -> dict[str, float]:
+        # (5) attention generator + guiding classifier, trained together on one loss
+        model = self.model
+        model.attention.train()
+        model.guide.train()
+        anomalous = self.pseudo_anomalies(images)
+        terms = self.attention_loss(model.guide, images, anomalous, model.attention_maps(images), model.attention_maps(anomalous))
+        self.attention_optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        self.attention_optimizer.step()
+        return {f"attention/{name}": value.item() for name, value in terms.items()}
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the trainer before each epoch (0-based)."""
+        if self.config.attention and self.config.reset_masked_gan_at and epoch + 1 == self.config.reset_masked_gan_at:
+            init_dcgan_weights(self.model.masked_gan)
+            for layer in self.model.masked_gan.modules():
+                if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                    layer.reset_running_stats()
+            self.model.masked_gan_steps.zero_()
+            self.masked = OCGANAlgorithm(self.model.masked_gan, self.config, self.train_config)
+
+    def end_epoch(self, train_images: torch.Tensor) -> None:
+        """Called by the trainer after each epoch: score statistics from normal training images only."""
+        self.model.fit_score_statistics(train_images)
+
+    # -- TensorBoard -------------------------------------------------------------------
+    @torch.no_grad()
+    def image_grids(self, images, latent, test_normal=None, test_novel=None) -> dict[str, torch.Tensor]:
+        """The first GAN's grids; with attention, per test group rows input / mask / masked input /
+        first-GAN reconstruction / masked-GAN reconstruction (``N_GRID_IMAGES`` per row)."""
+        grids = self.first.image_grids(images, latent, test_normal, test_novel)
+        if not self.config.attention:
+            return grids
+        model = self.model
+        model.eval()
+        for group, batch in (("test_normal", test_normal), ("test_novel", test_novel)):
+            if batch is None or len(batch) == 0:
+                continue
+            batch = batch[:N_GRID_IMAGES]
+            masks = model.attention_maps(batch)
+            masked = apply_mask(batch, masks)
+            rows = [batch, (masks * 2 - 1).expand_as(batch), masked, model.reconstruct(batch), model.masked_gan.reconstruct(masked)]
+            grids[f"masks/{group}"] = torch.cat(rows)
+        return grids
+
+    @torch.no_grad()
+    def histograms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.config.attention:
+            return {}
+        self.model.eval()
+        masks = self.model.attention_maps(images)
+        return {"masks/values": masks.flatten(), "masks/area_per_image": masks.flatten(1).mean(1)}
+
+    # -- checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        if not self.config.attention:
+            return self.first.state_dict()
+        return {"first": self.first.state_dict(), "masked": self.masked.state_dict(),
+                "attention": self.attention_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not self.config.attention:
+            return self.first.load_state_dict(state)
+        self.first.load_state_dict(state["first"])
+        self.masked.load_state_dict(state["masked"])
+        self.attention_optimizer.load_state_dict(state["attention"])

@@ -1,0 +1,33 @@
+"""Attention OCGAN hyper-parameters: every OCGAN field plus the attention branch.
+
+``attention=False`` leaves exactly vanilla OCGAN (same modules, same random stream).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ocgan.config import DATASET_PRESETS as OCGAN_PRESETS
+from ..ocgan.config import OCGANConfig
+
+
+@dataclass
+class AttnOCGANConfig(OCGANConfig):
+    attention: bool = True  # False: vanilla OCGAN, nothing else is built or trained
+    temperature: float = 0.5  # M = sigmoid(logits / T); lower T gives more decisive masks
+    cbam_reduction: int = 8  # CBAM channel-gate reduction (hidden channels = max(1, C // r))
+    guide_width: int = 32  # guiding classifier base channels
+    guide_weight: float = 1.0  # 0 switches the guiding classifier off (ablation)
+    mask_area_target: float = 0.5  # mean mask value the area prior pulls towards
+    mask_area_weight: float = 1.0  # 0 switches the area prior off (ablation)
+    corruption_fraction: float = 0.5  # share of pseudo-anomalies that are patch-shuffled normals (rest: decodes)
+    shuffle_patch: int = 8  # patch side of the patch-shuffle corruption
+    masked_score_weight: float = 0.5  # novelty = (1 - w) * z(first GAN) + w * z(masked GAN)
+    pretrain_attention_epochs: int = 0  # epochs where only the attention generator and guide learn
+    mask_warmup_epochs: int = 2  # then epochs where the first GAN, attention and guide learn; masked GAN waits
+    reset_masked_gan_at: int = 0  # re-initialise the masked GAN at the start of this (1-based) epoch; 0: never
+
+
+DATASET_PRESETS: dict[str, dict] = {
+    name: {**preset, **({"guide_width": 64} if preset.get("classifier_width", 32) >= 64 else {})}
+    for name, preset in OCGAN_PRESETS.items()
+}

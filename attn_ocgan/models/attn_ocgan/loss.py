@@ -1,0 +1,58 @@
+"""Losses of the attention branch; weights are constructor arguments."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...layers.attention import apply_mask
+
+
+def patch_shuffle(images: torch.Tensor, patch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pseudo-anomalies that keep an image's pixels but break its layout: the (patch x patch)
+    tiles of each image are permuted at random. (B, C, H, W) -> (B, C, H, W)."""
+    batch, channels, height, width = images.shape
+    rows, cols = height // patch, width // patch
+    tiles = images[:, :, : rows * patch, : cols * patch].unfold(2, patch, patch).unfold(3, patch, patch)
+    tiles = tiles.reshape(batch, channels, rows * cols, patch, patch)
+    order = torch.argsort(torch.rand(batch, rows * cols, generator=generator, device=images.device), dim=1)
+    tiles = torch.gather(tiles, 2, order[:, None, :, None, None].expand_as(tiles))
+    shuffled = tiles.reshape(batch, channels, rows, cols, patch, patch).permute(0, 1, 2, 4, 3, 5)
+    out = images.clone()
+    out[:, :, : rows * patch, : cols * patch] = shuffled.reshape(batch, channels, rows * patch, cols * patch)
+    return out
+
+
+class AttentionLoss(nn.Module):
+    """guide_weight * [BCE(G(x, p)) + BCE(G(x * M_x, p * M_p))] + area_weight * mean_b (mean(M_b) - target)^2.
+
+    The guiding classifier G labels normal images 1 and pseudo-anomalies 0, on unmasked and
+    on masked inputs; the masked term is the one that reaches the attention generator, so
+    masks keep the pixels that separate the class. The area prior stops the trivial masks
+    (all ones: masked = unmasked; all zeros: nothing to classify).
+    """
+
+    def __init__(self, guide_weight: float, area_weight: float, area_target: float):
+        super().__init__()
+        self.guide_weight = guide_weight
+        self.area_weight = area_weight
+        self.area_target = area_target
+
+    @staticmethod
+    def _classification(guide, normal: torch.Tensor, anomalous: torch.Tensor) -> torch.Tensor:
+        # One batch for both groups, so BatchNorm statistics cannot tell them apart by themselves.
+        logits = guide(torch.cat([normal, anomalous]))
+        labels = torch.cat([torch.ones(len(normal)), torch.zeros(len(anomalous))]).to(logits)
+        return F.binary_cross_entropy_with_logits(logits, labels)
+
+    def forward(self, guide, normal, anomalous, normal_masks, anomalous_masks) -> dict[str, torch.Tensor]:
+        area = torch.cat([normal_masks, anomalous_masks]).flatten(1).mean(1)
+        terms = {"area_prior": (area - self.area_target).pow(2).mean(), "mask_area": area.mean().detach()}
+        total = self.area_weight * terms["area_prior"]
+        if self.guide_weight > 0:
+            terms["guide_unmasked"] = self._classification(guide, normal, anomalous)
+            terms["guide_masked"] = self._classification(guide, apply_mask(normal, normal_masks),
+                                                         apply_mask(anomalous, anomalous_masks))
+            total = total + self.guide_weight * (terms["guide_unmasked"] + terms["guide_masked"])
+        terms["total"] = total
+        return terms

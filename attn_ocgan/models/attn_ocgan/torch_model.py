@@ -1,0 +1,92 @@
+"""Attention OCGAN networks: vanilla OCGAN + attention-map generator + guiding classifier + masked OCGAN."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from ...layers import init_dcgan_weights
+from ...layers.attention import AttentionMapGenerator, apply_mask
+from ..ocgan.torch_model import OCGAN, ConvCritic
+from .config import AttnOCGANConfig
+
+
+@contextlib.contextmanager
+def evaluating(module: nn.Module):
+    """Run ``module`` in eval mode (BatchNorm uses and keeps its running statistics), then restore."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+class AttnOCGAN(OCGAN):
+    """The first GAN is this OCGAN itself (``encoder``, ``decoder``, ...); with ``attention`` on it adds
+
+    - ``attention``: CBAM attention-map generator over the first encoder's stage features,
+    - ``guide``: guiding classifier (normal vs pseudo-anomaly, masked and unmasked inputs),
+    - ``masked_gan``: a second OCGAN trained on ``x * M``,
+    - buffers ``score_mean``/``score_std`` (2,): statistics of the two reconstruction errors on
+      normal training images, used to normalise them before they are combined.
+    """
+
+    def __init__(self, config: AttnOCGANConfig):
+        super().__init__(config)  # builds and initialises the first GAN exactly as vanilla OCGAN
+        if not config.attention:
+            return
+        self.attention = AttentionMapGenerator(self.encoder.features.stage_channels, config.image_size,
+                                               config.cbam_reduction, config.temperature)
+        self.guide = ConvCritic(config.in_channels, config.guide_width, config.image_size)
+        init_dcgan_weights(self.guide)
+        self.masked_gan = OCGAN(config)
+        self.register_buffer("score_mean", torch.zeros(2))
+        self.register_buffer("score_std", torch.ones(2))
+        # Training steps the masked GAN has taken; before the first, only the first GAN scores
+        # (an untrained decoder's error ranks images by their brightness, not their class).
+        self.register_buffer("masked_gan_steps", torch.zeros((), dtype=torch.long))
+
+    # -- attention -------------------------------------------------------------------
+    def attention_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Masks (B, 1, H, W) in (0, 1) for images (B, C, H, W).
+
+        The first encoder's features are read in eval mode and without gradient: the attention
+        branch never changes the first GAN's weights or BatchNorm statistics, and masks at
+        training and test time see the same features.
+        """
+        if not self.config.attention:
+            raise RuntimeError("this model was built with attention=False; it has no attention maps")
+        with torch.no_grad(), evaluating(self.encoder):
+            features = self.encoder.features.forward_features(images)
+        return self.attention(features)
+
+    # -- scoring ---------------------------------------------------------------------
+    def score_components(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 2): reconstruction MSE of the first GAN on x and of the masked GAN on x * M."""
+        first = super().score(images)
+        masked = apply_mask(images, self.attention_maps(images))
+        second = self.masked_gan.score(masked)
+        return torch.stack([first, second], dim=1)
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Novelty score (B,): with attention, the weighted sum of the two errors, each z-normalised
+        with normal-training-image statistics (``fit_score_statistics``); without attention, or
+        before the masked GAN has trained, vanilla OCGAN's score."""
+        if not self.config.attention or int(self.masked_gan_steps) == 0:
+            return super().score(images)
+        normalised = (self.score_components(images) - self.score_mean) / self.score_std
+        weight = self.config.masked_score_weight
+        return (1.0 - weight) * normalised[:, 0] + weight * normalised[:, 1]
+
+    @torch.no_grad()
+    def fit_score_statistics(self, train_images: torch.Tensor, batch_size: int = 1000) -> None:
+        """Set ``score_mean``/``score_std`` from the normal *training* images (never test data)."""
+        if not self.config.attention or len(train_images) == 0:
+            return
+        with evaluating(self):
+            components = torch.cat([self.score_components(train_images[start:start + batch_size])
+                                    for start in range(0, len(train_images), batch_size)])
+        self.score_mean.copy_(components.mean(0))
+        self.score_std.copy_(components.std(0).clamp_min(1e-8) if len(components) > 1 else torch.ones(2))

@@ -1,0 +1,168 @@
+"""Attention OCGAN: masks, temperature, attention off = vanilla, masked GAN input, gradients, score statistics."""
+import dataclasses
+
+import pytest
+import torch
+
+from attn_ocgan.config import TrainConfig
+from attn_ocgan.layers.attention import apply_mask, masks_from_logits
+from attn_ocgan.models.attn_ocgan import AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
+from attn_ocgan.models.attn_ocgan.loss import AttentionLoss, patch_shuffle
+from attn_ocgan.models.ocgan import OCGAN, OCGANAlgorithm
+from attn_ocgan.registry import create_model
+
+SMALL = dict(generator_width=8, classifier_width=8, visual_disc_width=4, guide_width=8, latent_channels=8)
+
+
+def small_config(**overrides) -> AttnOCGANConfig:
+    return AttnOCGANConfig(**{**SMALL, **overrides})
+
+
+def images(n=16, channels=1, seed=0):
+    return torch.rand(n, channels, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_masks_are_in_0_1_with_one_channel_at_image_size(channels):
+    model = AttnOCGAN(small_config(in_channels=channels)).eval()
+    masks = model.attention_maps(images(5, channels) * 20)
+    assert masks.shape == (5, 1, 32, 32)
+    assert masks.min() > 0 and masks.max() < 1
+
+
+def test_lower_temperature_gives_more_decisive_masks():
+    logits = torch.linspace(-3, 3, 101)
+    sharp, soft = masks_from_logits(logits, 0.5), masks_from_logits(logits, 1.0)
+    assert ((sharp - 0.5).abs() >= (soft - 0.5).abs()).all()
+    assert (sharp - 0.5).abs().mean() > (soft - 0.5).abs().mean() + 0.05
+    # and the model's temperature is the one applied to its logits
+    model = AttnOCGAN(small_config(temperature=0.25)).eval()
+    x = images(4)
+    with torch.no_grad():
+        features = model.encoder.eval().features.forward_features(x)
+        expected = torch.sigmoid(model.attention.logits(features) / 0.25)
+        torch.testing.assert_close(model.attention_maps(x), expected)
+
+
+def test_apply_mask_keeps_masked_pixels_and_blacks_out_the_rest():
+    x = images(2)
+    ones, zeros = torch.ones(2, 1, 32, 32), torch.zeros(2, 1, 32, 32)
+    torch.testing.assert_close(apply_mask(x, ones), x)
+    torch.testing.assert_close(apply_mask(x, zeros), -torch.ones_like(x))
+
+
+def test_attention_off_reproduces_vanilla_ocgan():
+    torch.manual_seed(7)
+    vanilla = OCGAN(small_config())
+    torch.manual_seed(7)
+    attention_off = AttnOCGAN(small_config(attention=False))
+    assert vanilla.state_dict().keys() == attention_off.state_dict().keys()
+    assert all(torch.equal(v, attention_off.state_dict()[k]) for k, v in vanilla.state_dict().items())
+    runs = {}
+    for name, model, algorithm_class in (("vanilla", vanilla, OCGANAlgorithm), ("off", attention_off, AttnOCGANAlgorithm)):
+        algorithm = algorithm_class(model, small_config(mining_start_epoch=0, attention=False), TrainConfig())
+        torch.manual_seed(11)
+        for step in range(3):
+            algorithm.train_step(images(16, seed=step), epoch=1)
+        runs[name] = model.eval().score(images(8, seed=99))
+    torch.testing.assert_close(runs["vanilla"], runs["off"], rtol=0, atol=0)
+
+
+def test_masked_gan_is_fed_x_times_m():
+    config = small_config(mask_warmup_epochs=1)
+    model = AttnOCGAN(config)
+    algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
+    seen = []
+    original = algorithm.masked.train_step
+    algorithm.masked.train_step = lambda batch, epoch: seen.append(batch.clone()) or original(batch, epoch)
+    x = images(16)
+    algorithm.train_step(x, epoch=0)
+    assert seen == []  # warm-up epoch: the masked GAN waits
+    algorithm.train_step(x, epoch=1)
+    assert len(seen) == 1 and int(model.masked_gan_steps) == 1
+    model.eval()
+    with torch.no_grad():
+        expected = apply_mask(x, model.attention_maps(x))
+    torch.testing.assert_close(seen[0], expected)
+    assert not torch.allclose(seen[0], x)  # the masks really removed something
+
+
+@pytest.mark.parametrize("area_weight", [0.0, 1.0])
+def test_guide_loss_reaches_every_attention_parameter(area_weight):
+    model = AttnOCGAN(small_config()).train()
+    loss = AttentionLoss(guide_weight=1.0, area_weight=area_weight, area_target=0.3)
+    x, anomalous = images(8), patch_shuffle(images(8), 8)
+    terms = loss(model.guide, x, anomalous, model.attention_maps(x), model.attention_maps(anomalous))
+    terms["guide_masked"].backward()  # the classifier's masked term alone must reach the attention generator
+    for name, parameter in model.attention.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert all(p.grad is None for p in model.encoder.parameters())  # the first GAN is left alone
+
+
+def test_a_full_step_trains_every_network_and_stays_finite():
+    config = small_config(mask_warmup_epochs=0, mining_start_epoch=0)
+    model = AttnOCGAN(config)
+    algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    logs = algorithm.train_step(images(16), epoch=0)
+    assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+    changed = {k.split(".")[0] for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])}
+    assert {"encoder", "decoder", "classifier", "latent_discriminator", "visual_discriminator",
+            "attention", "guide", "masked_gan"} <= changed
+
+
+def test_score_statistics_come_from_training_images_only():
+    config = small_config()
+    model = AttnOCGAN(config).eval()
+    train, test = images(40, seed=1), images(40, seed=2) * 0.2
+    model.fit_score_statistics(train)
+    with torch.no_grad():
+        components = model.score_components(train)
+    torch.testing.assert_close(model.score_mean, components.mean(0))
+    torch.testing.assert_close(model.score_std, components.std(0))
+    with torch.no_grad():
+        assert not torch.allclose(model.score_components(test).mean(0), model.score_mean)
+    # once the masked GAN has trained, the score is the weighted sum of the normalised errors
+    model.masked_gan_steps.fill_(1)
+    with torch.no_grad():
+        z = (model.score_components(test) - model.score_mean) / model.score_std
+        torch.testing.assert_close(model.score(test), 0.5 * z[:, 0] + 0.5 * z[:, 1])
+
+
+def test_before_the_masked_gan_trains_the_score_is_the_first_gans():
+    model = AttnOCGAN(small_config()).eval()
+    x = images(6)
+    with torch.no_grad():
+        torch.testing.assert_close(model.score(x), OCGAN.score(model, x))
+
+
+def test_patch_shuffle_permutes_tiles_within_each_image():
+    x = images(3)
+    shuffled = patch_shuffle(x, 8, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(shuffled, x)
+    for a, b in zip(x, shuffled):  # same pixels, other places
+        torch.testing.assert_close(a.flatten().sort().values, b.flatten().sort().values)
+    torch.testing.assert_close(patch_shuffle(x, 32), x)  # one tile: nothing to shuffle
+
+
+def test_registry_builds_the_attention_model_by_default():
+    from attn_ocgan.config import RunConfig
+
+    assert RunConfig().model == "attn-ocgan"
+    model = create_model("attn-ocgan", small_config())
+    assert isinstance(model, AttnOCGAN) and hasattr(model, "masked_gan")
+
+
+def test_reset_masked_gan_at_reinitialises_it_and_its_score_weight():
+    config = small_config(mask_warmup_epochs=0, reset_masked_gan_at=2)
+    model = AttnOCGAN(config)
+    algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
+    algorithm.start_epoch(0)
+    algorithm.train_step(images(16), epoch=0)
+    trained = {k: v.clone() for k, v in model.masked_gan.state_dict().items()}
+    first_gan = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    algorithm.start_epoch(1)  # the start of epoch 2 (1-based)
+    assert int(model.masked_gan_steps) == 0
+    assert not torch.equal(trained["encoder.to_latent.weight"], model.masked_gan.state_dict()["encoder.to_latent.weight"])
+    assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in first_gan.items())
+    assert algorithm.masked.model is model.masked_gan
