@@ -23,7 +23,7 @@ def _parse_model_args(pairs) -> dict:
 
 
 def build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size,
-                 threads=None, model_args=(), eval_every=None, attention_flags=None) -> RunConfig:
+                 threads=None, model_args=(), eval_every=None, attention_flags=None, outlier_exposure=None) -> RunConfig:
     """Defaults < config file < flags (flags left unset do not override)."""
     config = RunConfig()
     if config_file:
@@ -31,7 +31,7 @@ def build_config(config_file, model, dataset, normal_class, epochs, batch_size, 
     flags = {
         "model": model,
         "data": {k: v for k, v in dict(name=dataset, normal_class=normal_class, root=data_root, size=size,
-                                       download=download or None).items() if v is not None},
+                                       download=download or None, outlier_exposure=outlier_exposure).items() if v is not None},
         "train": {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
                                         eval_every=eval_every).items() if v is not None},
         "model_args": {**{k: v for k, v in (attention_flags or {}).items() if v is not None}, **_parse_model_args(model_args)},
@@ -64,6 +64,8 @@ def common_options(function):
                      help="attn-ocgan: re-initialise the masked GAN at the start of this epoch (1-based; 0: never)."),
         click.option("--pretrain-attention-epochs", type=int, default=None,
                      help="attn-ocgan: epochs at the start where only the attention generator and guide learn."),
+        click.option("--outlier-exposure", default=None, metavar="NAME[:ROOT]",
+                     help="attn-ocgan: negatives for the guiding classifier from another dataset (default: none, strict one-class)."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -84,7 +86,7 @@ def cli():
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size, threads,
-          eval_every, model_args, out, resume, overwrite, **attention_flags):
+          eval_every, model_args, out, resume, overwrite, outlier_exposure, **attention_flags):
     """Train a model on the images of one normal class; checkpoints and TensorBoard logs go to --out."""
     from .data import load_one_class
     from .engine.checkpoint import model_from_checkpoint, read_checkpoint
@@ -92,7 +94,7 @@ def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, see
     from .engine.trainer import train as run_training
 
     config = build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download,
-                          size, threads, model_args, eval_every, attention_flags)
+                          size, threads, model_args, eval_every, attention_flags, outlier_exposure)
     out = Path(out or f"runs/{config.model}-{config.data.name}-class{config.data.normal_class}-seed{config.train.seed}")
     data = load_one_class(config.data)
     result = run_training(config, out, resume=resume, overwrite=overwrite, data=data)
@@ -132,12 +134,12 @@ def evaluate(checkpoint, data_root, out):
 @click.option("--runs", "runs_dir", default="runs/protocol", show_default=True, help="Folder for per-cell run folders.")
 @click.option("--tag", default=None, help="Dataset name used in results file names (default: --dataset).")
 def protocol(config_file, model, dataset, epochs, batch_size, lr, data_root, download, size, threads, eval_every,
-             model_args, classes, seeds, results_dir, runs_dir, tag, **attention_flags):
+             model_args, classes, seeds, results_dir, runs_dir, tag, outlier_exposure, **attention_flags):
     """Protocol 2 over classes x seeds: resumable; appends to results/<tag>_<model>.csv and writes the .md table."""
     from .engine.protocol import parse_int_list, run_protocol
 
     config = build_config(config_file, model, dataset, None, epochs, batch_size, lr, None, data_root, download, size,
-                          threads, model_args, eval_every, attention_flags)
+                          threads, model_args, eval_every, attention_flags, outlier_exposure)
     command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     csv_path = run_protocol(config, parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"),
                             Path(results_dir), Path(runs_dir), command, tag=tag, echo=click.echo)

@@ -30,6 +30,9 @@ class DataConfig:
     # Held-out fraction of the normal training images (used for score statistics,
     # never test labels). 0 keeps every training image for training.
     val_fraction: float = 0.0
+    # attn-ocgan only: auxiliary negatives from another dataset, 'NAME' or 'NAME:ROOT'
+    # ('' = strict one-class: the model makes its own pseudo-anomalies).
+    outlier_exposure: str = ""
 
 
 @dataclass

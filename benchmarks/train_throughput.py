@@ -11,7 +11,6 @@ sgemm GFLOP/s baseline, scoring images/s (inference_mode) and the process's peak
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import resource
@@ -20,6 +19,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -45,7 +45,7 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats; finishes in under 60 s")
-    parser.add_argument("--out", default=str(REPO / "results" / "throughput.json"), help="JSON output ('' to skip)")
+    parser.add_argument("--out", default=None, help="JSON output (default results/throughput[_MODEL].json; '' to skip)")
     return parser.parse_args(argv)
 
 
@@ -66,6 +66,24 @@ def sgemm_gflops(repeats: int, size: int = 1024) -> float:
     return rate / 1e9
 
 
+def counted_mining(decoder, classifier, latent, steps, step_size):
+    """Stand-in for mining while FLOPs are counted (FlopCounterMode cannot follow
+    torch.autograd.grad): each mining step costs one forward of C(De(l)) plus a backward to
+    the latent only (no weight gradients, about one more forward), so 2 forwards per step."""
+    with torch.no_grad():
+        for _ in range(2 * steps):
+            classifier(decoder(latent))
+    return latent.detach()
+
+
+def vanilla_step_rate(dataset: str, data, batch, args) -> float:
+    """Training images/s of vanilla OCGAN on the same batch, measured in this run (for ratios)."""
+    config = resolve_model_config("ocgan", dataset, {}, data.in_channels, data.image_size)
+    algorithm = create_algorithm("ocgan", create_model("ocgan", config), config, TrainConfig(batch_size=args.batch_size))
+    rate, _ = median_rate(lambda: algorithm.train_step(batch, epoch=10**6), args.batch_size, args.repeats, args.steps)
+    return rate
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.quick:
@@ -83,25 +101,11 @@ def main(argv=None) -> dict:
     batch = data.train[: args.batch_size].contiguous()
 
     # FLOPs of one complete training step (all networks, forward + backward, mining included).
-    # FlopCounterMode cannot follow torch.autograd.grad (used by mining), so the step is counted
-    # without mining and the mining work is added from counted forward FLOPs: each mining step is
-    # one forward of De and C plus a backward to the latent only (~1 forward); the mined latents
-    # then need one more De forward (their backward replaces the one of De(l2)).
-    late_epoch = 10**6  # past every warm-up: all terms and mining active
-    mining_steps = getattr(model_config, "mining_steps", 0)
-    algorithm.config = dataclasses.replace(model_config, mining_steps=0)
-    with FlopCounterMode(display=False) as counter:
+    late_epoch = 10**6  # past every warm-up and schedule: every term and mining active
+    with mock.patch("attn_ocgan.models.ocgan.algorithm.mine_informative_negatives", counted_mining), \
+            FlopCounterMode(display=False) as counter:
         algorithm.train_step(batch, epoch=late_epoch)
-    algorithm.config = model_config
     step_flops = counter.get_total_flops()
-    if mining_steps:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            decoded = model.decoder(model.sample_latent(args.batch_size))
-        decoder_flops = counter.get_total_flops()
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model.classifier(decoded)
-        classifier_flops = counter.get_total_flops()
-        step_flops += mining_steps * 2 * (decoder_flops + classifier_flops) + decoder_flops
 
     train_rate, train_rates = median_rate(lambda: algorithm.train_step(batch, epoch=late_epoch), args.batch_size, args.repeats, args.steps)
     early_rate, _ = median_rate(lambda: algorithm.train_step(batch, epoch=0), args.batch_size, args.repeats, args.steps)
@@ -113,6 +117,11 @@ def main(argv=None) -> dict:
             model.score(score_batch)
 
     score_rate, _ = median_rate(score, len(score_batch), args.repeats, calls=2 if args.quick else 5)
+    versus_vanilla = {}
+    if args.model != "ocgan":
+        vanilla_rate = vanilla_step_rate(dataset, data, batch, args)
+        versus_vanilla = {"ocgan_train_img_per_s": round(vanilla_rate, 1),
+                          "step_time_ratio_vs_ocgan": round(vanilla_rate / train_rate, 3)}
     layout_comparison = {}
     if not args.quick:
         # The same model and batch with the default (NCHW) weight layout, measured in this run,
@@ -142,6 +151,7 @@ def main(argv=None) -> dict:
         "train_fraction_of_sgemm": round(train_gflops / sgemm, 3),
         "score_img_per_s": round(score_rate, 1),
         **layout_comparison,
+        **versus_vanilla,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "epoch_seconds_with_mining": round(len(data.train) / train_rate, 1),
         "epoch_seconds_before_mining": round(len(data.train) / early_rate, 1),
@@ -152,8 +162,9 @@ def main(argv=None) -> dict:
         "command": "python benchmarks/train_throughput.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
         "quick": args.quick,
     }
-    if args.out and not args.quick:
-        atomic_write_json(args.out, result)
+    out = args.out if args.out is not None else str(REPO / "results" / ("throughput.json" if args.model == "ocgan" else f"throughput_{args.model}.json"))
+    if out and not args.quick:
+        atomic_write_json(out, result)
     print(json.dumps(result))
     return result
 

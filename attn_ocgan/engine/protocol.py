@@ -19,7 +19,8 @@ from .evaluation import evaluate_model
 from .io import atomic_write_text
 from .trainer import checkpoint_path, train
 
-CSV_COLUMNS = ["dataset", "model", "normal_class", "seed", "epochs", "auc", "train_seconds", "machine", "date", "command"]
+CSV_COLUMNS = ["dataset", "model", "normal_class", "seed", "epochs", "auc", "train_seconds", "negatives", "machine", "date",
+               "command"]
 
 
 def parse_int_list(text: str, what: str) -> list[int]:
@@ -63,10 +64,18 @@ def _is_done(rows: list[dict], dataset: str, model: str, normal_class: int, seed
     )
 
 
+def negatives_setting(config: RunConfig) -> str:
+    """Which negatives trained the model: recorded with every result row."""
+    if config.data.outlier_exposure:
+        return f"outlier exposure: {config.data.outlier_exposure}"
+    return "strict one-class"
+
+
 def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
                  command: str, tag: str | None = None, progress: bool = True, echo=print) -> Path:
     """Train and evaluate each missing (class, seed) cell; returns the CSV path."""
-    tag = tag or base.data.name
+    if tag is None:  # results of another negatives setting go to their own table
+        tag = base.data.name + (f"-oe-{base.data.outlier_exposure.split(':')[0]}" if base.data.outlier_exposure else "")
     results_dir = Path(results_dir)
     csv_path = results_dir / f"{tag}_{base.model}.csv"
     splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download)
@@ -94,7 +103,8 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
             rows.append({
                 "dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed,
                 "epochs": base.train.epochs, "auc": f"{metrics['auc']:.6f}",
-                "train_seconds": f"{result['train_seconds']:.1f}", "machine": machine_description(),
+                "train_seconds": f"{result['train_seconds']:.1f}", "negatives": negatives_setting(config),
+                "machine": machine_description(),
                 "date": datetime.date.today().isoformat(), "command": command,
             })
             _write_rows(csv_path, rows)
@@ -132,6 +142,8 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names) -> P
     lines += ["", f"Ours: seeds {seeds}, epochs {epochs}, last-epoch model (no selection on test labels); "
               f"± is the std over seeds. Rows: {csv_path.name}.", "", "Produced by:", ""]
     lines += [f"    {c}" for c in commands]
+    negatives = sorted({r.get("negatives") or "strict one-class" for r in rows})
+    lines += ["", "Negatives seen in training: " + "; ".join(negatives) + "."]
     machines = sorted({r["machine"] for r in rows})
     lines += ["", "Machine(s): " + "; ".join(machines), ""]
     md_path = csv_path.with_suffix(".md")

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig, save_config
 from ..data import OneClassData, load_one_class
 from ..errors import UserError
-from ..registry import create_algorithm, create_model, resolve_model_config
+from ..registry import create_algorithm, create_model, get_spec, resolve_model_config
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from .evaluation import auc, compute_scores
 
@@ -37,6 +37,17 @@ def _same_run(saved: dict, wanted: dict) -> bool:
     saved["train"] = {k: v for k, v in saved["train"].items() if k != "epochs"}
     wanted["train"] = {k: v for k, v in wanted["train"].items() if k != "epochs"}
     return saved == wanted
+
+
+def _outlier_images(config: RunConfig, in_channels: int) -> torch.Tensor | None:
+    """--outlier-exposure images, checked before anything is written to the run folder."""
+    if not config.data.outlier_exposure:
+        return None
+    if not hasattr(get_spec(config.model).algorithm_class, "set_outlier_images") or not config.model_args.get("attention", True):
+        raise UserError(f"--outlier-exposure needs a guiding classifier: use --model attn-ocgan with attention on, not {config.model}")
+    from ..data.outliers import load_outlier_images
+
+    return load_outlier_images(config.data.outlier_exposure, config.data, in_channels)
 
 
 def _batches(n_items: int, batch_size: int):
@@ -68,6 +79,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     if len(data.train) < 2:
         raise UserError(f"class {config.data.normal_class} has {len(data.train)} training images; need at least 2")
     config = resolve_run_config(config, data)
+    outlier_images = _outlier_images(config, data.in_channels)
 
     last = checkpoint_path(run_dir)
     start_epoch, train_seconds, payload = 0, 0.0, None
@@ -99,6 +111,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         model_config = resolve_model_config(config.model, config.data.name, config.model_args, data.in_channels, data.image_size)
         model = create_model(config.model, model_config)
         algorithm = create_algorithm(config.model, model, model_config, config.train)
+
+    if outlier_images is not None:
+        algorithm.set_outlier_images(outlier_images)
 
     # Fixed inputs and latents so image grids are comparable across epochs (pytorch/examples dcgan).
     fixed_generator = torch.Generator().manual_seed(1234)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from ...config import TrainConfig
+from ...errors import UserError
 from ...layers import init_dcgan_weights
 from ...layers.attention import apply_mask
 from ..ocgan.algorithm import OCGANAlgorithm, adam
@@ -36,6 +37,7 @@ class AttnOCGANAlgorithm:
         self.config = config
         self.train_config = train
         self.first = OCGANAlgorithm(model, config, train)
+        self.outlier_images: torch.Tensor | None = None  # set by the trainer for --outlier-exposure
         if config.attention:
             self.masked = OCGANAlgorithm(model.masked_gan, config, train)
             self.attention_loss = AttentionLoss(config.guide_weight, config.mask_area_weight, config.mask_area_target)
@@ -65,15 +67,25 @@ class AttnOCGANAlgorithm:
             logs.update({f"masked_gan/{name}": value for name, value in masked_logs.items()})
         return logs
 
+    def set_outlier_images(self, images: torch.Tensor) -> None:
+        """Outlier exposure: auxiliary negatives (N, C, H, W) in [-1, 1] from another dataset."""
+        if not self.config.attention:
+            raise UserError("--outlier-exposure needs attention on (the guiding classifier uses it)")
+        self.outlier_images = images
+
     def pseudo_anomalies(self, images: torch.Tensor) -> torch.Tensor:
-        """Strict one-class negatives made by the model itself: patch-shuffled normal images and
-        decodes of uniform latents by the first GAN's decoder (eval mode, no gradient)."""
+        """Negatives for the guide: a share ``corruption_fraction`` of patch-shuffled normal images;
+        the rest are decodes of uniform latents by the first GAN's decoder (eval mode, no gradient)
+        in the strict one-class setting, or random outlier-exposure images when those are set."""
         model, config = self.model, self.config
         n_shuffled = int(round(len(images) * config.corruption_fraction))
+        n_other = len(images) - n_shuffled
         parts = [patch_shuffle(images[:n_shuffled], config.shuffle_patch)] if n_shuffled else []
-        if n_shuffled < len(images):
+        if n_other and self.outlier_images is not None:
+            parts.append(self.outlier_images[torch.randint(len(self.outlier_images), (n_other,))])
+        elif n_other:
             with torch.no_grad(), evaluating(model.decoder):
-                parts.append(model.decoder(model.sample_latent(len(images) - n_shuffled)))
+                parts.append(model.decoder(model.sample_latent(n_other)))
         return torch.cat(parts)
 
     def _attention_step(self, images: torch.Tensor) -> dict[str, float]:
