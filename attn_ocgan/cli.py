@@ -123,7 +123,8 @@ def evaluate(checkpoint, data_root, out):
     out = Path(out) if out else Path(checkpoint).resolve().parent.parent
     metrics = evaluate_model(model, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}")
     click.echo(f"AUC {metrics['auc']:.4f} ({config.data.name}, normal class {config.data.normal_class}, {metrics['n_test']} test images)")
-    click.echo(f"wrote {out / 'metrics.json'}, {out / 'roc.png'}, {out / 'score_histogram.png'}")
+    written = [out / name for name in ("metrics.json", "roc.png", "score_histogram.png", "masks.png") if (out / name).is_file()]
+    click.echo("wrote " + ", ".join(str(path) for path in written))
 
 
 @cli.command()

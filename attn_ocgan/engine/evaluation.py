@@ -58,8 +58,28 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             {"train normal": train_scores, "test normal": test_scores[is_novel == 0], "test novel": test_scores[is_novel == 1]},
             title,
         )
+        if getattr(model, "config", None) is not None and getattr(model.config, "attention", False):
+            save_attention_figure(out_dir / "masks.png", model, data, title)
         atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 
-__all__ = ["compute_scores", "auc", "evaluate_model"]
+@torch.inference_mode()
+def save_attention_figure(path: Path, model, data, title: str = "", n: int = 8) -> None:
+    """masks.png: for the first ``n`` normal and novel test images, rows input / mask / masked input /
+    first-GAN reconstruction / masked-GAN reconstruction."""
+    from ..layers.attention import apply_mask
+    from ..viz.plots import save_image_rows
+
+    model.eval()
+    columns = {}
+    for column, is_novel in (("normal test images", 0), ("novel test images", 1)):
+        images = data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:n]]
+        masks = model.attention_maps(images)
+        masked = apply_mask(images, masks)
+        columns[column] = [("input", images), ("mask", (masks * 2 - 1).expand_as(images)), ("x * M", masked),
+                           ("recon. GAN 1", model.reconstruct(images)), ("recon. masked GAN", model.masked_gan.reconstruct(masked))]
+    save_image_rows(path, columns, title)
+
+
+__all__ = ["compute_scores", "auc", "evaluate_model", "save_attention_figure"]

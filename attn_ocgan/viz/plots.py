@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from ..engine.io import atomic_path  # noqa: E402
@@ -32,13 +33,41 @@ def save_roc_curve(path: Path, is_novel, scores, auc_value: float, title: str = 
 def save_score_histogram(path: Path, groups: dict[str, np.ndarray], title: str = "") -> None:
     """Overlaid, density-normalised histograms of novelty scores per group (log-spaced bins)."""
     values = np.concatenate([v for v in groups.values() if len(v)])
-    low, high = max(values.min(), 1e-8), max(values.max(), 2e-8)
-    bins = np.geomspace(low, high * 1.0001, 50)
+    positive = values.min() > 0  # reconstruction errors: log-spaced bins; normalised scores can be negative
+    if positive:
+        bins = np.geomspace(values.min(), max(values.max(), values.min() * 1.01) * 1.0001, 50)
+    else:
+        bins = np.linspace(values.min(), max(values.max(), values.min() + 1e-6), 50)
     figure, axis = plt.subplots(figsize=(5.5, 3.6))
     for name, group in groups.items():
         if len(group):
-            axis.hist(np.clip(group, low, None), bins=bins, density=True, alpha=0.5, label=f"{name} (n={len(group)})")
-    axis.set_xscale("log")
-    axis.set(xlabel="novelty score (reconstruction MSE)", ylabel="density", title=title or "score distribution")
+            axis.hist(group, bins=bins, density=True, alpha=0.5, label=f"{name} (n={len(group)})")
+    if positive:
+        axis.set_xscale("log")
+    xlabel = "novelty score (reconstruction MSE)" if positive else "novelty score (normalised, combined)"
+    axis.set(xlabel=xlabel, ylabel="density", title=title or "score distribution")
     axis.legend()
+    _save(figure, path)
+
+
+def save_image_rows(path: Path, columns: dict[str, list[tuple[str, "torch.Tensor"]]], title: str = "") -> None:
+    """Labelled image rows side by side: ``{column title: [(row label, images (n, C, H, W) in [-1, 1]), ...]}``.
+
+    Used for attention masks: per column (normal / novel test images) rows input, mask,
+    masked input and the reconstructions of both GANs.
+    """
+    from torchvision.utils import make_grid
+
+    figure, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 0.55 * max(len(r) for r in columns.values()) + 0.6))
+    axes = np.atleast_1d(axes)
+    for axis, (column, rows) in zip(axes, columns.items()):
+        n = len(rows[0][1])
+        grid = make_grid(torch.cat([images.float() for _, images in rows]), nrow=n, normalize=True, value_range=(-1, 1), pad_value=1)
+        axis.imshow(grid.permute(1, 2, 0).numpy())
+        side = grid.shape[1] / len(rows)
+        axis.set_yticks([side * (index + 0.5) for index in range(len(rows))], [label for label, _ in rows])
+        axis.set_xticks([])
+        axis.set_title(column)
+    if title:
+        figure.suptitle(title)
     _save(figure, path)

@@ -102,6 +102,7 @@ def test_attention_train_with_temperature_writes_masks_to_tensorboard(tmp_path, 
     saved = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert saved["config"]["model"] == "attn-ocgan" and saved["config"]["model_args"]["temperature"] == 0.5
     assert int(saved["model"]["masked_gan_steps"]) > 0
+    assert {"metrics.json", "roc.png", "score_histogram.png", "masks.png"} <= {p.name for p in out.iterdir()}
     tags = _tags(out)
     assert {"masks/test_normal", "masks/test_novel"} <= set(tags["images"])
     assert {"masks/values", "masks/area_per_image"} <= set(tags["histograms"])

@@ -4,7 +4,7 @@ import torch
 from attn_ocgan.config import RunConfig
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from attn_ocgan.errors import UserError
-from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config
+from attn_ocgan.registry import create_algorithm, create_model, known_models, resolve_model_config
 import dataclasses
 
 
@@ -12,17 +12,26 @@ class ArbitraryObject:
     """A pickled class instance: refused by torch.load(weights_only=True)."""
 
 
-def _small_run():
-    model_config = resolve_model_config("ocgan", "mnist5k", {"latent_channels": 6, "generator_width": 8}, 1, 32)
-    config = dataclasses.replace(RunConfig(), model_args=dataclasses.asdict(model_config))
-    model = create_model("ocgan", model_config)
-    algorithm = create_algorithm("ocgan", model, model_config, config.train)
+SMALL_ARGS = {
+    "ocgan": {"latent_channels": 6, "generator_width": 8},
+    # mask_warmup_epochs=0: the masked GAN trains in the first step, so the combined score is used
+    "attn-ocgan": {"latent_channels": 6, "generator_width": 8, "guide_width": 8, "mask_warmup_epochs": 0},
+}
+
+
+def _small_run(name="ocgan"):
+    model_config = resolve_model_config(name, "mnist5k", SMALL_ARGS[name], 1, 32)
+    config = dataclasses.replace(RunConfig(model=name), model_args=dataclasses.asdict(model_config))
+    model = create_model(name, model_config)
+    algorithm = create_algorithm(name, model, model_config, config.train)
     algorithm.train_step(torch.rand(8, 1, 32, 32) * 2 - 1, 0)  # non-trivial weights and BN statistics
+    algorithm.end_epoch(torch.rand(8, 1, 32, 32) * 2 - 1)  # e.g. score statistics
     return config, model, algorithm
 
 
-def test_round_trip_rebuilds_the_model_from_the_file_alone(tmp_path):
-    config, model, algorithm = _small_run()
+@pytest.mark.parametrize("name", known_models())
+def test_round_trip_rebuilds_the_model_from_the_file_alone(tmp_path, name):
+    config, model, algorithm = _small_run(name)
     path = tmp_path / "ckpt" / "last.pt"
     save_checkpoint(path, config, model, algorithm, epoch=3)
     assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temp file left behind
