@@ -60,12 +60,13 @@ def save_image_rows(path: Path, columns: dict[str, list[tuple[str, "torch.Tensor
 
     figure, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 0.55 * max(len(r) for r in columns.values()) + 0.6))
     axes = np.atleast_1d(axes)
-    for axis, (column, rows) in zip(axes, columns.items()):
+    for index, (axis, (column, rows)) in enumerate(zip(axes, columns.items())):
         n = len(rows[0][1])
         grid = make_grid(torch.cat([images.float() for _, images in rows]), nrow=n, normalize=True, value_range=(-1, 1), pad_value=1)
         axis.imshow(grid.permute(1, 2, 0).numpy())
         side = grid.shape[1] / len(rows)
-        axis.set_yticks([side * (index + 0.5) for index in range(len(rows))], [label for label, _ in rows])
+        # Row labels once, on the left: every column has the same rows.
+        axis.set_yticks([side * (row + 0.5) for row in range(len(rows))], [label for label, _ in rows] if index == 0 else [])
         axis.set_xticks([])
         axis.set_title(column)
     if title:
