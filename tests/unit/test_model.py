@@ -92,3 +92,24 @@ def test_ae_warmup_trains_only_the_autoencoder():
     for name, p in model.named_parameters():
         if name.startswith(("classifier", "visual_discriminator", "latent_discriminator")):
             assert torch.equal(before[name], p)
+
+
+def test_ema_scoring_weights_follow_the_live_weights():
+    config = OCGANConfig(generator_width=8, classifier_width=8, visual_disc_width=4, ema_decay=0.9)
+    model = OCGAN(config)
+    algorithm = OCGANAlgorithm(model, config, TrainConfig())
+    images = torch.rand(16, 1, 32, 32) * 2 - 1
+    algorithm.train_step(images, 0)
+    live = model.encoder.to_latent.weight
+    torch.testing.assert_close(model.ema_encoder.module.to_latent.weight, live)  # first update copies
+    previous = live.detach().clone()
+    algorithm.train_step(images, 0)
+    torch.testing.assert_close(model.ema_encoder.module.to_latent.weight, 0.9 * previous + 0.1 * live.detach())
+    assert not torch.allclose(model.ema_encoder.module.to_latent.weight, live)
+    # the score reconstructs through the averaged networks
+    model.eval()
+    with torch.no_grad():
+        expected = (model.ema_decoder(model.ema_encoder(images)) - images).pow(2).mean(dim=(1, 2, 3))
+        torch.testing.assert_close(model.score(images), expected)
+    # and ema_decay=0 (the default) builds no averaged copies
+    assert not any(k.startswith("ema_") for k in OCGAN(OCGANConfig()).state_dict())

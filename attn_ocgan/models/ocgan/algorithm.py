@@ -66,6 +66,7 @@ class OCGANAlgorithm:
     def _generator_step(self, images, reconstruction, latent_logits, visual_logits) -> dict[str, float]:
         terms = self.generator_loss(reconstruction, images, latent_logits, visual_logits)
         self._step("generator", terms["total"])
+        self.model.update_ema()
         return {f"generator/{name}": value.item() for name, value in terms.items()}
 
     def _step(self, name: str, loss: torch.Tensor) -> float:

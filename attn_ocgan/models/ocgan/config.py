@@ -22,6 +22,9 @@ class OCGANConfig:
     mining_step_size: float = 2.0
     mining_start_epoch: int = 15  # mining is active from this (0-based) epoch on
     ae_warmup_epochs: int = 0  # epochs of reconstruction-only training before the GAN terms
+    # Decay of an exponential moving average of the encoder/decoder weights used for scoring
+    # (0: off, score with the live weights as the paper). See README.md for the measurement.
+    ema_decay: float = 0.0
 
 
 # Per-dataset overrides of the defaults (measured; see README.md).

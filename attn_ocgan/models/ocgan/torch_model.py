@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ...layers import ConvDownStack, ConvUpStack, init_dcgan_weights
 from .config import OCGANConfig
@@ -85,6 +86,20 @@ class OCGAN(nn.Module):
         self.visual_discriminator = ConvCritic(config.in_channels, config.visual_disc_width, config.image_size)
         self.classifier = ConvCritic(config.in_channels, config.classifier_width, config.image_size)
         init_dcgan_weights(self)
+        if config.ema_decay > 0:
+            # Averaged copies for scoring (torch.optim.swa_utils; BatchNorm statistics averaged too).
+            average = get_ema_multi_avg_fn(config.ema_decay)
+            self.ema_encoder = AveragedModel(self.encoder, multi_avg_fn=average, use_buffers=True)
+            self.ema_decoder = AveragedModel(self.decoder, multi_avg_fn=average, use_buffers=True)
+            for parameter in [*self.ema_encoder.parameters(), *self.ema_decoder.parameters()]:
+                parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the averaged encoder/decoder towards the live ones (after each generator step)."""
+        if self.config.ema_decay > 0:
+            self.ema_encoder.update_parameters(self.encoder)
+            self.ema_decoder.update_parameters(self.decoder)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -101,6 +116,9 @@ class OCGAN(nn.Module):
         return torch.rand((batch_size, *self.latent_shape), generator=generator, device=device) * 2 - 1
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """De(En(x)); with ``ema_decay`` > 0, through the averaged encoder and decoder."""
+        if self.config.ema_decay > 0:
+            return self.ema_decoder(self.ema_encoder(images))
         return self.decoder(self.encoder(images))
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
