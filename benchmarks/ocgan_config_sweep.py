@@ -11,6 +11,7 @@ is already in the log is skipped, so an interrupted sweep resumes where it stopp
 
     python benchmarks/ocgan_config_sweep.py --data-root ../shared/data --classes 8,5 --epochs 35 \\
         --variant '{}' --variant '{"latent_adv_weight": 10}' --log results/ocgan_sweep_mnist.jsonl
+    python benchmarks/ocgan_config_sweep.py --summarise --log results/ocgan_sweep_mnist.jsonl   # -> .md + .png
 """
 from __future__ import annotations
 
@@ -53,6 +54,46 @@ def finished(log: Path, normal_class: int, variant: dict, seed: int, epochs: int
     return False
 
 
+def summarise(log: Path, epochs_at=(15, 25, 35), window: int = 10) -> Path:
+    """Markdown table + PNG of the per-epoch validation AUC curves, beside the log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    runs: dict[tuple, dict[int, dict]] = {}
+    for line in log.read_text().splitlines():
+        row = json.loads(line)
+        runs.setdefault((row["class"], json.dumps(row["variant"], sort_keys=True), row["seed"]), {})[row["epoch"]] = row
+    header = ("| class | variant | seed | " + " | ".join(f"val AUC @{e}" for e in epochs_at)
+              + f" | val AUC mean ± std, last {window} epochs | test AUC @25 / @35 (monitor only) |")
+    lines = [f"# OCGAN sweep: {log.name}", "", "Validation split from the training split only (held-out normal training "
+             "images vs other-class training images); test AUC shown for monitoring, never used to choose.", "",
+             header, "|" + "---|" * (len(epochs_at) + 5)]
+    classes = sorted({key[0] for key in runs})
+    figure, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 3.6), squeeze=False)
+    for (normal_class, variant, seed), curve in sorted(runs.items()):
+        last = max(curve)
+        tail = [curve[e]["val_auc"] for e in range(max(1, last - window + 1), last + 1) if e in curve]
+        at = [f"{curve[e]['val_auc']:.4f}" if e in curve else "—" for e in epochs_at]
+        test = " / ".join(f"{curve[e]['test_auc_monitor_only']:.4f}" if e in curve else "—" for e in (25, 35))
+        lines.append(f"| {normal_class} | `{variant}` | {seed} | " + " | ".join(at)
+                     + f" | {np.mean(tail):.4f} ± {np.std(tail):.4f} (epochs {last - len(tail) + 1}-{last}) | {test} |")
+        axis = axes[0][classes.index(normal_class)]
+        epochs = sorted(curve)
+        axis.plot(epochs, [curve[e]["val_auc"] for e in epochs], label=variant)
+        axis.set(title=f"class {normal_class}", xlabel="epoch", ylabel="validation AUC")
+    for axis in axes[0]:
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    png = log.with_suffix(".png")
+    figure.savefig(png, dpi=100)
+    md = log.with_suffix(".md")
+    md.write_text("\n".join(lines + ["", f"![validation AUC per epoch]({png.name})", ""]))
+    return md
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist")
@@ -65,7 +106,11 @@ def main(argv=None):
     parser.add_argument("--val-novel", type=int, default=2000, help="other-class training images in the validation split")
     parser.add_argument("--variant", action="append", default=None, help="JSON dict of model args (repeatable)")
     parser.add_argument("--log", default=None, help="JSON-lines file to append to (and to resume from)")
+    parser.add_argument("--summarise", action="store_true", help="only write LOG.md and LOG.png from --log")
     args = parser.parse_args(argv)
+    if args.summarise:
+        print(summarise(Path(args.log)))
+        return
     splits = load_splits(args.dataset, args.data_root)
     log = Path(args.log) if args.log else None
     for normal_class in parse_int_list(args.classes, "classes"):
