@@ -166,3 +166,13 @@ def test_reset_masked_gan_at_reinitialises_it_and_its_score_weight():
     assert not torch.equal(trained["encoder.to_latent.weight"], model.masked_gan.state_dict()["encoder.to_latent.weight"])
     assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in first_gan.items())
     assert algorithm.masked.model is model.masked_gan
+
+
+def test_binary_term_pushes_grey_masks_towards_0_or_1():
+    loss = AttentionLoss(guide_weight=0.0, area_weight=0.0, area_target=0.5, binary_weight=1.0)
+    logits = torch.full((2, 1, 32, 32), 0.3, requires_grad=True)
+    masks = masks_from_logits(logits, 0.5)
+    terms = loss(None, images(2), images(2), masks, masks)
+    terms["total"].backward()
+    assert (logits.grad < 0).all()  # gradient descent raises logits above 0: masks move from 0.5 towards 1
+    assert terms["mask_decisiveness"] < 0.2

@@ -40,7 +40,8 @@ class AttnOCGANAlgorithm:
         self.outlier_images: torch.Tensor | None = None  # set by the trainer for --outlier-exposure
         if config.attention:
             self.masked = OCGANAlgorithm(model.masked_gan, config, train)
-            self.attention_loss = AttentionLoss(config.guide_weight, config.mask_area_weight, config.mask_area_target)
+            self.attention_loss = AttentionLoss(config.guide_weight, config.mask_area_weight, config.mask_area_target,
+                                                config.mask_binary_weight)
             self.attention_optimizer = adam([model.attention, model.guide], train)
 
     @property

@@ -19,6 +19,7 @@ class AttnOCGANConfig(OCGANConfig):
     guide_weight: float = 1.0  # 0 switches the guiding classifier off (ablation)
     mask_area_target: float = 0.5  # mean mask value the area prior pulls towards
     mask_area_weight: float = 1.0  # 0 switches the area prior off (ablation)
+    mask_binary_weight: float = 0.0  # weight of mean(M (1 - M)): pushes masks away from a uniform 0.5 (not yet measured)
     corruption_fraction: float = 0.5  # share of pseudo-anomalies that are patch-shuffled normals (rest: decodes)
     shuffle_patch: int = 8  # patch side of the patch-shuffle corruption
     masked_score_weight: float = 0.5  # novelty = (1 - w) * z(first GAN) + w * z(masked GAN)

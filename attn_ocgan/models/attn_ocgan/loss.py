@@ -24,24 +24,30 @@ def patch_shuffle(images: torch.Tensor, patch: int, generator: torch.Generator |
 
 
 class AttentionLoss(nn.Module):
-    """guide_weight * [BCE(G(x, p)) + BCE(G(x * M_x, p * M_p))] + area_weight * mean_b (mean(M_b) - target)^2.
+    """guide_weight * [BCE(G(x, p)) + BCE(G(x * M_x, p * M_p))] + area_weight * mean_b (mean(M_b) - target)^2
+    + binary_weight * mean(M (1 - M)).
 
     The guiding classifier G labels normal images 1 and pseudo-anomalies 0, on unmasked and
     on masked inputs; the masked term is the one that reaches the attention generator, so
     masks keep the pixels that separate the class. The area prior stops the trivial masks
-    (all ones: masked = unmasked; all zeros: nothing to classify).
+    (all ones: masked = unmasked; all zeros: nothing to classify); the binary term (largest at
+    M = 0.5) stops the third trivial answer the area prior allows, a uniform grey mask.
     """
 
-    def __init__(self, guide_weight: float, area_weight: float, area_target: float):
+    def __init__(self, guide_weight: float, area_weight: float, area_target: float, binary_weight: float = 0.0):
         super().__init__()
         self.guide_weight = guide_weight
         self.area_weight = area_weight
         self.area_target = area_target
+        self.binary_weight = binary_weight
 
     def forward(self, guide, normal, anomalous, normal_masks, anomalous_masks) -> dict[str, torch.Tensor]:
         area = torch.cat([normal_masks, anomalous_masks]).flatten(1).mean(1)
         terms = {"area_prior": (area - self.area_target).pow(2).mean(), "mask_area": area.mean().detach()}
-        total = self.area_weight * terms["area_prior"]
+        all_masks = torch.cat([normal_masks, anomalous_masks])
+        terms["mask_binary"] = (all_masks * (1 - all_masks)).mean()
+        terms["mask_decisiveness"] = (all_masks - 0.5).abs().mean().detach()  # 0: uniform grey, 0.5: binary
+        total = self.area_weight * terms["area_prior"] + self.binary_weight * terms["mask_binary"]
         if self.guide_weight > 0:
             # One guide batch for all four groups (unmasked normal / anomalous, masked normal /
             # anomalous): BatchNorm statistics cannot separate them by themselves, and one large
