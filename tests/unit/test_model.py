@@ -106,6 +106,9 @@ def test_ema_scoring_weights_follow_the_live_weights():
     algorithm.train_step(images, 0)
     torch.testing.assert_close(model.ema_encoder.module.to_latent.weight, 0.9 * previous + 0.1 * live.detach())
     assert not torch.allclose(model.ema_encoder.module.to_latent.weight, live)
+    # BatchNorm statistics are copied, not averaged
+    for averaged, current in zip(model.ema_decoder.module.buffers(), model.decoder.buffers()):
+        assert torch.equal(averaged, current)
     # the score reconstructs through the averaged networks
     model.eval()
     with torch.no_grad():

@@ -87,10 +87,12 @@ class OCGAN(nn.Module):
         self.classifier = ConvCritic(config.in_channels, config.classifier_width, config.image_size)
         init_dcgan_weights(self)
         if config.ema_decay > 0:
-            # Averaged copies for scoring (torch.optim.swa_utils; BatchNorm statistics averaged too).
+            # Averaged copies for scoring (torch.optim.swa_utils). Only the weights are averaged;
+            # BatchNorm statistics are copied from the live networks (averaging them too was measured
+            # to break the reconstructions: README.md).
             average = get_ema_multi_avg_fn(config.ema_decay)
-            self.ema_encoder = AveragedModel(self.encoder, multi_avg_fn=average, use_buffers=True)
-            self.ema_decoder = AveragedModel(self.decoder, multi_avg_fn=average, use_buffers=True)
+            self.ema_encoder = AveragedModel(self.encoder, multi_avg_fn=average)
+            self.ema_decoder = AveragedModel(self.decoder, multi_avg_fn=average)
             for parameter in [*self.ema_encoder.parameters(), *self.ema_decoder.parameters()]:
                 parameter.requires_grad_(False)
 
@@ -98,8 +100,10 @@ class OCGAN(nn.Module):
     def update_ema(self) -> None:
         """Move the averaged encoder/decoder towards the live ones (after each generator step)."""
         if self.config.ema_decay > 0:
-            self.ema_encoder.update_parameters(self.encoder)
-            self.ema_decoder.update_parameters(self.decoder)
+            for averaged, live in ((self.ema_encoder, self.encoder), (self.ema_decoder, self.decoder)):
+                averaged.update_parameters(live)
+                for averaged_buffer, live_buffer in zip(averaged.module.buffers(), live.buffers()):
+                    averaged_buffer.copy_(live_buffer)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
