@@ -108,11 +108,21 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
                 "date": datetime.date.today().isoformat(), "command": command,
             })
             _write_rows(csv_path, rows)
-            write_markdown_table(csv_path, tag, base.model, splits.class_names)
+            write_markdown_table(csv_path, tag, base.model, splits.class_names, dataset=base.data.name)
     return csv_path
 
 
-def write_markdown_table(csv_path: Path, tag: str, model: str, class_names) -> Path:
+def reference_rows(dataset: str, tag: str) -> dict[str, list[float]]:
+    """The published rows for this dataset: MNIST (not mnist5k, whose test set differs) and CIFAR-10
+    (also as an image folder whose tag names it, e.g. --tag cifar10-jpeg)."""
+    if dataset == "mnist":
+        return PAPER_ROWS["mnist"]
+    if dataset == "cifar10" or "cifar" in tag:
+        return PAPER_ROWS["cifar10"]
+    return {}
+
+
+def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, dataset: str | None = None) -> Path:
     """Per-class mean (+- std over seeds) AUC beside the published rows for this dataset."""
     rows = [r for r in read_rows(csv_path) if r["model"] == model and r["dataset"] == tag]
     n_classes = len(class_names)
@@ -133,8 +143,7 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names) -> P
             cells.append("—")
     overall = f"**{np.mean(means):.4f}**" + ("" if len(means) == n_classes else f" ({len(means)}/{n_classes} classes)") if means else "—"
     lines.append(f"| {model} (ours) | " + " | ".join(cells) + f" | {overall} |")
-    reference_key = "cifar10" if "cifar" in tag else ("mnist" if tag in ("mnist",) else None)
-    for name, values in PAPER_ROWS.get(reference_key, {}).items():
+    for name, values in reference_rows(dataset or tag, tag).items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.4f} |")
     seeds = sorted({int(r["seed"]) for r in rows})
     epochs = sorted({int(r["epochs"]) for r in rows})

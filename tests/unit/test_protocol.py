@@ -1,7 +1,7 @@
 import pytest
 
 from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
-from attn_ocgan.engine.protocol import parse_int_list, read_rows, run_protocol
+from attn_ocgan.engine.protocol import parse_int_list, read_rows, reference_rows, run_protocol
 from attn_ocgan.errors import UserError
 
 
@@ -20,7 +20,8 @@ def test_runner_skips_finished_cells(tmp_path, monkeypatch):
     rows = read_rows(csv_path)
     assert [(r["normal_class"], r["seed"]) for r in rows] == [("0", "0"), ("1", "0")]
     assert all(0.0 <= float(r["auc"]) <= 1.0 and r["command"] == "cmd one" for r in rows)
-    assert {"dataset", "model", "normal_class", "seed", "epochs", "auc", "train_seconds", "command"} <= set(rows[0])
+    assert {"dataset", "model", "normal_class", "seed", "epochs", "auc", "train_seconds", "negatives", "command"} <= set(rows[0])
+    assert rows[0]["negatives"] == "strict one-class"
     table = csv_path.with_suffix(".md").read_text()
     assert "| ocgan (ours) |" in table and "(2/10 classes)" in table and "cmd one" in table
 
@@ -35,3 +36,10 @@ def test_runner_skips_finished_cells(tmp_path, monkeypatch):
     assert [r["normal_class"] for r in read_rows(csv_path)] == ["0", "1", "2"]
     with pytest.raises(UserError, match="out of range"):
         run_protocol(config, [12], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
+
+
+def test_published_rows_only_where_the_test_set_is_the_papers():
+    assert "OCGAN (paper)" in reference_rows("mnist", "mnist-ema")
+    assert reference_rows("mnist5k", "mnist5k") == {}  # another test set: no paper numbers beside it
+    assert "attention OCGAN (reported)" in reference_rows("folder", "cifar10-jpeg")
+    assert reference_rows("folder", "coco32") == {}
