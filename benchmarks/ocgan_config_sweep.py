@@ -54,7 +54,7 @@ def finished(log: Path, normal_class: int, variant: dict, seed: int, epochs: int
     return False
 
 
-def summarise(log: Path, epochs_at=(15, 25, 35), window: int = 10) -> Path:
+def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 25)) -> Path:
     """Markdown table + PNG of the per-epoch validation AUC curves, beside the log."""
     import matplotlib
 
@@ -67,19 +67,18 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: int = 10) -> Path:
         row = json.loads(line)
         runs.setdefault((row["class"], json.dumps(row["variant"], sort_keys=True), row["seed"]), {})[row["epoch"]] = row
     header = ("| class | variant | seed | " + " | ".join(f"val AUC @{e}" for e in epochs_at)
-              + f" | val AUC mean ± std, last {window} epochs | test AUC @25 / @35 (monitor only) |")
+              + f" | val AUC mean ± std, epochs {window[0]}-{window[1]} | test AUC @25 / @35 (monitor only) |")
     lines = [f"# OCGAN sweep: {log.name}", "", "Validation split from the training split only (held-out normal training "
              "images vs other-class training images); test AUC shown for monitoring, never used to choose.", "",
              header, "|" + "---|" * (len(epochs_at) + 5)]
     classes = sorted({key[0] for key in runs})
     figure, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 3.6), squeeze=False)
     for (normal_class, variant, seed), curve in sorted(runs.items()):
-        last = max(curve)
-        tail = [curve[e]["val_auc"] for e in range(max(1, last - window + 1), last + 1) if e in curve]
+        tail = [curve[e]["val_auc"] for e in range(window[0], window[1] + 1) if e in curve]
         at = [f"{curve[e]['val_auc']:.4f}" if e in curve else "—" for e in epochs_at]
         test = " / ".join(f"{curve[e]['test_auc_monitor_only']:.4f}" if e in curve else "—" for e in (25, 35))
         lines.append(f"| {normal_class} | `{variant}` | {seed} | " + " | ".join(at)
-                     + f" | {np.mean(tail):.4f} ± {np.std(tail):.4f} (epochs {last - len(tail) + 1}-{last}) | {test} |")
+                     + (f" | {np.mean(tail):.4f} ± {np.std(tail):.4f} ({len(tail)} epochs) | {test} |" if tail else f" | — | {test} |"))
         axis = axes[0][classes.index(normal_class)]
         epochs = sorted(curve)
         axis.plot(epochs, [curve[e]["val_auc"] for e in epochs], label=variant)
