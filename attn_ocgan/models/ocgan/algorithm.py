@@ -76,7 +76,6 @@ class OCGANAlgorithm:
         optimizer.step()
         return loss.item()
 
-    # -- images for TensorBoard ----------------------------------------------------
     # -- epoch hooks (called by the trainer) -------------------------------------------
     def start_epoch(self, epoch: int) -> None:
         """Nothing to schedule for vanilla OCGAN (its schedule is inside ``train_step``)."""
