@@ -48,6 +48,9 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             for c in sorted(set(data.test_classes.tolist())) if c != data.normal_class
         },
     }
+    if getattr(getattr(model, "config", None), "attention", False):
+        metrics["masks"] = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
+                                                   "test_novel": data.test[is_novel == 1]})
     if out_dir is not None:
         from ..viz.plots import save_roc_curve, save_score_histogram
 
@@ -65,21 +68,36 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
 
 
 @torch.inference_mode()
+def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 1000) -> dict:
+    """Per group: mean mask value (area), mean |M - 0.5| (0: uniform grey, 0.5: binary), and the
+    mean mask on bright pixels (x > 0, e.g. the strokes of a digit) and on the others."""
+    model.eval()
+    statistics = {}
+    for name, images in groups.items():
+        sums = torch.zeros(5, dtype=torch.float64)  # mask, |M - .5|, mask on bright, n bright, n pixels
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size]
+            masks = model.attention_maps(batch)
+            bright = (batch.mean(1, keepdim=True) > 0).float()
+            sums += torch.stack([masks.sum(), (masks - 0.5).abs().sum(), (masks * bright).sum(), bright.sum(),
+                                 torch.tensor(float(masks.numel()))]).double()
+        total, decisive, on_bright, n_bright, n = sums.tolist()
+        statistics[name] = {"area": total / n, "decisiveness": decisive / n,
+                            "on_bright_pixels": on_bright / max(n_bright, 1.0),
+                            "on_dark_pixels": (total - on_bright) / max(n - n_bright, 1.0)}
+    return statistics
+
+
+@torch.inference_mode()
 def save_attention_figure(path: Path, model, data, title: str = "", n: int = 8) -> None:
     """masks.png: for the first ``n`` normal and novel test images, rows input / mask / masked input /
     first-GAN reconstruction / masked-GAN reconstruction."""
-    from ..layers.attention import apply_mask
     from ..viz.plots import save_image_rows
 
     model.eval()
-    columns = {}
-    for column, is_novel in (("normal test images", 0), ("novel test images", 1)):
-        images = data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:n]]
-        masks = model.attention_maps(images)
-        masked = apply_mask(images, masks)
-        columns[column] = [("input", images), ("mask", (masks * 2 - 1).expand_as(images)), ("x * M", masked),
-                           ("recon. GAN 1", model.reconstruct(images)), ("recon. masked GAN", model.masked_gan.reconstruct(masked))]
+    columns = {column: model.attention_panel(data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:n]])
+               for column, is_novel in (("normal test images", 0), ("novel test images", 1))}
     save_image_rows(path, columns, title)
 
 
-__all__ = ["compute_scores", "auc", "evaluate_model", "save_attention_figure"]
+__all__ = ["compute_scores", "auc", "evaluate_model", "mask_statistics", "save_attention_figure"]

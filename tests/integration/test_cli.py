@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -65,6 +66,8 @@ def test_seeded_runs_repeat_and_resume_continues(tmp_path):
     (["train", "--model", "vae"], "unknown model 'vae'; known models: attn-ocgan, ocgan"),
     (["evaluate", "--checkpoint", "README.md"], "cannot read checkpoint README.md"),
     (["train", "--epochs", "0"], "epochs must be >= 1"),
+    (["train", "--temperature", "0"], "model option temperature=0.0 must be >= 1e-06"),
+    (["train", "--model", "ocgan", "--model-arg", "latent_size=7"], "model option latent_size=7 must be in [1, 4]"),
 ])
 def test_bad_input_is_one_line_and_non_zero(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path.parent if "README.md" not in argv else __import__("pathlib").Path(__file__).parents[2])
@@ -103,6 +106,9 @@ def test_attention_train_with_temperature_writes_masks_to_tensorboard(tmp_path, 
     assert saved["config"]["model"] == "attn-ocgan" and saved["config"]["model_args"]["temperature"] == 0.5
     assert int(saved["model"]["masked_gan_steps"]) > 0
     assert {"metrics.json", "roc.png", "score_histogram.png", "masks.png"} <= {p.name for p in out.iterdir()}
+    masks = json.loads((out / "metrics.json").read_text())["masks"]
+    assert set(masks) == {"train_normal", "test_normal", "test_novel"}
+    assert all(0 < group["area"] < 1 and 0 <= group["decisiveness"] <= 0.5 for group in masks.values())
     tags = _tags(out)
     assert {"masks/test_normal", "masks/test_novel"} <= set(tags["images"])
     assert {"masks/values", "masks/area_per_image"} <= set(tags["histograms"])

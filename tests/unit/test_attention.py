@@ -176,3 +176,15 @@ def test_binary_term_pushes_grey_masks_towards_0_or_1():
     terms["total"].backward()
     assert (logits.grad < 0).all()  # gradient descent raises logits above 0: masks move from 0.5 towards 1
     assert terms["mask_decisiveness"] < 0.2
+
+
+def test_pretraining_epochs_train_only_the_attention_branch():
+    config = small_config(pretrain_attention_epochs=1, mask_warmup_epochs=1)
+    model = AttnOCGAN(config)
+    algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    logs = algorithm.train_step(images(16), epoch=0)
+    changed = {k.split(".")[0] for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])}
+    assert changed == {"attention", "guide"}
+    assert not any(name.startswith(("generator", "masked_gan")) for name in logs)
+    assert int(model.masked_gan_steps) == 0

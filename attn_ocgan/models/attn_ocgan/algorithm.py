@@ -56,13 +56,17 @@ class AttnOCGANAlgorithm:
     def train_step(self, images: torch.Tensor, epoch: int) -> dict[str, float]:
         if not self.config.attention:
             return self.first.train_step(images, epoch)
+        model = self.model
         logs: dict[str, float] = {}
         if epoch >= self.first_gan_start:
             logs.update(self.first.train_step(images, epoch - self.first_gan_start))
-        logs.update(self._attention_step(images))
+        anomalous = self.pseudo_anomalies(images)
+        # One encoder pass serves the attention step and the masked GAN's masks (it does not change between them).
+        features = model.encoder_features(torch.cat([images, anomalous]))
+        logs.update(self._attention_step(images, anomalous, features))
         if epoch >= self.masked_gan_start:
-            with torch.no_grad(), evaluating(self.model.attention):
-                masks = self.model.attention_maps(images)
+            with torch.no_grad(), evaluating(model.attention):
+                masks = model.attention([level[: len(images)] for level in features])
             masked_logs = self.masked.train_step(apply_mask(images, masks), epoch - self.masked_gan_start)
             self.model.masked_gan_steps += 1
             logs.update({f"masked_gan/{name}": value for name, value in masked_logs.items()})
@@ -89,13 +93,13 @@ class AttnOCGANAlgorithm:
                 parts.append(model.decoder(model.sample_latent(n_other)))
         return torch.cat(parts)
 
-    def _attention_step(self, images: torch.Tensor) -> dict[str, float]:
-        # (5) attention generator + guiding classifier, trained together on one loss
+    def _attention_step(self, images: torch.Tensor, anomalous: torch.Tensor, features: list[torch.Tensor]) -> dict[str, float]:
+        # (5) attention generator + guiding classifier, trained together on one loss;
+        #     ``features``: the first encoder's stage activations of cat([images, anomalous])
         model = self.model
         model.attention.train()
         model.guide.train()
-        anomalous = self.pseudo_anomalies(images)
-        normal_masks, anomalous_masks = model.attention_maps(torch.cat([images, anomalous])).split([len(images), len(anomalous)])
+        normal_masks, anomalous_masks = model.attention(features).split([len(images), len(anomalous)])
         terms = self.attention_loss(model.guide, images, anomalous, normal_masks, anomalous_masks)
         self.attention_optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
@@ -124,16 +128,10 @@ class AttnOCGANAlgorithm:
         grids = self.first.image_grids(images, latent, test_normal, test_novel)
         if not self.config.attention:
             return grids
-        model = self.model
-        model.eval()
+        self.model.eval()
         for group, batch in (("test_normal", test_normal), ("test_novel", test_novel)):
-            if batch is None or len(batch) == 0:
-                continue
-            batch = batch[:N_GRID_IMAGES]
-            masks = model.attention_maps(batch)
-            masked = apply_mask(batch, masks)
-            rows = [batch, (masks * 2 - 1).expand_as(batch), masked, model.reconstruct(batch), model.masked_gan.reconstruct(masked)]
-            grids[f"masks/{group}"] = torch.cat(rows)
+            if batch is not None and len(batch):
+                grids[f"masks/{group}"] = torch.cat([rows for _, rows in self.model.attention_panel(batch[:N_GRID_IMAGES])])
         return grids
 
     @torch.no_grad()

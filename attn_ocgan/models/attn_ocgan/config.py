@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ocgan.config import DATASET_PRESETS as OCGAN_PRESETS
-from ..ocgan.config import OCGANConfig
+from ..ocgan.config import OCGANConfig, check_range
 
 
 @dataclass
@@ -26,6 +26,17 @@ class AttnOCGANConfig(OCGANConfig):
     pretrain_attention_epochs: int = 0  # epochs where only the attention generator and guide learn
     mask_warmup_epochs: int = 2  # then epochs where the first GAN, attention and guide learn; masked GAN waits
     reset_masked_gan_at: int = 0  # re-initialise the masked GAN at the start of this (1-based) epoch; 0: never
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range(self, "temperature", 1e-6, None)
+        for name in ("mask_area_target", "corruption_fraction", "masked_score_weight"):
+            check_range(self, name, 0.0, 1.0)
+        for name in ("cbam_reduction", "guide_width", "shuffle_patch"):
+            check_range(self, name, 1, None)
+        for name in ("guide_weight", "mask_area_weight", "mask_binary_weight", "pretrain_attention_epochs",
+                     "mask_warmup_epochs", "reset_masked_gan_at"):
+            check_range(self, name, 0, None)
 
 
 DATASET_PRESETS: dict[str, dict] = {

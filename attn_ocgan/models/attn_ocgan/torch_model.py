@@ -49,18 +49,30 @@ class AttnOCGAN(OCGAN):
         self.register_buffer("masked_gan_steps", torch.zeros((), dtype=torch.long))
 
     # -- attention -------------------------------------------------------------------
-    def attention_maps(self, images: torch.Tensor) -> torch.Tensor:
-        """Masks (B, 1, H, W) in (0, 1) for images (B, C, H, W).
+    def encoder_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The first encoder's stage activations, the attention generator's input.
 
-        The first encoder's features are read in eval mode and without gradient: the attention
-        branch never changes the first GAN's weights or BatchNorm statistics, and masks at
-        training and test time see the same features.
+        Read in eval mode and without gradient: the attention branch never changes the first
+        GAN's weights or BatchNorm statistics, and masks at training and test time see the
+        same features.
         """
+        with torch.no_grad(), evaluating(self.encoder):
+            return self.encoder.features.forward_features(images)
+
+    def attention_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Masks (B, 1, H, W) in (0, 1) for images (B, C, H, W)."""
         if not self.config.attention:
             raise RuntimeError("this model was built with attention=False; it has no attention maps")
-        with torch.no_grad(), evaluating(self.encoder):
-            features = self.encoder.features.forward_features(images)
-        return self.attention(features)
+        return self.attention(self.encoder_features(images))
+
+    @torch.no_grad()
+    def attention_panel(self, images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """Labelled rows (each (B, C, H, W) in [-1, 1]) for figures: input, mask, masked input,
+        first-GAN reconstruction, masked-GAN reconstruction. Call in eval mode."""
+        masks = self.attention_maps(images)
+        masked = apply_mask(images, masks)
+        return [("input", images), ("mask", (masks * 2 - 1).expand_as(images)), ("x * M", masked),
+                ("recon. GAN 1", self.reconstruct(images)), ("recon. masked GAN", self.masked_gan.reconstruct(masked))]
 
     # -- scoring ---------------------------------------------------------------------
     def score_components(self, images: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...errors import UserError
+
 
 @dataclass
 class OCGANConfig:
@@ -25,6 +27,22 @@ class OCGANConfig:
     # Decay of an exponential moving average of the encoder/decoder weights used for scoring
     # (0: off, score with the live weights as the paper). See README.md for the measurement.
     ema_decay: float = 0.0
+
+    def __post_init__(self):
+        check_range(self, "latent_size", 1, 4)
+        check_range(self, "ema_decay", 0.0, 0.9999999)
+        for name in ("latent_channels", "generator_width", "visual_disc_width", "classifier_width", "latent_disc_hidden"):
+            check_range(self, name, 1, None)
+        for name in ("noise_std", "mining_steps", "mining_start_epoch", "ae_warmup_epochs"):
+            check_range(self, name, 0, None)
+
+
+def check_range(config, name: str, low, high) -> None:
+    """One-line UserError when ``config.name`` is outside [low, high] (``None``: unbounded)."""
+    value = getattr(config, name)
+    if (low is not None and value < low) or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise UserError(f"model option {name}={value} must be {bound}; change --model-arg {name} (or its flag)")
 
 
 # Per-dataset overrides of the defaults (measured; see README.md).
