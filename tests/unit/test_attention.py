@@ -99,14 +99,20 @@ def test_guide_loss_reaches_every_attention_parameter(area_weight):
     assert all(p.grad is None for p in model.encoder.parameters())  # the first GAN is left alone
 
 
-def test_a_full_step_trains_every_network_and_stays_finite():
-    config = small_config(mask_warmup_epochs=0, mining_start_epoch=0)
+def one_step(epoch: int, **overrides):
+    """(model, logs, names of the top-level networks whose weights or statistics the step changed)."""
+    config = small_config(**overrides)
     model = AttnOCGAN(config)
     algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    logs = algorithm.train_step(images(16), epoch=0)
-    assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+    logs = algorithm.train_step(images(16), epoch=epoch)
     changed = {k.split(".")[0] for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])}
+    return model, logs, changed
+
+
+def test_a_full_step_trains_every_network_and_stays_finite():
+    _, logs, changed = one_step(0, mask_warmup_epochs=0, mining_start_epoch=0)
+    assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
     assert {"encoder", "decoder", "classifier", "latent_discriminator", "visual_discriminator",
             "attention", "guide", "masked_gan"} <= changed
 
@@ -179,12 +185,7 @@ def test_binary_term_pushes_grey_masks_towards_0_or_1():
 
 
 def test_pretraining_epochs_train_only_the_attention_branch():
-    config = small_config(pretrain_attention_epochs=1, mask_warmup_epochs=1)
-    model = AttnOCGAN(config)
-    algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    logs = algorithm.train_step(images(16), epoch=0)
-    changed = {k.split(".")[0] for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])}
+    model, logs, changed = one_step(0, pretrain_attention_epochs=1, mask_warmup_epochs=1)
     assert changed == {"attention", "guide"}
     assert not any(name.startswith(("generator", "masked_gan")) for name in logs)
     assert int(model.masked_gan_steps) == 0
