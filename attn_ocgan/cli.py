@@ -23,7 +23,8 @@ def _parse_model_args(pairs) -> dict:
 
 
 def build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size,
-                 threads=None, model_args=(), eval_every=None, attention_flags=None, outlier_exposure=None) -> RunConfig:
+                 threads=None, model_args=(), eval_every=None, attention_flags=None, outlier_exposure=None,
+                 variant=None) -> RunConfig:
     """Defaults < config file < flags (flags left unset do not override)."""
     config = RunConfig()
     if config_file:
@@ -31,7 +32,8 @@ def build_config(config_file, model, dataset, normal_class, epochs, batch_size, 
     flags = {
         "model": model,
         "data": {k: v for k, v in dict(name=dataset, normal_class=normal_class, root=data_root, size=size,
-                                       download=download or None, outlier_exposure=outlier_exposure).items() if v is not None},
+                                       download=download or None, outlier_exposure=outlier_exposure,
+                                       variant=variant).items() if v is not None},
         "train": {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
                                         eval_every=eval_every).items() if v is not None},
         "model_args": {**{k: v for k, v in (attention_flags or {}).items() if v is not None}, **_parse_model_args(model_args)},
@@ -45,7 +47,10 @@ def common_options(function):
     options = [
         click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file with sections model/data/train/model_args."),
         click.option("--model", default=None, help="Registered model name: attn-ocgan (default) or ocgan."),
-        click.option("--dataset", default=None, help="mnist5k (embedded, default), mnist, fashion-mnist, cifar10, folder."),
+        click.option("--dataset", default=None,
+                     help="mnist5k (embedded, default), mnist, fashion-mnist, cifar10, folder, coco32."),
+        click.option("--variant", type=click.Choice(["unmasked", "masked"]), default=None,
+                     help="coco32 only: unmasked crops (default) or masked crops (background 0)."),
         click.option("--epochs", type=int, default=None),
         click.option("--batch-size", type=int, default=None),
         click.option("--lr", type=float, default=None),
@@ -86,7 +91,7 @@ def cli():
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size, threads,
-          eval_every, model_args, out, resume, overwrite, outlier_exposure, **attention_flags):
+          eval_every, model_args, out, resume, overwrite, outlier_exposure, variant, **attention_flags):
     """Train a model on the images of one normal class; checkpoints and TensorBoard logs go to --out."""
     from .data import load_one_class
     from .engine.checkpoint import model_from_checkpoint, read_checkpoint
@@ -94,7 +99,7 @@ def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, see
     from .engine.trainer import train as run_training
 
     config = build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download,
-                          size, threads, model_args, eval_every, attention_flags, outlier_exposure)
+                          size, threads, model_args, eval_every, attention_flags, outlier_exposure, variant)
     out = Path(out or f"runs/{config.model}-{config.data.name}-class{config.data.normal_class}-seed{config.train.seed}")
     data = load_one_class(config.data)
     result = run_training(config, out, resume=resume, overwrite=overwrite, data=data)
@@ -135,16 +140,95 @@ def evaluate(checkpoint, data_root, out):
 @click.option("--runs", "runs_dir", default="runs/protocol", show_default=True, help="Folder for per-cell run folders.")
 @click.option("--tag", default=None, help="Dataset name used in results file names (default: --dataset).")
 def protocol(config_file, model, dataset, epochs, batch_size, lr, data_root, download, size, threads, eval_every,
-             model_args, classes, seeds, results_dir, runs_dir, tag, outlier_exposure, **attention_flags):
+             model_args, classes, seeds, results_dir, runs_dir, tag, outlier_exposure, variant, **attention_flags):
     """Protocol 2 over classes x seeds: resumable; appends to results/<tag>_<model>.csv and writes the .md table."""
     from .engine.protocol import parse_int_list, run_protocol
 
     config = build_config(config_file, model, dataset, None, epochs, batch_size, lr, None, data_root, download, size,
-                          threads, model_args, eval_every, attention_flags, outlier_exposure)
+                          threads, model_args, eval_every, attention_flags, outlier_exposure, variant)
     command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     csv_path = run_protocol(config, parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"),
                             Path(results_dir), Path(runs_dir), command, tag=tag, echo=click.echo)
     click.echo(f"results: {csv_path} and {csv_path.with_suffix('.md')}")
+
+
+@cli.command()
+@click.option("--data-root", default="datasets/coco32", show_default=True,
+              help="A COCO32 folder built by tools/build_coco_subset.py.")
+@click.option("--variants", default="masked,unmasked", show_default=True, help="Which crops to train on, in order.")
+@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=0.01, show_default=True, help="SGD learning rate (momentum 0.9, constant).")
+@click.option("--batch-norm", is_flag=True, help="Use timm's vgg11_bn instead of vgg11.")
+@click.option("--no-augment", is_flag=True, help="Train without random crops and flips.")
+@click.option("--seeds", default="0", show_default=True, help="Seeds, e.g. 0 or 0,1,2 (same seeds for every variant).")
+@click.option("--results", "results_prefix", default="results/coco32_masked_vs_unmasked", show_default=True,
+              help="Output prefix: writes PREFIX.csv (per epoch), PREFIX.png and PREFIX.md.")
+@click.option("--logdir", default="runs/classify", show_default=True, help="TensorBoard folder (one run per variant/seed).")
+def classify(data_root, variants, epochs, batch_size, lr, batch_norm, no_augment, seeds, results_prefix, logdir):
+    """Masked vs unmasked COCO32: VGG11 from scratch on each variant, same seed and schedule."""
+    from .engine.classification import ClassifierSchedule, run_masked_vs_unmasked
+    from .engine.protocol import parse_int_list
+
+    schedule = ClassifierSchedule(epochs=epochs, batch_size=batch_size, lr=lr, augment=not no_augment,
+                                  batch_norm=batch_norm)
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+    unknown = [v for v in chosen if v not in ("masked", "unmasked")]
+    if unknown or not chosen:
+        raise UserError(f"--variants {variants!r} must list masked and/or unmasked")
+    command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    summary = run_masked_vs_unmasked(Path(data_root), Path(results_prefix), Path(logdir), schedule,
+                                     parse_int_list(seeds, "seeds"), command, chosen, echo=click.echo)
+    for variant, row in summary.items():
+        click.echo(f"{variant}: final test accuracy {row['final_accuracy_mean']:.4f}, 80 % at epoch(s) {row['epochs_to_80']}")
+    click.echo(f"results: {results_prefix}.csv, .png, .md; TensorBoard: {logdir}")
+
+
+@cli.command()
+@click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="A checkpoint to explain; repeat to compare (e.g. vanilla and attention).")
+@click.option("--dataset", default=None, help="Dataset of the test images (default: the first checkpoint's).")
+@click.option("--data-root", default=None, help="Data root (default: the first checkpoint's).")
+@click.option("--normal-class", type=int, default=None, help="Normal class (default: the first checkpoint's).")
+@click.option("--variant", type=click.Choice(["unmasked", "masked"]), default=None, help="coco32 only.")
+@click.option("--n", "n_images", type=int, default=16, show_default=True, help="Normal and novel test images each.")
+@click.option("--head", type=click.Choice(["visual_discriminator", "classifier", "guide"]), default="visual_discriminator",
+              show_default=True, help="Single-logit network whose logit Grad-CAM explains.")
+@click.option("--evidence", type=click.Choice(["normal", "novel"]), default="normal", show_default=True,
+              help="Explain the logit (evidence for 'normal') or its negation.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which test images are drawn.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG figure to write.")
+@click.option("--logdir", default=None, help="Also write the grids to TensorBoard here.")
+def gradcam(checkpoints, dataset, data_root, normal_class, variant, n_images, head, evidence, seed, out, logdir):
+    """Grad-CAM of each checkpoint (and attention masks) on normal and novel test images."""
+    from .engine.explain import run_gradcam_comparison
+
+    path = run_gradcam_comparison(checkpoints, Path(out), n_images, head, evidence, dataset, data_root, normal_class,
+                                  variant, Path(logdir) if logdir else None, seed)
+    click.echo(f"wrote {path}" + (f"; TensorBoard: {logdir}" if logdir else ""))
+
+
+@cli.command()
+@click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="A checkpoint whose maps are measured; repeat to compare.")
+@click.option("--data-root", default="datasets/coco32", show_default=True, help="A COCO32 folder (with masks/).")
+@click.option("--variant", type=click.Choice(["unmasked", "masked"]), default="unmasked", show_default=True,
+              help="Which crops the models look at.")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True)
+@click.option("--head", type=click.Choice(["visual_discriminator", "classifier", "guide"]), default="visual_discriminator",
+              show_default=True, help="Single-logit network for Grad-CAM.")
+@click.option("--out", default="results/coco32_localisation.csv", show_default=True, type=click.Path(dir_okay=False),
+              help="CSV to write (a Markdown table goes beside it).")
+def localize(checkpoints, data_root, variant, split, head, out):
+    """Pointing game and IoU of attention and Grad-CAM maps against COCO32 object masks."""
+    from .engine.localisation import run_localisation
+
+    command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    rows = run_localisation(checkpoints, Path(data_root), Path(out), variant, split, head, command)
+    for row in rows:
+        click.echo(f"{row['model']:<36} {row['map']:<32} pointing {row['pointing']:.3f}  "
+                   f"IoU@0.5 {row['iou_at_0.5']:.3f}  IoU@mean {row['iou_at_mean']:.3f}")
+    click.echo(f"wrote {out} and {Path(out).with_suffix('.md')}")
 
 
 def main(argv=None) -> int:

@@ -33,6 +33,8 @@ class DataConfig:
     # attn-ocgan only: auxiliary negatives from another dataset, 'NAME' or 'NAME:ROOT'
     # ('' = strict one-class: the model makes its own pseudo-anomalies).
     outlier_exposure: str = ""
+    # coco32 only: which crops, 'unmasked' or 'masked' (background set to 0).
+    variant: str = "unmasked"
 
 
 @dataclass

@@ -136,21 +136,87 @@ def load_mnist5k(root: Path, size: int, download: bool) -> LabeledSplits:
     )
 
 
-DATASETS: dict[str, Callable[[Path, int, bool], LabeledSplits]] = {
+def load_coco32(root: Path, size: int, download: bool, variant: str = "unmasked") -> LabeledSplits:
+    """COCO32 built by ``tools/build_coco_subset.py``: ``root`` is its output folder.
+
+    Images are read in manifest order; class indices follow the builder's ``--classes`` order
+    (airplane 0, car 1, bird 2, ... by default). ``variant`` picks the unmasked or masked crops.
+    """
+    from .coco32_build import VARIANTS
+
+    if variant not in VARIANTS:
+        raise UserError(f"unknown COCO32 variant {variant!r}; use --variant {' or '.join(VARIANTS)}")
+    rows, class_names = _coco32_index(root)
+    parts = {}
+    for split in ("train", "test"):
+        chosen = [row for row in rows if row["split"] == split]
+        images = _read_pngs([_coco32_file(root, variant, row) for row in chosen], channels=3)
+        labels = torch.tensor([class_names.index(row["class"]) for row in chosen], dtype=torch.long)
+        parts[split] = (_to_size(images, size), labels)
+    return LabeledSplits(*parts["train"], *parts["test"], class_names=class_names)
+
+
+def load_coco32_masks(root: str | Path, split: str = "test") -> torch.Tensor:
+    """bool (N, 1, H, W) object masks of COCO32's ``split``, in the order :func:`load_coco32` returns."""
+    rows, _ = _coco32_index(Path(root))
+    chosen = [row for row in rows if row["split"] == split]
+    return _read_pngs([_coco32_file(Path(root), "masks", row) for row in chosen], channels=1) > 127
+
+
+def _coco32_index(root: Path) -> tuple[list[dict], tuple[str, ...]]:
+    import json
+
+    from .coco32_build import read_manifest
+
+    rows = read_manifest(root)
+    summary_path = root / "summary.json"
+    if not summary_path.is_file():
+        raise UserError(f"{summary_path} not found; rebuild COCO32 with: python tools/build_coco_subset.py --out {root}")
+    class_names = tuple(json.loads(summary_path.read_text())["options"]["classes"])
+    return rows, class_names
+
+
+def _coco32_file(root: Path, folder: str, row: dict) -> Path:
+    from .coco32_build import class_folder
+
+    return root / folder / row["split"] / class_folder(row["class"]) / f"{row['annotation_id']}.png"
+
+
+def _read_pngs(paths: list[Path], channels: int) -> torch.Tensor:
+    """uint8 (N, channels, H, W) from image files of one size."""
+    from PIL import Image
+
+    mode = "RGB" if channels == 3 else "L"
+    arrays = []
+    for path in paths:
+        if not path.is_file():
+            raise UserError(f"{path} is listed in the manifest but missing; rebuild COCO32")
+        with Image.open(path) as image:
+            arrays.append(np.asarray(image.convert(mode), dtype=np.uint8).reshape(image.height, image.width, channels))
+    if not arrays:
+        return torch.empty((0, channels, 32, 32), dtype=torch.uint8)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+DATASETS: dict[str, Callable[..., LabeledSplits]] = {
     "mnist5k": load_mnist5k,
     "mnist": load_mnist,
     "fashion-mnist": load_fashion_mnist,
     "cifar10": load_cifar10,
     "folder": load_image_folder,
+    "coco32": load_coco32,
 }
 
 
 @functools.lru_cache(maxsize=2)
-def _load_cached(name: str, root: str, size: int, download: bool) -> LabeledSplits:
+def _load_cached(name: str, root: str, size: int, download: bool, variant: str) -> LabeledSplits:
+    if name == "coco32":
+        return load_coco32(Path(root), size, download, variant)
     return DATASETS[name](Path(root), size, download)
 
 
-def load_splits(name: str, root: str | None, size: int = 32, download: bool = False) -> LabeledSplits:
+def load_splits(name: str, root: str | None, size: int = 32, download: bool = False,
+                variant: str = "unmasked") -> LabeledSplits:
     """Load a named dataset once per process (the protocol runner reuses it across cells)."""
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
@@ -161,4 +227,4 @@ def load_splits(name: str, root: str | None, size: int = 32, download: bool = Fa
         raise UserError(
             f"data root {data_root} does not exist; pass --data-root (or set ATTN_OCGAN_DATA) to the folder holding the data"
         )
-    return _load_cached(name, str(data_root), size, download)
+    return _load_cached(name, str(data_root), size, download, variant if name == "coco32" else "")

@@ -74,11 +74,12 @@ def negatives_setting(config: RunConfig) -> str:
 def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
                  command: str, tag: str | None = None, progress: bool = True, echo=print) -> Path:
     """Train and evaluate each missing (class, seed) cell; returns the CSV path."""
-    if tag is None:  # results of another negatives setting go to their own table
-        tag = base.data.name + (f"-oe-{base.data.outlier_exposure.split(':')[0]}" if base.data.outlier_exposure else "")
+    if tag is None:  # results of another variant or negatives setting go to their own table
+        tag = base.data.name + (f"-{base.data.variant}" if base.data.name == "coco32" else "")
+        tag += f"-oe-{base.data.outlier_exposure.split(':')[0]}" if base.data.outlier_exposure else ""
     results_dir = Path(results_dir)
     csv_path = results_dir / f"{tag}_{base.model}.csv"
-    splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download)
+    splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant)
     for normal_class in classes:
         if not 0 <= normal_class < len(splits.class_names):
             raise UserError(f"class {normal_class} is out of range; {tag} has classes 0-{len(splits.class_names) - 1}")

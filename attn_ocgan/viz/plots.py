@@ -72,3 +72,34 @@ def save_image_rows(path: Path, columns: dict[str, list[tuple[str, "torch.Tensor
     if title:
         figure.suptitle(title)
     _save(figure, path)
+
+
+def save_image_table(path: Path, panels: dict[str, tuple[list[str], "torch.Tensor"]], title: str = "") -> "torch.Tensor":
+    """Panels side by side, each a table of tiles: one row per image, one column per named view.
+
+    ``panels``: ``{panel title: (column names, tiles (rows, columns, 3, H, W) in [0, 1])}``.
+    Returns the first panel's grid (3, H', W') in [0, 1] (e.g. for TensorBoard).
+    """
+    from torchvision.utils import make_grid
+
+    grids = {}
+    for name, (columns, tiles) in panels.items():
+        rows, n_columns = tiles.shape[:2]
+        grids[name] = (columns, make_grid(tiles.reshape(rows * n_columns, *tiles.shape[2:]), nrow=n_columns,
+                                          pad_value=1.0))
+    tallest = max(grid.shape[1] for _, grid in grids.values())
+    tile_inches = 0.95  # per 32-pixel tile: room for two-line column labels
+    figure, axes = plt.subplots(1, len(grids), figsize=(tile_inches * sum(len(c) + 0.4 for c, _ in grids.values()),
+                                                        1.4 + tile_inches * tallest / 34), squeeze=False)
+    for axis, (name, (columns, grid)) in zip(axes[0], grids.items()):
+        axis.imshow(grid.permute(1, 2, 0).clamp(0, 1).numpy())
+        width = grid.shape[2] / len(columns)
+        axis.set_xticks([width * (index + 0.5) for index in range(len(columns))], columns, fontsize=7)
+        axis.xaxis.tick_top()
+        axis.set_yticks([])
+        axis.set_title(name, pad=30)
+    if title:
+        figure.suptitle(title, y=1.0, fontsize=10)
+    figure.tight_layout()
+    _save(figure, path)
+    return next(iter(grids.values()))[1]

@@ -44,3 +44,7 @@ def test_dataset_presets_sit_between_defaults_and_user_args():
     assert cifar.generator_width != mnist.generator_width  # the preset applied
     assert resolve_model_config("ocgan", "cifar10", {"generator_width": 8}, 3, 32).generator_width == 8
     assert cifar.in_channels == 3 and mnist.in_channels == 1
+    # the scoring EMA is measured for OCGAN on full MNIST only; a flag still turns it off
+    assert mnist.ema_decay == 0.995 and resolve_model_config("ocgan", "mnist5k", {}, 1, 32).ema_decay == 0
+    assert resolve_model_config("ocgan", "mnist", {"ema_decay": 0}, 1, 32).ema_decay == 0
+    assert resolve_model_config("attn-ocgan", "mnist", {}, 1, 32).ema_decay == 0

@@ -1,0 +1,107 @@
+"""Compare checkpoints visually: Grad-CAM of each and the attention masks, normal vs novel images."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from ..data import load_one_class
+from ..errors import UserError
+from ..viz.gradcam import gradcam_maps, overlay
+from ..viz.plots import save_image_table
+from .checkpoint import model_from_checkpoint, read_checkpoint
+
+
+@dataclasses.dataclass
+class LoadedCheckpoint:
+    label: str  # two lines for figure columns: model, run folder
+    config: object  # RunConfig
+    model: torch.nn.Module
+    path: str
+
+    @property
+    def has_attention(self) -> bool:
+        return bool(getattr(getattr(self.model, "config", None), "attention", False)) and hasattr(self.model, "attention_maps")
+
+
+def load_checkpoints(paths) -> list[LoadedCheckpoint]:
+    """Each checkpoint rebuilt from the file alone, labelled 'model (run folder)'."""
+    loaded = []
+    for path in paths:
+        config, model = model_from_checkpoint(read_checkpoint(path))
+        run_name = Path(path).resolve().parent.parent.name
+        loaded.append(LoadedCheckpoint(f"{config.model}\n{run_name}", config, model.eval(), str(path)))
+    if not loaded:
+        raise UserError("pass at least one --checkpoint")
+    return loaded
+
+
+def data_for(checkpoints: list[LoadedCheckpoint], dataset=None, data_root=None, normal_class=None, variant=None):
+    """The first checkpoint's data settings with the given overrides; checks every model fits it."""
+    overrides = {k: v for k, v in dict(name=dataset, root=data_root, normal_class=normal_class,
+                                        variant=variant).items() if v is not None}
+    data_config = dataclasses.replace(checkpoints[0].config.data, **overrides)
+    data = load_one_class(data_config)
+    for checkpoint in checkpoints:
+        model_config = checkpoint.model.config
+        if (model_config.in_channels, model_config.image_size) != (data.in_channels, data.image_size):
+            raise UserError(f"{checkpoint.path} expects {model_config.in_channels}x{model_config.image_size}px images but "
+                            f"{data_config.name} has {data.in_channels}x{data.image_size}px; pass a matching --dataset")
+    return data_config, data
+
+
+def pick_test_images(data, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``n`` normal and ``n`` novel test images, a seeded random choice."""
+    generator = torch.Generator().manual_seed(seed)
+    picked = {}
+    for name, flag in (("normal", 0), ("novel", 1)):
+        index = torch.nonzero(data.test_is_novel == flag).flatten()
+        if len(index) == 0:
+            raise UserError(f"the test split has no {name} images for normal class {data.normal_class}")
+        picked[name] = data.test[index[torch.randperm(len(index), generator=generator)[:n]]]
+    return picked
+
+
+def explanation_columns(checkpoints: list[LoadedCheckpoint], images: torch.Tensor, head: str, evidence: str):
+    """Column names and tiles (B, columns, 3, H, W) in [0, 1]: input, Grad-CAM per checkpoint, masks."""
+    rgb = ((images + 1) / 2).clamp(0, 1).expand(-1, 3, -1, -1)
+    columns, tiles = ["input"], [rgb]
+    for checkpoint in checkpoints:
+        maps = gradcam_maps(checkpoint.model, images, head, evidence, where=checkpoint.path)
+        columns.append(f"CAM {checkpoint.label}")
+        tiles.append(overlay(images, maps))
+    for checkpoint in checkpoints:
+        if checkpoint.has_attention:
+            with torch.no_grad():
+                masks = checkpoint.model.attention_maps(images)
+            columns.append(f"mask {checkpoint.label}")
+            tiles.append(masks.expand(-1, 3, -1, -1))
+    return columns, torch.stack(tiles, dim=1)
+
+
+def run_gradcam_comparison(checkpoint_paths, out: Path, n: int = 16, head: str = "visual_discriminator",
+                           evidence: str = "normal", dataset=None, data_root=None, normal_class=None, variant=None,
+                           logdir: Path | None = None, seed: int = 0) -> Path:
+    """Write the comparison figure (and a TensorBoard image per group when ``logdir`` is given)."""
+    if n < 1:
+        raise UserError("--n must be >= 1")
+    checkpoints = load_checkpoints(checkpoint_paths)
+    data_config, data = data_for(checkpoints, dataset, data_root, normal_class, variant)
+    panels = {}
+    for group, images in pick_test_images(data, n, seed).items():
+        columns, tiles = explanation_columns(checkpoints, images, head, evidence)
+        panels[f"{group} test images"] = (columns, tiles)
+    class_name = data.class_names[data.normal_class]
+    title = f"{data_config.name}, normal class {data.normal_class} ({class_name}); Grad-CAM on {head} ({evidence} evidence)"
+    save_image_table(Path(out), panels, title=title)
+    if logdir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+        from torchvision.utils import make_grid
+
+        with SummaryWriter(str(logdir)) as writer:
+            for name, (columns, tiles) in panels.items():
+                grid = make_grid(tiles.reshape(-1, *tiles.shape[2:]), nrow=len(columns), pad_value=1.0)
+                writer.add_image(f"gradcam/{name.split()[0]}", grid, 0)
+            writer.add_text("gradcam/columns", " | ".join(columns), 0)
+    return Path(out)

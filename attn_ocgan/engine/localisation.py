@@ -1,0 +1,115 @@
+"""How well do attention maps and Grad-CAM maps fall on the object? Measured on COCO32 crops,
+whose true instance masks come with the dataset (``masks/`` folder of the builder).
+
+Metrics per image (maps and masks (B, 1, H, W); maps in [0, 1]):
+- pointing game: the map's maximum lies inside the object (a constant map points nowhere: miss);
+- IoU of the map thresholded at 0.5, and at the map's own mean, with the object mask.
+A centred Gaussian map is reported beside the models: COCO32 crops are object boxes, so the
+centre alone already points at the object most of the time.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from ..data.datasets import load_coco32, load_coco32_masks
+from ..data.one_class import to_unit_range
+from ..errors import UserError
+from ..viz.gradcam import gradcam_maps
+from .explain import load_checkpoints
+from .io import atomic_path, atomic_write_text
+
+
+def pointing_hits(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """bool (B,): the (first) maximum of each map lies inside its mask; constant maps miss."""
+    flat_maps, flat_masks = maps.flatten(1), masks.flatten(1).bool()
+    peak = flat_maps.argmax(dim=1)
+    constant = flat_maps.amax(dim=1) == flat_maps.amin(dim=1)
+    return flat_masks.gather(1, peak[:, None]).squeeze(1) & ~constant
+
+
+def thresholded_iou(maps: torch.Tensor, masks: torch.Tensor, threshold: float | str = 0.5) -> torch.Tensor:
+    """float (B,): IoU of ``maps >= threshold`` (a number, or 'mean': each map's own mean) with the masks."""
+    flat_maps, flat_masks = maps.flatten(1), masks.flatten(1).bool()
+    level = flat_maps.mean(dim=1, keepdim=True) if threshold == "mean" else torch.full_like(flat_maps[:, :1], float(threshold))
+    predicted = flat_maps >= level
+    intersection = (predicted & flat_masks).sum(dim=1).float()
+    union = (predicted | flat_masks).sum(dim=1).float()
+    return torch.where(union > 0, intersection / union.clamp(min=1), torch.zeros_like(union))
+
+
+def centre_prior(batch: int, size: int, sigma: float = 0.25) -> torch.Tensor:
+    """A centred Gaussian map (B, 1, size, size) with std ``sigma`` x side, peak 1."""
+    axis = (torch.arange(size, dtype=torch.float32) + 0.5) / size - 0.5
+    gauss = torch.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * sigma ** 2))
+    return gauss.expand(batch, 1, size, size).clone()
+
+
+def localisation_metrics(maps: torch.Tensor, masks: torch.Tensor) -> dict:
+    return {"pointing": float(pointing_hits(maps, masks).float().mean()),
+            "iou_at_0.5": float(thresholded_iou(maps, masks, 0.5).mean()),
+            "iou_at_mean": float(thresholded_iou(maps, masks, "mean").mean())}
+
+
+def coco32_images_and_masks(root: Path, variant: str, split: str):
+    """Images in [-1, 1], bool masks and class labels of COCO32 ``split`` ('train', 'test' or 'all')."""
+    if split not in ("train", "test", "all"):
+        raise UserError(f"--split {split!r} must be train, test or all")
+    splits = load_coco32(Path(root), 32, False, variant)
+    parts = ("train", "test") if split == "all" else (split,)
+    images = torch.cat([splits.train_images if part == "train" else splits.test_images for part in parts])
+    labels = torch.cat([splits.train_labels if part == "train" else splits.test_labels for part in parts])
+    masks = torch.cat([load_coco32_masks(root, part) for part in parts])
+    return to_unit_range(images), masks, labels, splits.class_names
+
+
+CSV_FIELDS = ("checkpoint", "model", "trained_on", "map", "split", "images", "pointing", "iou_at_0.5", "iou_at_mean")
+
+
+def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: str = "unmasked", split: str = "test",
+                     head: str = "visual_discriminator", command: str = "", batch_size: int = 256) -> list[dict]:
+    """Rows (one per checkpoint x map kind, plus the centre baseline); writes CSV and a Markdown table."""
+    from .environment import machine_description
+
+    images, masks, _, class_names = coco32_images_and_masks(Path(data_root), variant, split)
+    if len(images) == 0:
+        raise UserError(f"COCO32 at {data_root} has no {split} crops")
+    rows = [{"checkpoint": "-", "model": "centre prior (Gaussian, sigma 0.25)", "trained_on": "-", "map": "baseline",
+             "split": split, "images": len(images), **localisation_metrics(centre_prior(len(images), 32), masks)}]
+    for checkpoint in load_checkpoints(checkpoint_paths):
+        path = checkpoint.path
+        if checkpoint.model.config.in_channels != images.shape[1]:
+            raise UserError(f"{path} takes {checkpoint.model.config.in_channels}-channel images but COCO32 is RGB; "
+                            "localise checkpoints trained on RGB data (coco32, cifar10, folder)")
+        data = checkpoint.config.data
+        trained_on = f"{data.name} class {data.normal_class}"
+        kinds = {"gradcam": lambda x: gradcam_maps(checkpoint.model, x, head, "normal", where=str(path))}
+        if checkpoint.has_attention:
+            kinds["attention"] = lambda x: _no_grad(checkpoint.model.attention_maps, x)
+        for kind, compute in kinds.items():
+            maps = torch.cat([compute(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+            rows.append({"checkpoint": str(path), "model": checkpoint.config.model, "trained_on": trained_on,
+                         "map": kind if kind == "attention" else f"Grad-CAM {head}", "split": split,
+                         "images": len(images), **localisation_metrics(maps, masks)})
+    with atomic_path(out_csv) as temporary, temporary.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in rows])
+    lines = [f"# Localisation on COCO32 ({variant} crops, {split} split, {len(images)} images, classes: "
+             f"{', '.join(class_names)})", "",
+             "| model | trained on | map | pointing game | IoU (map >= 0.5) | IoU (map >= its mean) |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['trained_on']} | {row['map']} | {row['pointing']:.3f} | "
+                     f"{row['iou_at_0.5']:.3f} | {row['iou_at_mean']:.3f} |")
+    lines += ["", "Pointing game: the map's maximum lies inside the true instance mask (constant maps miss). "
+              "IoU: the map thresholded, against the instance mask at 32x32.", "",
+              "Produced by:", "", f"    {command}", "", f"Machine: {machine_description()}", ""]
+    atomic_write_text(Path(out_csv).with_suffix(".md"), "\n".join(lines))
+    return rows
+
+
+def _no_grad(function, images):
+    with torch.no_grad():
+        return function(images)
