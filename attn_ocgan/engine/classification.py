@@ -170,12 +170,27 @@ def summarise(histories: dict, sizes: dict) -> dict:
     return summary
 
 
+def save_history_plot(histories: dict, sizes: dict, path: Path) -> None:
+    """Test accuracy (left) and training loss (right) per epoch for every (variant, seed)."""
+    from ..viz.plots import _save, plt
+
+    figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for (variant, seed), history in histories.items():
+        style = dict(color="tab:blue" if variant == "masked" else "tab:orange", label=f"{variant} (seed {seed})",
+                     alpha=0.9 if seed == min(s for v, s in histories if v == variant) else 0.5)
+        epochs = [r["epoch"] for r in history]
+        accuracy_axis.plot(epochs, [r["test_accuracy"] for r in history], **style)
+        loss_axis.plot(epochs, [r["train_loss"] for r in history], **style)
+    accuracy_axis.axhline(TARGET_ACCURACY, color="grey", linestyle=":", label="80 %")
+    accuracy_axis.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1.02))
+    loss_axis.set(xlabel="epoch", ylabel="training loss (cross-entropy)")
+    accuracy_axis.legend(loc="lower right", fontsize=8)
+    n_train, n_test, n_classes = next(iter(sizes.values()))
+    figure.suptitle(f"VGG11 from scratch on COCO32 ({n_train} train / {n_test} test crops, {n_classes} classes)")
+    _save(figure, Path(path))
+
+
 def _write_outputs(prefix: Path, histories, summary, schedule, sizes, command: str, machine: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     prefix.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(prefix.with_suffix(".csv")) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, lineterminator="\n")
@@ -185,21 +200,7 @@ def _write_outputs(prefix: Path, histories, summary, schedule, sizes, command: s
                 writer.writerow({"variant": variant, "seed": seed,
                                  **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}})
 
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for (variant, seed), history in histories.items():
-        axis.plot([r["epoch"] for r in history], [r["test_accuracy"] for r in history],
-                  label=f"{variant} (seed {seed})", color="tab:blue" if variant == "masked" else "tab:orange",
-                  alpha=0.9 if seed == min(s for v, s in histories if v == variant) else 0.5)
-    axis.axhline(TARGET_ACCURACY, color="grey", linestyle=":", label="80 %")
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("test accuracy")
-    n_train, n_test, n_classes = next(iter(sizes.values()))
-    axis.set_title(f"VGG11 from scratch on COCO32 ({n_train} train / {n_test} test crops, {n_classes} classes)")
-    axis.legend(loc="lower right", fontsize=8)
-    axis.set_ylim(0, 1.02)
-    with atomic_path(prefix.with_suffix(".png")) as temporary:
-        figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
+    save_history_plot(histories, sizes, prefix.with_suffix(".png"))
 
     lines = ["# COCO32: VGG11 on masked vs unmasked crops", "",
              "| variant | train / test crops | final test accuracy | first epoch >= 80 % | "
