@@ -46,7 +46,7 @@ def build_config(config_file, model, dataset, normal_class, epochs, batch_size, 
 def common_options(function):
     options = [
         click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file with sections model/data/train/model_args."),
-        click.option("--model", default=None, help="Registered model name: attn-ocgan (default) or ocgan."),
+        click.option("--model", default=None, help="Registered model: attn-ocgan (default), ocgan, ganomaly, anogan."),
         click.option("--dataset", default=None,
                      help="mnist5k (embedded, default), mnist, fashion-mnist, cifar10, folder, coco32."),
         click.option("--variant", type=click.Choice(["unmasked", "masked"]), default=None,
@@ -128,7 +128,7 @@ def evaluate(checkpoint, data_root, out):
     out = Path(out) if out else Path(checkpoint).resolve().parent.parent
     metrics = evaluate_model(model, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}")
     click.echo(f"AUC {metrics['auc']:.4f} ({config.data.name}, normal class {config.data.normal_class}, {metrics['n_test']} test images)")
-    written = [out / name for name in ("metrics.json", "roc.png", "score_histogram.png", "masks.png") if (out / name).is_file()]
+    written = [out / name for name in ("metrics.json", "roc.png", "score_histogram.png", "masks.png", "residuals.png") if (out / name).is_file()]
     click.echo("wrote " + ", ".join(str(path) for path in written))
 
 
@@ -231,20 +231,28 @@ def localize(checkpoints, data_root, variant, split, head, out):
     click.echo(f"wrote {out} and {Path(out).with_suffix('.md')}")
 
 
-def main(argv=None) -> int:
-    """Entry point: user errors print one line to stderr and exit 2, with no traceback."""
+def run_command(command: click.Command, argv=None, help_hint: str = "attn-ocgan --help") -> int:
+    """Run a click command: user errors print their details (if any) and one line to stderr and
+    return 2, with no traceback; Ctrl-C returns 130."""
     try:
-        cli.main(args=argv, standalone_mode=False)
+        command.main(args=argv, standalone_mode=False)
     except UserError as error:
+        if error.details:
+            click.echo(error.details, err=True)
         click.echo(f"error: {error}", err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
     except click.ClickException as error:
-        click.echo(f"error: {error.format_message()} (see attn-ocgan --help)", err=True)
+        click.echo(f"error: {error.format_message()} (see {help_hint})", err=True)
         return error.exit_code
     return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of ``attn-ocgan``."""
+    return run_command(cli, argv)
 
 
 if __name__ == "__main__":

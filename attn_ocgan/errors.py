@@ -2,4 +2,12 @@
 
 
 class UserError(Exception):
-    """Bad input from the user (paths, names, ranges). The message says what to do."""
+    """Bad input from the user (paths, names, ranges). The message says what to do.
+
+    ``details`` (optional, multi-line) is printed before the one-line message, e.g. a table
+    of what was found.
+    """
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details

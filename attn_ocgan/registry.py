@@ -36,6 +36,16 @@ def _ensure_builtin_models() -> None:
 
         register_model("attn-ocgan", ModelSpec(attn_ocgan.AttnOCGANConfig, attn_ocgan.AttnOCGAN,
                                                attn_ocgan.AttnOCGANAlgorithm, attn_ocgan.DATASET_PRESETS))
+    if "ganomaly" not in _REGISTRY:
+        from .models import ganomaly
+
+        register_model("ganomaly", ModelSpec(ganomaly.GANomalyConfig, ganomaly.GANomaly, ganomaly.GANomalyAlgorithm,
+                                             ganomaly.DATASET_PRESETS))
+    if "anogan" not in _REGISTRY:
+        from .models import anogan
+
+        register_model("anogan", ModelSpec(anogan.AnoGANConfig, anogan.AnoGAN, anogan.AnoGANAlgorithm,
+                                           anogan.DATASET_PRESETS))
 
 
 def known_models() -> list[str]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from attn_ocgan.data.coco32_build import DEFAULT_CLASSES, BuildOptions, InsufficientObjects, build_coco32, default_coco_root
-from attn_ocgan.errors import UserError
+from attn_ocgan.cli import run_command
+from attn_ocgan.data.coco32_build import DEFAULT_CLASSES, BuildOptions, build_coco32, default_coco_root
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -60,22 +60,7 @@ def build(coco_root, splits, out, classes, min_side, aspect_range, size, per_cla
 
 def main(argv=None) -> int:
     """Entry point: user errors print one line to stderr (after the eligibility table) and exit 2."""
-    try:
-        build.main(args=argv, standalone_mode=False)
-    except InsufficientObjects as error:
-        click.echo(error.table, err=True)
-        click.echo(f"error: {error}", err=True)
-        return 2
-    except UserError as error:
-        click.echo(f"error: {error}", err=True)
-        return 2
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
-    except click.ClickException as error:
-        click.echo(f"error: {error.format_message()} (see --help)", err=True)
-        return error.exit_code
-    return 0
+    return run_command(build, argv, help_hint="--help")
 
 
 if __name__ == "__main__":

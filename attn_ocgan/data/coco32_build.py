@@ -95,14 +95,6 @@ class Candidate:
     source_file: str  # relative to the COCO root, e.g. val2017/000000000139.jpg
 
 
-class InsufficientObjects(UserError):
-    """A class has fewer eligible objects than requested (and --allow-fewer was not given)."""
-
-    def __init__(self, message: str, table: str):
-        super().__init__(message)
-        self.table = table
-
-
 # --------------------------------------------------------------------------- annotations
 def load_annotations(coco_root: Path, split: str):
     """pycocotools COCO for ``coco_root/annotations/instances_<split>.json``; one-line errors."""
@@ -200,7 +192,7 @@ def plan_split(eligible: dict[str, list[Candidate]], options: BuildOptions) -> d
     if short and not options.allow_fewer:
         table = eligibility_table(eligible, options)
         listed = ", ".join(f"{name} {count}/{options.per_class}" for name, count in short.items())
-        raise InsufficientObjects(
+        raise UserError(
             f"too few eligible objects for {len(short)} class(es) ({listed}); "
             "pass --allow-fewer to build what exists, or use the full COCO release", table)
     plan = {}

@@ -62,7 +62,9 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             title,
         )
         if getattr(model, "config", None) is not None and getattr(model.config, "attention", False):
-            save_attention_figure(out_dir / "masks.png", model, data, title)
+            save_panel_figure(out_dir / "masks.png", model.eval().attention_panel, data, title)
+        if hasattr(model, "residual_panel"):
+            save_panel_figure(out_dir / "residuals.png", model.eval().residual_panel, data, title)
         atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
 
@@ -89,15 +91,15 @@ def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 10
 
 
 @torch.inference_mode()
-def save_attention_figure(path: Path, model, data, title: str = "", n: int = 8) -> None:
-    """masks.png: for the first ``n`` normal and novel test images, rows input / mask / masked input /
-    first-GAN reconstruction / masked-GAN reconstruction."""
+def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8) -> None:
+    """For the first ``n`` normal and novel test images, the labelled rows of ``panel(images)``:
+    masks.png (``attention_panel``: input / mask / masked input / both reconstructions) or
+    residuals.png (``residual_panel``: input / G(z*) / |x - G(z*)|)."""
     from ..viz.plots import save_image_rows
 
-    model.eval()
-    columns = {column: model.attention_panel(data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:n]])
+    columns = {column: panel(data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:n]])
                for column, is_novel in (("normal test images", 0), ("novel test images", 1))}
     save_image_rows(path, columns, title)
 
 
-__all__ = ["compute_scores", "auc", "evaluate_model", "mask_statistics", "save_attention_figure"]
+__all__ = ["compute_scores", "auc", "evaluate_model", "mask_statistics", "save_panel_figure"]

@@ -1,3 +1,3 @@
-from .blocks import ConvDownStack, ConvUpStack, init_dcgan_weights
+from .blocks import ConvDownStack, ConvUpStack, LatentDecoder, LatentEncoder, init_dcgan_weights
 
-__all__ = ["ConvDownStack", "ConvUpStack", "init_dcgan_weights"]
+__all__ = ["ConvDownStack", "ConvUpStack", "LatentDecoder", "LatentEncoder", "init_dcgan_weights"]

@@ -71,3 +71,28 @@ def init_dcgan_weights(module: nn.Module) -> None:
         elif isinstance(layer, nn.BatchNorm2d):
             nn.init.normal_(layer.weight, 1.0, 0.02)
             nn.init.zeros_(layer.bias)
+
+
+class LatentEncoder(nn.Module):
+    """DCGAN encoder: (B, C, S, S) -> unbounded latent (B, latent_dim, 1, 1) (GANomaly's En)."""
+
+    def __init__(self, in_channels: int, width: int, image_size: int, latent_dim: int):
+        super().__init__()
+        self.features = ConvDownStack(in_channels, width, image_size)
+        self.to_latent = nn.Conv2d(self.features.out_channels, latent_dim, 4, bias=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.to_latent(self.features(images))
+
+
+class LatentDecoder(nn.Module):
+    """DCGAN generator: latent (B, latent_dim, 1, 1) -> image (B, C, S, S) in (-1, 1)."""
+
+    def __init__(self, out_channels: int, width: int, image_size: int, latent_dim: int):
+        super().__init__()
+        self.body = ConvUpStack(out_channels, width, image_size)
+        self.from_latent = nn.Sequential(nn.ConvTranspose2d(latent_dim, self.body.in_channels, 4, bias=False),
+                                         nn.BatchNorm2d(self.body.in_channels), nn.ReLU(inplace=True))
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.body(self.from_latent(latent))

@@ -63,7 +63,7 @@ def test_seeded_runs_repeat_and_resume_continues(tmp_path):
     (["train", "--dataset", "mnist", "--data-root", "/nonexistent/data"], "data root /nonexistent/data does not exist"),
     (["train", "--dataset", "svhn"], "unknown dataset 'svhn'"),
     (["train", "--normal-class", "11"], "normal class 11 is out of range"),
-    (["train", "--model", "vae"], "unknown model 'vae'; known models: attn-ocgan, ocgan"),
+    (["train", "--model", "vae"], "unknown model 'vae'; known models: anogan, attn-ocgan, ganomaly, ocgan"),
     (["evaluate", "--checkpoint", "README.md"], "cannot read checkpoint README.md"),
     (["train", "--epochs", "0"], "epochs must be >= 1"),
     (["train", "--temperature", "0"], "model option temperature=0.0 must be >= 1e-06"),

@@ -1,5 +1,4 @@
 """Attention OCGAN: masks, temperature, attention off = vanilla, masked GAN input, gradients, score statistics."""
-import dataclasses
 
 import pytest
 import torch

@@ -21,7 +21,8 @@ from ...config import TrainConfig
 from ...errors import UserError
 from ...layers import init_dcgan_weights
 from ...layers.attention import apply_mask
-from ..ocgan.algorithm import OCGANAlgorithm, adam
+from ..base import adam
+from ..ocgan.algorithm import OCGANAlgorithm
 from .config import AttnOCGANConfig
 from .loss import AttentionLoss, patch_shuffle
 from .torch_model import AttnOCGAN, evaluating

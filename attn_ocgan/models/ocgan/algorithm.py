@@ -2,21 +2,16 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ...config import TrainConfig
+from ..base import Algorithm, adam, test_reconstruction_grids
 from .config import OCGANConfig
 from .loss import GeneratorLoss, critic_loss
 from .mining import mine_informative_negatives
 from .torch_model import OCGAN
 
 
-def adam(modules, train: TrainConfig) -> torch.optim.Adam:
-    parameters = [p for module in modules for p in module.parameters()]
-    return torch.optim.Adam(parameters, lr=train.lr, betas=(train.beta1, 0.999))
-
-
-class OCGANAlgorithm:
+class OCGANAlgorithm(Algorithm):
     """Owns the optimisers; ``train_step`` runs (1) classifier, (2) discriminators, (3) mining, (4) generator."""
 
     def __init__(self, model: OCGAN, config: OCGANConfig, train: TrainConfig):
@@ -69,20 +64,6 @@ class OCGANAlgorithm:
         self.model.update_ema()
         return {f"generator/{name}": value.item() for name, value in terms.items()}
 
-    def _step(self, name: str, loss: torch.Tensor) -> float:
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    # -- epoch hooks (called by the trainer) -------------------------------------------
-    def start_epoch(self, epoch: int) -> None:
-        """Nothing to schedule for vanilla OCGAN (its schedule is inside ``train_step``)."""
-
-    def end_epoch(self, train_images: torch.Tensor) -> None:
-        """The novelty score needs no statistics."""
-
     # -- images for TensorBoard ----------------------------------------------------
     @torch.no_grad()
     def image_grids(self, images: torch.Tensor, latent: torch.Tensor, test_normal: torch.Tensor | None = None,
@@ -97,18 +78,5 @@ class OCGANAlgorithm:
             with torch.enable_grad():
                 mined = mine_informative_negatives(model.decoder, model.classifier, latent, self.config.mining_steps, self.config.mining_step_size)
             grids["images/mined_latent_decodes"] = model.decoder(mined)
-        for group, batch in (("test_normal", test_normal), ("test_novel", test_novel)):
-            if batch is not None and len(batch):
-                grids[f"images/{group}_reconstructions"] = torch.cat([batch, model.reconstruct(batch)])
+        grids.update(test_reconstruction_grids(model.reconstruct, test_normal, test_novel))
         return grids
-
-    def histograms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {}
-
-    # -- checkpoints ------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state[name])

@@ -1,0 +1,80 @@
+"""AnoGAN: a DCGAN trained on normal images; novelty = how badly the best latent explains an image."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...layers import LatentDecoder, init_dcgan_weights
+from ..ocgan.torch_model import ConvCritic
+from .config import AnoGANConfig
+
+
+class AnoGAN(nn.Module):
+    def __init__(self, config: AnoGANConfig):
+        super().__init__()
+        self.config = config
+        self.generator = LatentDecoder(config.in_channels, config.generator_width, config.image_size, config.latent_dim)
+        self.discriminator = ConvCritic(config.in_channels, config.discriminator_width, config.image_size)
+        init_dcgan_weights(self)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (self.config.latent_dim, 1, 1)
+
+    def sample_latent(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(0, I), shaped (B, nz, 1, 1)."""
+        return torch.randn((batch_size, *self.latent_shape), generator=generator)
+
+    def anomaly_loss(self, images: torch.Tensor, latent: torch.Tensor,
+                     image_features: torch.Tensor | None = None) -> torch.Tensor:
+        """Per image (B,): (1 - lambda) * sum |x - G(z)| + lambda * sum |f(x) - f(G(z))|, f = D's features.
+
+        ``image_features`` = f(images) may be passed in: it does not change during a search.
+        """
+        generated = self.generator(latent)
+        residual = (images - generated).abs().flatten(1).sum(1)
+        if image_features is None:
+            image_features = self.discriminator.features(images)
+        discrimination = (image_features - self.discriminator.features(generated)).abs().flatten(1).sum(1)
+        weight = self.config.discrimination_weight
+        return (1 - weight) * residual + weight * discrimination
+
+    def search_latent(self, images: torch.Tensor, steps: int | None = None) -> tuple[torch.Tensor, list[float]]:
+        """Batched latent search: Adam on a leaf latent per image; G and D weights are not touched.
+
+        Returns the final latents (B, nz, 1, 1) and the mean loss before each step and after the last.
+        Call with the model in eval mode (BatchNorm running statistics).
+        """
+        steps = self.config.search_steps if steps is None else steps
+        generator = torch.Generator().manual_seed(self.config.search_seed)
+        with torch.inference_mode(False), torch.enable_grad():
+            images = images.detach().clone()
+            with torch.no_grad():
+                image_features = self.discriminator.features(images)
+            latent = self.sample_latent(len(images), generator).requires_grad_(True)
+            optimizer = torch.optim.Adam([latent], lr=self.config.search_lr)
+            history = []
+            for _ in range(steps):
+                loss = self.anomaly_loss(images, latent, image_features).sum()
+                history.append(loss.item() / len(images))
+                gradient, = torch.autograd.grad(loss, latent)  # no gradients into G or D
+                optimizer.zero_grad(set_to_none=True)
+                latent.grad = gradient
+                optimizer.step()
+            latent = latent.detach()
+            with torch.no_grad():
+                history.append(self.anomaly_loss(images, latent, image_features).mean().item())
+        return latent, history
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Novelty score (B,): the anomaly loss after the latent search."""
+        latent, _ = self.search_latent(images)
+        with torch.no_grad():
+            return self.anomaly_loss(images, latent)
+
+    @torch.no_grad()
+    def residual_panel(self, images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """Labelled rows (each (B, C, H, W) in [-1, 1]): input, G(z*), residual |x - G(z*)|."""
+        latent, _ = self.search_latent(images)
+        generated = self.generator(latent)
+        return [("input", images), ("G(z*)", generated), ("|x - G(z*)|", (images - generated).abs() - 1)]
