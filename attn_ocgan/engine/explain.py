@@ -69,13 +69,13 @@ def explanation_columns(checkpoints: list[LoadedCheckpoint], images: torch.Tenso
     columns, tiles = ["input"], [rgb]
     for checkpoint in checkpoints:
         maps = gradcam_maps(checkpoint.model, images, head, evidence, where=checkpoint.path)
-        columns.append(f"CAM {checkpoint.label}")
+        columns.append(f"Grad-CAM\n{checkpoint.label}")
         tiles.append(overlay(images, maps))
     for checkpoint in checkpoints:
         if checkpoint.has_attention:
             with torch.no_grad():
                 masks = checkpoint.model.attention_maps(images)
-            columns.append(f"mask {checkpoint.label}")
+            columns.append(f"mask\n{checkpoint.label}")
             tiles.append(masks.expand(-1, 3, -1, -1))
     return columns, torch.stack(tiles, dim=1)
 

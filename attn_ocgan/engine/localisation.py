@@ -4,8 +4,9 @@ whose true instance masks come with the dataset (``masks/`` folder of the builde
 Metrics per image (maps and masks (B, 1, H, W); maps in [0, 1]):
 - pointing game: the map's maximum lies inside the object (a constant map points nowhere: miss);
 - IoU of the map thresholded at 0.5, and at the map's own mean, with the object mask.
-A centred Gaussian map is reported beside the models: COCO32 crops are object boxes, so the
-centre alone already points at the object most of the time.
+Two baselines are reported beside the models: a centred Gaussian map (COCO32 crops are object
+boxes, so the centre alone already points at the object most of the time) and a constant map
+(its IoU is the object's share of the crop, the floor any useful map must beat).
 """
 from __future__ import annotations
 
@@ -76,8 +77,10 @@ def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: 
     images, masks, _, class_names = coco32_images_and_masks(Path(data_root), variant, split)
     if len(images) == 0:
         raise UserError(f"COCO32 at {data_root} has no {split} crops")
-    rows = [{"checkpoint": "-", "model": "centre prior (Gaussian, sigma 0.25)", "trained_on": "-", "map": "baseline",
-             "split": split, "images": len(images), **localisation_metrics(centre_prior(len(images), 32), masks)}]
+    baselines = {"centre prior (Gaussian, sigma 0.25)": centre_prior(len(images), 32),
+                 "whole image (constant map)": torch.ones(len(images), 1, 32, 32)}
+    rows = [{"checkpoint": "-", "model": name, "trained_on": "-", "map": "baseline", "split": split,
+             "images": len(images), **localisation_metrics(maps, masks)} for name, maps in baselines.items()]
     for checkpoint in load_checkpoints(checkpoint_paths):
         path = checkpoint.path
         if checkpoint.model.config.in_channels != images.shape[1]:

@@ -88,18 +88,18 @@ def save_image_table(path: Path, panels: dict[str, tuple[list[str], "torch.Tenso
         grids[name] = (columns, make_grid(tiles.reshape(rows * n_columns, *tiles.shape[2:]), nrow=n_columns,
                                           pad_value=1.0))
     tallest = max(grid.shape[1] for _, grid in grids.values())
-    tile_inches = 0.95  # per 32-pixel tile: room for two-line column labels
+    tile_inches = 1.25  # per 32-pixel tile: room for three-line column labels
     figure, axes = plt.subplots(1, len(grids), figsize=(tile_inches * sum(len(c) + 0.4 for c, _ in grids.values()),
                                                         1.4 + tile_inches * tallest / 34), squeeze=False)
     for axis, (name, (columns, grid)) in zip(axes[0], grids.items()):
         axis.imshow(grid.permute(1, 2, 0).clamp(0, 1).numpy())
         width = grid.shape[2] / len(columns)
-        axis.set_xticks([width * (index + 0.5) for index in range(len(columns))], columns, fontsize=7)
+        axis.set_xticks([width * (index + 0.5) for index in range(len(columns))], columns, fontsize=6.5)
         axis.xaxis.tick_top()
         axis.set_yticks([])
-        axis.set_title(name, pad=30)
+        axis.set_title(name, pad=38)
     if title:
-        figure.suptitle(title, y=1.0, fontsize=10)
+        figure.suptitle(title, y=1.03, fontsize=10)
     figure.tight_layout()
     _save(figure, path)
     return next(iter(grids.values()))[1]

@@ -52,8 +52,10 @@ def test_localize_cli_measures_attention_and_gradcam_against_object_masks(traine
     with out.open() as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["model"].split(" ")[0], r["map"]) for r in rows] == [
-        ("centre", "baseline"), ("ocgan", "Grad-CAM visual_discriminator"),
+        ("centre", "baseline"), ("whole", "baseline"), ("ocgan", "Grad-CAM visual_discriminator"),
         ("attn-ocgan", "Grad-CAM visual_discriminator"), ("attn-ocgan", "attention")]
     assert all(r["images"] == "20" and 0 <= float(r["pointing"]) <= 1 for r in rows)
-    # the fixture's objects fill the left half of each crop: the centre prior's peak lies on the boundary
-    assert out.with_suffix(".md").read_text().count("|") > 20
+    # the fixture's objects fill the left half of each crop: a constant map has IoU 1/2 and misses
+    whole = rows[1]
+    assert float(whole["pointing"]) == 0 and abs(float(whole["iou_at_0.5"]) - 0.5) < 0.02
+    assert out.with_suffix(".md").read_text().count("\n| ") == 6  # header + 5 rows
