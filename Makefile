@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
 DATA_ROOT ?= $(if $(ATTN_OCGAN_DATA),$(ATTN_OCGAN_DATA),$(wildcard ../shared/data))
 
-.PHONY: install demo test benchmark clean
+.PHONY: install demo test benchmark benchmark-anomalib clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,5 +32,17 @@ test: install
 benchmark: install
 	$(BIN)/python benchmarks/train_throughput.py --data-root "$(DATA_ROOT)"
 
+# anomalib lives only in the benchmark's own environment: a venv that sees .venv's packages
+# (torch, attn_ocgan) through a .pth file and adds anomalib and its dependencies on top.
+ANOMALIB_VENV ?= .venv-anomalib
+$(ANOMALIB_VENV)/.installed: $(VENV)/.installed
+	$(PYTHON) -m venv $(ANOMALIB_VENV)
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > "$$($(ANOMALIB_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/_attn_ocgan_venv.pth"
+	$(ANOMALIB_VENV)/bin/pip install "anomalib==2.7.0"
+	touch $@
+
+benchmark-anomalib: $(ANOMALIB_VENV)/.installed
+	$(ANOMALIB_VENV)/bin/python benchmarks/anomalib_side_by_side.py --data-root "$(DATA_ROOT)" --normal-class 0 --epochs 3
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(ANOMALIB_VENV) *.egg-info .pytest_cache
