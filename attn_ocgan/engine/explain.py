@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ def load_checkpoints(paths) -> list[LoadedCheckpoint]:
     loaded = []
     for path in paths:
         config, model = model_from_checkpoint(read_checkpoint(path))
-        run_name = Path(path).resolve().parent.parent.name
+        run_name = "\n".join(textwrap.wrap(Path(path).resolve().parent.parent.name, 22, break_on_hyphens=True))
         loaded.append(LoadedCheckpoint(f"{config.model}\n{run_name}", config, model.eval(), str(path)))
     if not loaded:
         raise UserError("pass at least one --checkpoint")
@@ -93,7 +94,8 @@ def run_gradcam_comparison(checkpoint_paths, out: Path, n: int = 16, head: str =
         columns, tiles = explanation_columns(checkpoints, images, head, evidence)
         panels[f"{group} test images"] = (columns, tiles)
     class_name = data.class_names[data.normal_class]
-    title = f"{data_config.name}, normal class {data.normal_class} ({class_name}); Grad-CAM on {head} ({evidence} evidence)"
+    dataset_name = data_config.name + (f" ({Path(data_config.root).name})" if data_config.name == "folder" and data_config.root else "")
+    title = f"{dataset_name}, normal class {data.normal_class} ({class_name}); Grad-CAM on {head} ({evidence} evidence)"
     save_image_table(Path(out), panels, title=title)
     if logdir is not None:
         from torch.utils.tensorboard import SummaryWriter

@@ -97,7 +97,7 @@ def save_image_table(path: Path, panels: dict[str, tuple[list[str], "torch.Tenso
         axis.set_xticks([width * (index + 0.5) for index in range(len(columns))], columns, fontsize=6.5)
         axis.xaxis.tick_top()
         axis.set_yticks([])
-        axis.set_title(name, pad=38)
+        axis.set_title(name, pad=6)  # matplotlib already places the title above the top tick labels
     if title:
         figure.suptitle(title, y=1.03, fontsize=10)
     figure.tight_layout()
