@@ -25,6 +25,11 @@ def auc(is_novel, scores) -> float:
     return float(roc_auc_score(np.asarray(is_novel), np.asarray(scores)))
 
 
+def has_attention(model) -> bool:
+    """True for models built with an attention branch (they expose ``attention_maps``)."""
+    return bool(getattr(getattr(model, "config", None), "attention", False)) and hasattr(model, "attention_maps")
+
+
 def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") -> dict:
     """Score train-normal and test images; write metrics.json, roc.png and score_histogram.png to ``out_dir``."""
     test_scores = compute_scores(model, data.test)
@@ -48,7 +53,7 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             for c in sorted(set(data.test_classes.tolist())) if c != data.normal_class
         },
     }
-    if getattr(getattr(model, "config", None), "attention", False):
+    if has_attention(model):
         metrics["masks"] = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
                                                    "test_novel": data.test[is_novel == 1]})
     if out_dir is not None:
@@ -61,7 +66,7 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             {"train normal": train_scores, "test normal": test_scores[is_novel == 0], "test novel": test_scores[is_novel == 1]},
             title,
         )
-        if getattr(model, "config", None) is not None and getattr(model.config, "attention", False):
+        if has_attention(model):
             save_panel_figure(out_dir / "masks.png", model.eval().attention_panel, data, title)
         if hasattr(model, "residual_panel"):
             save_panel_figure(out_dir / "residuals.png", model.eval().residual_panel, data, title)
@@ -102,4 +107,4 @@ def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8) -> N
     save_image_rows(path, columns, title)
 
 
-__all__ = ["compute_scores", "auc", "evaluate_model", "mask_statistics", "save_panel_figure"]
+__all__ = ["compute_scores", "auc", "evaluate_model", "has_attention", "mask_statistics", "save_panel_figure"]

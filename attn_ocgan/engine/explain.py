@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..viz.gradcam import gradcam_maps, overlay
 from ..viz.plots import save_image_table
 from .checkpoint import model_from_checkpoint, read_checkpoint
+from .evaluation import has_attention
 
 
 @dataclasses.dataclass
@@ -23,7 +24,7 @@ class LoadedCheckpoint:
 
     @property
     def has_attention(self) -> bool:
-        return bool(getattr(getattr(self.model, "config", None), "attention", False)) and hasattr(self.model, "attention_maps")
+        return has_attention(self.model)
 
 
 def load_checkpoints(paths) -> list[LoadedCheckpoint]:

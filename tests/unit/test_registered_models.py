@@ -41,15 +41,31 @@ def test_anogan_latent_search_lowers_its_loss_and_leaves_the_weights_alone():
     weights = {key: value.clone() for key, value in model.state_dict().items()}
     with torch.no_grad():  # images the generator can produce exactly, from latents the search does not start at
         images = model.generator(model.sample_latent(6, torch.Generator().manual_seed(123)))
-    latent, history = model.search_latent(images, steps=30)
+    _, _, history = model.search_latent(images, steps=30)
     assert history[-1] < 0.5 * history[0]
     assert all(torch.equal(value, model.state_dict()[key]) for key, value in weights.items())
     assert all(p.grad is None for p in model.parameters())
     # the score is the loss after the configured search, which starts from the same latents every call
-    default_latent, _ = model.search_latent(images)
+    default_latent, losses, _ = model.search_latent(images)
     torch.testing.assert_close(model.score(images), model.anomaly_loss(images, default_latent))
+    torch.testing.assert_close(losses, model.anomaly_loss(images, default_latent))
     # the residual panel shows input, G(z*) and |x - G(z*)| on the [-1, 1] display scale
     images = _images(2)
     rows = model.residual_panel(images)
     assert [label for label, _ in rows] == ["input", "G(z*)", "|x - G(z*)|"]
     torch.testing.assert_close(rows[2][1], (images - rows[1][1]).abs() - 1)
+
+
+def test_anogan_evaluation_writes_residual_images(tmp_path):
+    """evaluate_model scores under inference_mode; AnoGAN's search must still run and draw residuals."""
+    from attn_ocgan.data.one_class import OneClassData
+    from attn_ocgan.engine.evaluation import evaluate_model
+
+    model = AnoGAN(AnoGANConfig(**SMALL_MODEL_ARGS["anogan"]))
+    test = _images(12, seed=1)
+    data = OneClassData(train=_images(6), validation=_images(0), test=test,
+                        test_is_novel=torch.tensor([0, 1] * 6), test_classes=torch.tensor([0, 1] * 6),
+                        normal_class=0, class_names=("a", "b"))
+    metrics = evaluate_model(model, data, tmp_path, title="anogan")
+    assert 0 <= metrics["auc"] <= 1
+    assert {"metrics.json", "roc.png", "score_histogram.png", "residuals.png"} <= {p.name for p in tmp_path.iterdir()}

@@ -39,11 +39,11 @@ class AnoGAN(nn.Module):
         weight = self.config.discrimination_weight
         return (1 - weight) * residual + weight * discrimination
 
-    def search_latent(self, images: torch.Tensor, steps: int | None = None) -> tuple[torch.Tensor, list[float]]:
+    def search_latent(self, images: torch.Tensor, steps: int | None = None):
         """Batched latent search: Adam on a leaf latent per image; G and D weights are not touched.
 
-        Returns the final latents (B, nz, 1, 1) and the mean loss before each step and after the last.
-        Call with the model in eval mode (BatchNorm running statistics).
+        Returns the final latents (B, nz, 1, 1), their losses (B,) and the mean loss before each
+        step and after the last. Call with the model in eval mode (BatchNorm running statistics).
         """
         steps = self.config.search_steps if steps is None else steps
         generator = torch.Generator().manual_seed(self.config.search_seed)
@@ -63,18 +63,17 @@ class AnoGAN(nn.Module):
                 optimizer.step()
             latent = latent.detach()
             with torch.no_grad():
-                history.append(self.anomaly_loss(images, latent, image_features).mean().item())
-        return latent, history
+                final = self.anomaly_loss(images, latent, image_features)
+            history.append(final.mean().item())
+        return latent, final, history
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Novelty score (B,): the anomaly loss after the latent search."""
-        latent, _ = self.search_latent(images)
-        with torch.no_grad():
-            return self.anomaly_loss(images, latent)
+        return self.search_latent(images)[1]
 
     @torch.no_grad()
     def residual_panel(self, images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         """Labelled rows (each (B, C, H, W) in [-1, 1]): input, G(z*), residual |x - G(z*)|."""
-        latent, _ = self.search_latent(images)
+        latent = self.search_latent(images)[0]
         generated = self.generator(latent)
         return [("input", images), ("G(z*)", generated), ("|x - G(z*)|", (images - generated).abs() - 1)]
