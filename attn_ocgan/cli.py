@@ -9,6 +9,7 @@ import click
 import yaml
 
 from .config import RunConfig, load_config_file, run_config_from_dict
+from .engine.device import DEVICE_HELP
 from .errors import UserError
 
 
@@ -24,7 +25,7 @@ def _parse_model_args(pairs) -> dict:
 
 def build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size,
                  threads=None, model_args=(), eval_every=None, attention_flags=None, outlier_exposure=None,
-                 variant=None) -> RunConfig:
+                 variant=None, device=None) -> RunConfig:
     """Defaults < config file < flags (flags left unset do not override)."""
     config = RunConfig()
     if config_file:
@@ -35,7 +36,7 @@ def build_config(config_file, model, dataset, normal_class, epochs, batch_size, 
                                        download=download or None, outlier_exposure=outlier_exposure,
                                        variant=variant).items() if v is not None},
         "train": {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
-                                        eval_every=eval_every).items() if v is not None},
+                                        eval_every=eval_every, device=device).items() if v is not None},
         "model_args": {**{k: v for k, v in (attention_flags or {}).items() if v is not None}, **_parse_model_args(model_args)},
     }
     if flags["model"] is None:
@@ -58,6 +59,7 @@ def common_options(function):
         click.option("--download", is_flag=True, default=False, help="Let torchvision download the dataset (online users)."),
         click.option("--size", type=int, default=None, help="Image side in pixels (default 32)."),
         click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."),
+        click.option("--device", default=None, help=f"Where to train and score: {DEVICE_HELP}. Default auto."),
         click.option("--eval-every", type=int, default=None, help="Log test AUC to TensorBoard every N epochs (monitoring only)."),
         click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
                      help="Model hyper-parameter, repeatable (e.g. --model-arg latent_channels=32)."),
@@ -91,19 +93,20 @@ def cli():
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size, threads,
-          eval_every, model_args, out, resume, overwrite, outlier_exposure, variant, **attention_flags):
+          eval_every, model_args, out, resume, overwrite, outlier_exposure, variant, device, **attention_flags):
     """Train a model on the images of one normal class; checkpoints and TensorBoard logs go to --out."""
     from .data import load_one_class
     from .engine.checkpoint import model_from_checkpoint, read_checkpoint
+    from .engine.device import resolve_device
     from .engine.evaluation import evaluate_model
     from .engine.trainer import train as run_training
 
     config = build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download,
-                          size, threads, model_args, eval_every, attention_flags, outlier_exposure, variant)
+                          size, threads, model_args, eval_every, attention_flags, outlier_exposure, variant, device)
     out = Path(out or f"runs/{config.model}-{config.data.name}-class{config.data.normal_class}-seed{config.train.seed}")
     data = load_one_class(config.data)
     result = run_training(config, out, resume=resume, overwrite=overwrite, data=data)
-    _, trained = model_from_checkpoint(read_checkpoint(result["checkpoint"]))
+    _, trained = model_from_checkpoint(read_checkpoint(result["checkpoint"]), resolve_device(config.train.device))
     metrics = evaluate_model(trained, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}")
     click.echo(f"test AUC {metrics['auc']:.4f} after {result['epochs']} epochs ({result['train_seconds']:.0f} s training)")
     click.echo(f"checkpoint: {result['checkpoint']}")
@@ -114,15 +117,17 @@ def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, see
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by 'attn-ocgan train'.")
 @click.option("--data-root", default=None, help="Override the data root stored in the checkpoint.")
 @click.option("--out", default=None, help="Folder for metrics.json, roc.png, score_histogram.png (default: the run folder).")
-def evaluate(checkpoint, data_root, out):
+@click.option("--device", default="auto", show_default=True, help=f"Where to score: {DEVICE_HELP}.")
+def evaluate(checkpoint, data_root, out, device):
     """Score the test split with a checkpoint: AUC, metrics.json, ROC curve and score histogram."""
     import dataclasses
 
     from .data import load_one_class
     from .engine.checkpoint import model_from_checkpoint, read_checkpoint
+    from .engine.device import resolve_device
     from .engine.evaluation import evaluate_model
 
-    config, model = model_from_checkpoint(read_checkpoint(checkpoint))
+    config, model = model_from_checkpoint(read_checkpoint(checkpoint), resolve_device(device))
     data_config = config.data if data_root is None else dataclasses.replace(config.data, root=data_root)
     data = load_one_class(data_config)
     out = Path(out) if out else Path(checkpoint).resolve().parent.parent
@@ -140,12 +145,12 @@ def evaluate(checkpoint, data_root, out):
 @click.option("--runs", "runs_dir", default="runs/protocol", show_default=True, help="Folder for per-cell run folders.")
 @click.option("--tag", default=None, help="Dataset name used in results file names (default: --dataset).")
 def protocol(config_file, model, dataset, epochs, batch_size, lr, data_root, download, size, threads, eval_every,
-             model_args, classes, seeds, results_dir, runs_dir, tag, outlier_exposure, variant, **attention_flags):
+             model_args, classes, seeds, results_dir, runs_dir, tag, outlier_exposure, variant, device, **attention_flags):
     """Protocol 2 over classes x seeds: resumable; appends to results/<tag>_<model>.csv and writes the .md table."""
     from .engine.protocol import parse_int_list, run_protocol
 
     config = build_config(config_file, model, dataset, None, epochs, batch_size, lr, None, data_root, download, size,
-                          threads, model_args, eval_every, attention_flags, outlier_exposure, variant)
+                          threads, model_args, eval_every, attention_flags, outlier_exposure, variant, device)
     command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     csv_path = run_protocol(config, parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"),
                             Path(results_dir), Path(runs_dir), command, tag=tag, echo=click.echo)
@@ -229,6 +234,28 @@ def localize(checkpoints, data_root, variant, split, head, out):
         click.echo(f"{row['model']:<36} {row['map']:<32} pointing {row['pointing']:.3f}  "
                    f"IoU@0.5 {row['iou_at_0.5']:.3f}  IoU@mean {row['iou_at_mean']:.3f}")
     click.echo(f"wrote {out} and {Path(out).with_suffix('.md')}")
+
+
+@cli.command()
+@click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Folder holding the protocol tables <tag>_<model>.csv.")
+@click.option("--datasets", default="mnist,cifar10", show_default=True, help="Dataset families, comma-separated.")
+@click.option("--out", default="results/comparison.md", show_default=True, type=click.Path(dir_okay=False),
+              help="Markdown table to write; a .png with per-class AUCs is written beside it.")
+def compare(results_dir, datasets, out):
+    """One table of every model's protocol results per dataset, beside the published rows."""
+    from .engine.comparison import write_comparison
+    from .reference import CLASS_NAMES
+
+    chosen = tuple(d.strip() for d in datasets.split(",") if d.strip())
+    unknown = [d for d in chosen if d not in CLASS_NAMES]
+    if unknown or not chosen:
+        raise UserError(f"--datasets {datasets!r}: choose from {', '.join(CLASS_NAMES)}")
+    if not Path(results_dir).is_dir():
+        raise UserError(f"results folder {results_dir} does not exist; run 'attn-ocgan protocol' first or pass --results")
+    out = Path(out)
+    write_comparison(Path(results_dir), out, chosen, figure=out.with_suffix(".png"))
+    click.echo(f"wrote {out} and {out.with_suffix('.png')}")
 
 
 def run_command(command: click.Command, argv=None, help_hint: str = "attn-ocgan --help") -> int:

@@ -45,6 +45,7 @@ class TrainConfig:
     beta1: float = 0.5
     seed: int = 0
     threads: int = 0  # 0: torch's default
+    device: str = "auto"  # auto (cuda when available, else cpu), cpu, cuda, cuda:N
     eval_every: int = 1  # evaluate test AUC for TensorBoard every N epochs (0: only at the end)
 
 

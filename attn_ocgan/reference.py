@@ -15,3 +15,9 @@ PAPER_ROWS: dict[str, dict[str, list[float]]] = {
         "AnoGAN (paper)": [.671, .547, .529, .545, .651, .603, .585, .625, .758, .665],
     },
 }
+
+# Column names of the tables above (class index order of torchvision / the CIFAR-10 folders).
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "mnist": tuple(str(digit) for digit in range(10)),
+    "cifar10": ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}

@@ -48,11 +48,11 @@ def read_checkpoint(path: str | Path) -> dict:
     return payload
 
 
-def model_from_checkpoint(payload: dict):
-    """Rebuild (config, model) from a checkpoint payload; the model is in eval mode."""
+def model_from_checkpoint(payload: dict, device: str | torch.device = "cpu"):
+    """Rebuild (config, model) from a checkpoint payload; the model is in eval mode on ``device``."""
     config = run_config_from_dict(payload["config"], where="checkpoint config")
     spec = get_spec(config.model)
     model_config = update_dataclass(spec.config_class(), config.model_args, "checkpoint model_args")
     model = create_model(config.model, model_config)
     model.load_state_dict(payload["model"])
-    return config, model.eval()
+    return config, model.to(device).eval()

@@ -15,8 +15,12 @@ def cpu_model_name() -> str:
     return platform.processor() or "unknown cpu"
 
 
-def machine_description() -> str:
-    """E.g. 'x86_64 AMD EPYC, 2 threads, torch 2.14.1+cu130, cpu' (timings differ a lot between CPUs)."""
+def machine_description(device=None) -> str:
+    """E.g. 'x86_64 AMD EPYC, 2 threads, torch 2.14.1+cu130, cpu' (timings differ a lot between
+    CPUs); the last part names the GPU when ``device`` is a CUDA device."""
     import torch
 
-    return f"{platform.machine()} {cpu_model_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, cpu"
+    from .device import describe_device
+
+    where = describe_device(torch.device(device)) if device is not None else "cpu"
+    return f"{platform.machine()} {cpu_model_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {where}"

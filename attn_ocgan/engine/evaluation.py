@@ -7,16 +7,19 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from .device import model_device
 from .io import atomic_write_json
 
 
 @torch.inference_mode()
 def compute_scores(model, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
-    """Novelty scores (N,) for float images (N, C, H, W); the model is put in eval mode."""
+    """Novelty scores (N,) for float images (N, C, H, W) on any device; each batch is moved to the
+    model's device. The model is put in eval mode."""
     model.eval()
     if len(images) == 0:
         return np.zeros(0, dtype=np.float64)
-    scores = [model.score(images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
+    device = model_device(model)
+    scores = [model.score(images[start:start + batch_size].to(device)).cpu() for start in range(0, len(images), batch_size)]
     return torch.cat(scores).double().numpy()
 
 
@@ -67,9 +70,9 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             title,
         )
         if has_attention(model):
-            save_panel_figure(out_dir / "masks.png", model.eval().attention_panel, data, title)
+            save_panel_figure(out_dir / "masks.png", model.eval().attention_panel, data, title, device=model_device(model))
         if hasattr(model, "residual_panel"):
-            save_panel_figure(out_dir / "residuals.png", model.eval().residual_panel, data, title)
+            save_panel_figure(out_dir / "residuals.png", model.eval().residual_panel, data, title, device=model_device(model))
         atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
 
@@ -79,15 +82,16 @@ def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 10
     """Per group: mean mask value (area), mean |M - 0.5| (0: uniform grey, 0.5: binary), and the
     mean mask on bright pixels (x > 0, e.g. the strokes of a digit) and on the others."""
     model.eval()
+    device = model_device(model)
     statistics = {}
     for name, images in groups.items():
         sums = torch.zeros(5, dtype=torch.float64)  # mask, |M - .5|, mask on bright, n bright, n pixels
         for start in range(0, len(images), batch_size):
-            batch = images[start:start + batch_size]
+            batch = images[start:start + batch_size].to(device)
             masks = model.attention_maps(batch)
             bright = (batch.mean(1, keepdim=True) > 0).float()
             sums += torch.stack([masks.sum(), (masks - 0.5).abs().sum(), (masks * bright).sum(), bright.sum(),
-                                 torch.tensor(float(masks.numel()))]).double()
+                                 torch.tensor(float(masks.numel()), device=device)]).double().cpu()
         total, decisive, on_bright, n_bright, n = sums.tolist()
         statistics[name] = {"area": total / n, "decisiveness": decisive / n,
                             "on_bright_pixels": on_bright / max(n_bright, 1.0),
@@ -96,13 +100,14 @@ def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 10
 
 
 @torch.inference_mode()
-def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8) -> None:
+def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8, device: torch.device | str = "cpu") -> None:
     """For the first ``n`` normal and novel test images, the labelled rows of ``panel(images)``:
     masks.png (``attention_panel``: input / mask / masked input / both reconstructions) or
-    residuals.png (``residual_panel``: input / G(z*) / |x - G(z*)|)."""
+    residuals.png (``residual_panel``: input / G(z*) / |x - G(z*)|). Images go to ``device`` (the model's)."""
     from ..viz.plots import save_image_rows
 
-    columns = {column: panel(data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:n]])
+    columns = {column: [(label, rows.cpu()) for label, rows in
+                        panel(data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:n]].to(device))]
                for column, is_novel in (("normal test images", 0), ("novel test images", 1))}
     save_image_rows(path, columns, title)
 

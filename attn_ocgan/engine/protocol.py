@@ -15,8 +15,9 @@ from ..errors import UserError
 from ..reference import PAPER_ROWS
 from .environment import machine_description
 from .checkpoint import model_from_checkpoint, read_checkpoint
+from .device import resolve_device
 from .evaluation import evaluate_model
-from .io import atomic_write_text
+from .io import atomic_write_text, file_lock
 from .trainer import checkpoint_path, train
 
 CSV_COLUMNS = ["dataset", "model", "normal_class", "seed", "epochs", "auc", "train_seconds", "negatives", "machine", "date",
@@ -78,6 +79,7 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
         tag = base.data.name + (f"-{base.data.variant}" if base.data.name == "coco32" else "")
         tag += f"-oe-{base.data.outlier_exposure.split(':')[0]}" if base.data.outlier_exposure else ""
     results_dir = Path(results_dir)
+    device = resolve_device(base.train.device)
     csv_path = results_dir / f"{tag}_{base.model}.csv"
     splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant)
     for normal_class in classes:
@@ -97,19 +99,19 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
             run_dir = Path(runs_dir) / f"{tag}_{base.model}" / f"class{normal_class}_seed{seed}_e{base.train.epochs}"
             echo(f"train {tag} {base.model} class {normal_class} seed {seed} -> {run_dir}")
             result = train(config, run_dir, resume=True, overwrite=True, data=data, progress=progress)
-            _, model = model_from_checkpoint(read_checkpoint(checkpoint_path(run_dir)))
+            _, model = model_from_checkpoint(read_checkpoint(checkpoint_path(run_dir)), device)
             metrics = evaluate_model(model, data, run_dir, title=f"{tag} {base.model} class {normal_class} seed {seed}")
             echo(f"  AUC {metrics['auc']:.4f} ({result['train_seconds']:.0f} s training)")
-            rows = read_rows(csv_path)
-            rows.append({
+            row = {
                 "dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed,
                 "epochs": base.train.epochs, "auc": f"{metrics['auc']:.6f}",
                 "train_seconds": f"{result['train_seconds']:.1f}", "negatives": negatives_setting(config),
-                "machine": machine_description(),
+                "machine": machine_description(device),
                 "date": datetime.date.today().isoformat(), "command": command,
-            })
-            _write_rows(csv_path, rows)
-            write_markdown_table(csv_path, tag, base.model, splits.class_names, dataset=base.data.name)
+            }
+            with file_lock(csv_path):  # other processes may append other cells of the same table
+                _write_rows(csv_path, read_rows(csv_path) + [row])
+                write_markdown_table(csv_path, tag, base.model, splits.class_names, dataset=base.data.name)
     return csv_path
 
 

@@ -14,6 +14,7 @@ from ..data import OneClassData, load_one_class
 from ..errors import UserError
 from ..registry import create_algorithm, create_model, get_spec, resolve_model_config
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from .device import prepare_device, resolve_device
 from .evaluation import auc, compute_scores
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
@@ -31,11 +32,15 @@ def resolve_run_config(config: RunConfig, data: OneClassData) -> RunConfig:
     return dataclasses.replace(config, model_args=dataclasses.asdict(model_config))
 
 
+# Train settings a resume may change: they decide how long and where, not what is trained.
+RESUMABLE_CHANGES = ("epochs", "threads", "device")
+
+
 def _same_run(saved: dict, wanted: dict) -> bool:
-    """A resume may extend the epochs; everything else must match the saved run."""
+    """A resume may extend the epochs or move to other hardware; everything else must match the saved run."""
     saved, wanted = dict(saved), dict(wanted)
-    saved["train"] = {k: v for k, v in saved["train"].items() if k != "epochs"}
-    wanted["train"] = {k: v for k, v in wanted["train"].items() if k != "epochs"}
+    saved["train"] = {k: v for k, v in saved["train"].items() if k not in RESUMABLE_CHANGES}
+    wanted["train"] = {k: v for k, v in wanted["train"].items() if k not in RESUMABLE_CHANGES}
     return saved == wanted
 
 
@@ -69,6 +74,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     from torchvision.utils import make_grid
 
     run_dir = Path(run_dir)
+    device = resolve_device(config.train.device)
+    prepare_device(device)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     if config.train.epochs < 1:
@@ -103,23 +110,26 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
 
     torch.manual_seed(config.train.seed)
     if payload is not None:
-        _, model = model_from_checkpoint(payload)
+        _, model = model_from_checkpoint(payload, device)
         algorithm = create_algorithm(config.model, model, model.config, config.train)
         algorithm.load_state_dict(payload["algorithm"])
         torch.set_rng_state(payload["rng"])
     else:
         model_config = resolve_model_config(config.model, config.data.name, config.model_args, data.in_channels, data.image_size)
-        model = create_model(config.model, model_config)
+        model = create_model(config.model, model_config).to(device)
         algorithm = create_algorithm(config.model, model, model_config, config.train)
 
     if outlier_images is not None:
-        algorithm.set_outlier_images(outlier_images)
+        algorithm.set_outlier_images(outlier_images.to(device))
+    # The normal training images live on the model's device (a few hundred MB at most for 32x32
+    # classes); test images stay in host memory and are moved per scoring batch.
+    train_images = data.train.to(device)
 
     # Fixed inputs and latents so image grids are comparable across epochs (pytorch/examples dcgan).
     fixed_generator = torch.Generator().manual_seed(1234)
-    fixed_images = data.train[torch.randperm(len(data.train), generator=fixed_generator)[:N_FIXED_IMAGES]]
-    fixed_latent = torch.rand((len(fixed_images), *model.latent_shape), generator=fixed_generator) * 2 - 1
-    fixed_test = {group: data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:N_FIXED_TEST_IMAGES]]
+    fixed_images = train_images[torch.randperm(len(data.train), generator=fixed_generator)[:N_FIXED_IMAGES]]
+    fixed_latent = (torch.rand((len(fixed_images), *model.latent_shape), generator=fixed_generator) * 2 - 1).to(device)
+    fixed_test = {group: data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:N_FIXED_TEST_IMAGES]].to(device)
                   for group, is_novel in (("test_normal", 0), ("test_novel", 1))}
 
     with SummaryWriter(log_dir=str(run_dir)) as writer:
@@ -131,13 +141,13 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
             bar = tqdm(list(_batches(len(data.train), config.train.batch_size)), desc=f"epoch {epoch + 1}/{config.train.epochs}",
                        disable=not progress, leave=False, mininterval=1.0)
             for batch in bar:
-                logs = algorithm.train_step(data.train[batch], epoch)
+                logs = algorithm.train_step(train_images[batch], epoch)
                 for name, value in logs.items():
                     sums[name] = sums.get(name, 0.0) + value
                 n_steps += 1
                 if n_steps % 10 == 0:
                     bar.set_postfix(recon=f"{logs.get('generator/recon', 0):.4f}")
-            algorithm.end_epoch(data.train)  # e.g. score statistics, from normal training images only
+            algorithm.end_epoch(train_images)  # e.g. score statistics, from normal training images only
             train_seconds += time.perf_counter() - started
             for name, total in sums.items():
                 writer.add_scalar(f"loss/{name}", total / max(n_steps, 1), epoch + 1)
@@ -150,9 +160,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
                 writer.add_scalar("auc/test", test_auc, epoch + 1)
                 message += f", test AUC {test_auc:.4f}"
             for tag, images in algorithm.image_grids(fixed_images, fixed_latent, **fixed_test).items():
-                writer.add_image(tag, make_grid(images, nrow=8, normalize=True, value_range=(-1, 1)), epoch + 1)
+                writer.add_image(tag, make_grid(images.cpu(), nrow=8, normalize=True, value_range=(-1, 1)), epoch + 1)
             for tag, values in algorithm.histograms(fixed_images).items():
-                writer.add_histogram(tag, values, epoch + 1)
+                writer.add_histogram(tag, values.cpu(), epoch + 1)
             save_checkpoint(last, config, model, algorithm, epoch + 1, extra={"train_seconds": train_seconds})
             if progress:
                 tqdm.write(message)

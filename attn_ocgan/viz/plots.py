@@ -103,3 +103,22 @@ def save_image_table(path: Path, panels: dict[str, tuple[list[str], "torch.Tenso
     figure.tight_layout()
     _save(figure, path)
     return next(iter(grids.values()))[1]
+
+
+def save_comparison_plot(path: Path, panels: dict) -> None:
+    """One panel per dataset: per-class AUC of each of our rows (filled markers, lines) and of the
+    published rows (hollow markers). ``panels``: {dataset: ([(label, {class: auc})], {name: [auc]}, class_names)}."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for axis, (dataset, (ours, published, names)) in zip(axes[0], panels.items()):
+        x = np.arange(len(names))
+        colours = iter(plt.cm.tab10.colors * 2)  # one colour per row across ours and the published ones
+        for label, per_class in ours:
+            classes = sorted(per_class)
+            axis.plot(classes, [per_class[k] for k in classes], "o-", lw=1.5, color=next(colours), label=label)
+        for label, values in published.items():
+            axis.plot(x, values, linestyle="none", marker="s", markerfacecolor="none", color=next(colours), label=label)
+        axis.set_xticks(x, names, rotation=45 if max(len(n) for n in names) > 2 else 0)
+        axis.set(title=dataset, xlabel="normal class", ylabel="ROC AUC")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="lower left")
+    _save(figure, path)

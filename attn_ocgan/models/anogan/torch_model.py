@@ -22,8 +22,12 @@ class AnoGAN(nn.Module):
         return (self.config.latent_dim, 1, 1)
 
     def sample_latent(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ N(0, I), shaped (B, nz, 1, 1)."""
-        return torch.randn((batch_size, *self.latent_shape), generator=generator)
+        """z ~ N(0, I), shaped (B, nz, 1, 1), on the model's device. A ``generator`` (on the CPU) makes
+        the draw the same on every device."""
+        device = next(self.parameters()).device
+        if generator is not None:
+            return torch.randn((batch_size, *self.latent_shape), generator=generator).to(device)
+        return torch.randn((batch_size, *self.latent_shape), device=device)
 
     def anomaly_loss(self, images: torch.Tensor, latent: torch.Tensor,
                      image_features: torch.Tensor | None = None) -> torch.Tensor:

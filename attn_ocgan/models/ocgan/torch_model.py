@@ -115,9 +115,12 @@ class OCGAN(nn.Module):
         return channels * height * width
 
     def sample_latent(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """l2 ~ U(-1, 1)^d, shaped (B, C, L, L)."""
+        """l2 ~ U(-1, 1)^d, shaped (B, C, L, L), on the model's device. A ``generator`` (on the CPU)
+        makes the draw the same on every device."""
         device = next(self.parameters()).device
-        return torch.rand((batch_size, *self.latent_shape), generator=generator, device=device) * 2 - 1
+        if generator is not None:
+            return (torch.rand((batch_size, *self.latent_shape), generator=generator) * 2 - 1).to(device)
+        return torch.rand((batch_size, *self.latent_shape), device=device) * 2 - 1
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """De(En(x)); with ``ema_decay`` > 0, through the averaged encoder and decoder."""

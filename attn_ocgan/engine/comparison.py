@@ -1,0 +1,116 @@
+"""One table (and one figure) comparing every model's protocol results on a dataset with the published rows.
+
+Reads every protocol CSV ``results/<tag>_<model>.csv`` whose tag belongs to a dataset family
+(``mnist``: tags ``mnist`` and ``mnist-*``; ``cifar10``: tags starting with ``cifar10``), so
+variants such as ``mnist-ema`` or ``cifar10-jpeg`` appear as their own rows. Per class: the mean
+over seeds (± std when there are several); the mean column averages the classes present.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..reference import CLASS_NAMES, PAPER_ROWS
+from .io import atomic_write_text
+from .protocol import read_rows
+
+MODEL_ORDER = ("ocgan", "attn-ocgan", "ganomaly", "anogan")
+CSV_NAME = re.compile(r"^(?P<tag>.+)_(?P<model>[a-z0-9-]+)\.csv$")
+
+
+@dataclass
+class MeasuredRow:
+    tag: str
+    model: str
+    per_class: dict[int, list[float]]  # class -> AUC of each seed
+    seeds: list[int]
+    epochs: list[int]
+    negatives: list[str]
+    machines: list[str]
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} (ours, {self.tag})"
+
+
+def belongs_to(tag: str, dataset: str) -> bool:
+    if dataset == "mnist":
+        return tag == "mnist" or tag.startswith("mnist-")
+    return tag.startswith(dataset)
+
+
+def measured_rows(results_dir: Path, dataset: str) -> list[MeasuredRow]:
+    """Every protocol table of this dataset family, ordered by model (ocgan, attn-ocgan, ganomaly, anogan) then tag."""
+    rows = []
+    for path in sorted(Path(results_dir).glob("*_*.csv")):
+        match = CSV_NAME.match(path.name)
+        if not match or not belongs_to(match["tag"], dataset):
+            continue
+        cells = [r for r in read_rows(path) if {"normal_class", "auc", "seed", "model"} <= set(r)]
+        cells = [r for r in cells if r["model"] == match["model"] and r.get("dataset", match["tag"]) == match["tag"]]
+        if not cells:
+            continue
+        per_class: dict[int, list[float]] = {}
+        for cell in cells:
+            per_class.setdefault(int(cell["normal_class"]), []).append(float(cell["auc"]))
+        rows.append(MeasuredRow(match["tag"], match["model"], per_class,
+                                sorted({int(c["seed"]) for c in cells}), sorted({int(c["epochs"]) for c in cells}),
+                                sorted({c.get("negatives") or "strict one-class" for c in cells}),
+                                sorted({c.get("machine", "") for c in cells})))
+    order = {name: index for index, name in enumerate(MODEL_ORDER)}
+    return sorted(rows, key=lambda r: (order.get(r.model, len(order)), r.tag))
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "—"
+    text = f"{np.mean(values):.3f}"
+    return text + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
+
+
+def _mean(per_class: dict[int, list[float]], n_classes: int) -> str:
+    means = [float(np.mean(v)) for v in per_class.values() if v]
+    if not means:
+        return "—"
+    return f"**{np.mean(means):.4f}**" + ("" if len(means) == n_classes else f" ({len(means)}/{n_classes} classes)")
+
+
+def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10")) -> str:
+    lines = ["# Comparison: every model on protocol 2 (ROC AUC, one normal class vs the rest)", "",
+             "Written by `attn-ocgan compare` from the protocol tables in this folder; published rows from "
+             "../shared/DESIGN.md. Ours: last-epoch models (no selection on test labels); ± is the std over "
+             "seeds; a mean over fewer than all classes says how many. The mean of a published row is the mean "
+             "of its per-class values (the paper's own CIFAR-10 means are .6566 for OCGAN and .673 for attention "
+             "OCGAN).", ""]
+    for dataset in datasets:
+        names = CLASS_NAMES[dataset]
+        rows = measured_rows(results_dir, dataset)
+        lines += [f"## {dataset}", "", "| method | " + " | ".join(names) + " | mean |", "|" + "---|" * (len(names) + 2)]
+        for row in rows:
+            cells = [_cell(row.per_class.get(k, [])) for k in range(len(names))]
+            lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {_mean(row.per_class, len(names))} |")
+        for name, values in PAPER_ROWS.get(dataset, {}).items():
+            lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.4f} |")
+        if not rows:
+            lines += ["", "No protocol results of ours yet."]
+        lines.append("")
+        for row in rows:
+            lines.append(f"- {row.label}: seeds {row.seeds}, epochs {row.epochs}; negatives: {'; '.join(row.negatives)}; "
+                         f"rows in `{row.tag}_{row.model}.csv`; machine(s): {'; '.join(row.machines)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_comparison(results_dir: Path, out: Path, datasets=("mnist", "cifar10"), figure: Path | None = None) -> Path:
+    """Write the Markdown table (and, if ``figure`` is given, a per-class dot plot) atomically."""
+    atomic_write_text(out, comparison_markdown(results_dir, datasets))
+    if figure is not None:
+        from ..viz.plots import save_comparison_plot
+
+        panels = {dataset: ([(r.label, {k: float(np.mean(v)) for k, v in r.per_class.items()}) for r in measured_rows(results_dir, dataset)],
+                            PAPER_ROWS.get(dataset, {}), CLASS_NAMES[dataset]) for dataset in datasets}
+        save_comparison_plot(figure, panels)
+    return out

@@ -1,0 +1,62 @@
+"""attn-ocgan compare: one table per dataset family from the protocol CSVs, published rows beside them."""
+import csv
+import multiprocessing
+import time
+
+from attn_ocgan.cli import main
+from attn_ocgan.engine.comparison import measured_rows
+from attn_ocgan.engine.io import file_lock
+from attn_ocgan.engine.protocol import CSV_COLUMNS
+
+
+def _write(path, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({"epochs": 25, "negatives": "strict one-class", "machine": "m", "date": "d", "command": "c",
+                             "train_seconds": 1, **row})
+
+
+def test_compare_writes_every_model_per_dataset_family(tmp_path):
+    _write(tmp_path / "mnist_ocgan.csv", [{"dataset": "mnist", "model": "ocgan", "normal_class": 0, "seed": s, "auc": a}
+                                          for s, a in ((0, 0.9), (1, 0.8))])
+    _write(tmp_path / "mnist_ganomaly.csv", [{"dataset": "mnist", "model": "ganomaly", "normal_class": k, "seed": 0, "auc": 0.5}
+                                             for k in range(10)])
+    _write(tmp_path / "mnist5k_ocgan.csv", [{"dataset": "mnist5k", "model": "ocgan", "normal_class": 0, "seed": 0, "auc": 0.1}])
+    _write(tmp_path / "cifar10-jpeg_attn-ocgan.csv", [{"dataset": "cifar10-jpeg", "model": "attn-ocgan", "normal_class": 9,
+                                                       "seed": 0, "auc": 0.7}])
+    assert [r.label for r in measured_rows(tmp_path, "mnist")] == ["ocgan (ours, mnist)", "ganomaly (ours, mnist)"]
+    out = tmp_path / "comparison.md"
+    assert main(["compare", "--results", str(tmp_path), "--out", str(out)]) == 0
+    text = out.read_text()
+    mnist, cifar = text.split("## cifar10")
+    assert "| ocgan (ours, mnist) | 0.850 ± 0.050 | — |" in mnist and "(1/10 classes)" in mnist
+    assert "| ganomaly (ours, mnist) | 0.500 |" in mnist and "**0.5000** |" in mnist
+    assert "mnist5k" not in text  # a different test set: not comparable with the paper
+    assert "| OCGAN (paper) | 0.998 |" in mnist and "| OCGAN (paper) | 0.757 |" in cifar
+    assert "| attn-ocgan (ours, cifar10-jpeg) | — | — | — | — | — | — | — | — | — | 0.700 | **0.7000** (1/10 classes) |" in cifar
+    assert (tmp_path / "comparison.png").stat().st_size > 1000
+    assert main(["compare", "--results", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert main(["compare", "--results", str(tmp_path), "--datasets", "svhn", "--out", str(out)]) == 2
+
+
+def _add_one(path, times):
+    for _ in range(times):
+        with file_lock(path):
+            value = int(path.read_text())
+            time.sleep(0.002)  # widen the read-modify-write window
+            path.write_text(str(value + 1))
+
+
+def test_file_lock_serialises_read_modify_write_across_processes(tmp_path):
+    counter = tmp_path / "counter.txt"
+    counter.write_text("0")
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_add_one, args=(counter, 25)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    assert int(counter.read_text()) == 75
