@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
 from attn_ocgan.data.one_class import to_unit_range  # noqa: E402
-from attn_ocgan.engine.evaluation import auc, compute_scores  # noqa: E402
+from attn_ocgan.engine.evaluation import auc, compute_scores, has_attention, mask_statistics  # noqa: E402
 from attn_ocgan.engine.protocol import parse_int_list  # noqa: E402
 from attn_ocgan.engine.trainer import _batches  # noqa: E402
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
@@ -44,12 +44,25 @@ def validation_split(splits, normal_class: int, val_fraction: float, n_novel: in
     return data, images, is_novel
 
 
-def finished(log: Path, normal_class: int, variant: dict, seed: int, epochs: int) -> bool:
+@torch.inference_mode()
+def component_aucs(model, images, is_novel, weights=(0.25, 0.5, 0.75)) -> dict:
+    """Attention OCGAN: validation AUC of the first GAN's error alone (the vanilla OCGAN inside the
+    model), of the masked GAN's alone, and of their normalised combination at several weights."""
+    model.eval()
+    components = torch.cat([model.score_components(images[start:start + 1000]) for start in range(0, len(images), 1000)])
+    z = (components - model.score_mean) / model.score_std
+    labels = is_novel.numpy()
+    result = {"first_gan": round(auc(labels, z[:, 0].numpy()), 4), "masked_gan": round(auc(labels, z[:, 1].numpy()), 4)}
+    result.update({f"w{w}": round(auc(labels, ((1 - w) * z[:, 0] + w * z[:, 1]).numpy()), 4) for w in weights})
+    return result
+
+
+def finished(log: Path, normal_class: int, variant: dict, seed: int, epochs: int, model: str = "ocgan") -> bool:
     if not log.is_file():
         return False
     for line in log.read_text().splitlines():
         row = json.loads(line)
-        if (row["class"], row["variant"], row["seed"], row["epoch"]) == (normal_class, variant, seed, epochs):
+        if (row["class"], row["variant"], row["seed"], row["epoch"], row.get("model", "ocgan")) == (normal_class, variant, seed, epochs, model):
             return True
     return False
 
@@ -65,7 +78,8 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
     runs: dict[tuple, dict[int, dict]] = {}
     for line in log.read_text().splitlines():
         row = json.loads(line)
-        runs.setdefault((row["class"], json.dumps(row["variant"], sort_keys=True), row["seed"]), {})[row["epoch"]] = row
+        label = ("" if row.get("model", "ocgan") == "ocgan" else row["model"] + " ") + json.dumps(row["variant"], sort_keys=True)
+        runs.setdefault((row["class"], label, row["seed"]), {})[row["epoch"]] = row
     header = ("| class | variant | seed | " + " | ".join(f"val AUC @{e}" for e in epochs_at)
               + f" | val AUC mean ± std, epochs {window[0]}-{window[1]} | test AUC @25 / @35 (monitor only) |")
     lines = [f"# OCGAN sweep: {log.name}", "", "Validation split from the training split only (held-out normal training "
@@ -95,6 +109,7 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ocgan", help="registered model (attn-ocgan rows add mask statistics)")
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--classes", default="8")
@@ -116,23 +131,31 @@ def main(argv=None):
         data, val_images, val_is_novel = validation_split(splits, normal_class, args.val_fraction, args.val_novel)
         for variant in args.variant or ["{}"]:
             overrides = json.loads(variant)
-            if log and finished(log, normal_class, overrides, args.seed, args.epochs):
+            if log and finished(log, normal_class, overrides, args.seed, args.epochs, args.model):
                 print(f"skip class {normal_class} {overrides}: done in {log}", flush=True)
                 continue
             torch.manual_seed(args.seed)
-            config = resolve_model_config("ocgan", args.dataset, overrides, data.in_channels, data.image_size)
-            model = create_model("ocgan", config)
-            algorithm = create_algorithm("ocgan", model, config, TrainConfig(batch_size=args.batch_size))
+            config = resolve_model_config(args.model, args.dataset, overrides, data.in_channels, data.image_size)
+            model = create_model(args.model, config)
+            algorithm = create_algorithm(args.model, model, config, TrainConfig(batch_size=args.batch_size))
             for epoch in range(args.epochs):
                 started, n_images = time.perf_counter(), 0
+                algorithm.start_epoch(epoch)
                 for batch in _batches(len(data.train), args.batch_size):
                     algorithm.train_step(data.train[batch], epoch)
                     n_images += len(batch)
+                algorithm.end_epoch(data.train)  # e.g. score statistics (normal training images only)
                 rate = n_images / (time.perf_counter() - started)
                 row = {"class": normal_class, "variant": overrides, "seed": args.seed, "epoch": epoch + 1,
                        "train_img_per_s": round(rate),
                        "val_auc": round(auc(val_is_novel.numpy(), compute_scores(model, val_images)), 4),
                        "test_auc_monitor_only": round(auc(data.test_is_novel.numpy(), compute_scores(model, data.test)), 4)}
+                if args.model != "ocgan":
+                    row["model"] = args.model
+                if has_attention(model):
+                    row["val_auc_components"] = component_aucs(model, val_images, val_is_novel)
+                    masks = mask_statistics(model, {"normal": val_images[val_is_novel == 0], "novel": val_images[val_is_novel == 1]})
+                    row["masks"] = {group: {k: round(v, 4) for k, v in values.items()} for group, values in masks.items()}
                 print(json.dumps(row), flush=True)
                 if log:
                     with log.open("a") as handle:

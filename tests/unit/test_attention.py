@@ -188,3 +188,58 @@ def test_pretraining_epochs_train_only_the_attention_branch():
     assert changed == {"attention", "guide"}
     assert not any(name.startswith(("generator", "masked_gan")) for name in logs)
     assert int(model.masked_gan_steps) == 0
+
+
+def _toy_masks(complement_weight: float, steps: int = 150) -> torch.Tensor:
+    """Learn a free per-pixel mask with AttentionLoss on toy data whose only class evidence sits in
+    the top-left 12x12 corner (normal: bright square there; anomalous: dark square); the rest is
+    noise from the same distribution for both. Returns the learnt mask (32, 32)."""
+    from attn_ocgan.models.ocgan.torch_model import ConvCritic
+
+    torch.manual_seed(0)
+    logits = torch.zeros(1, 1, 32, 32, requires_grad=True)
+    guide = ConvCritic(1, 8, 32)
+    loss = AttentionLoss(guide_weight=1.0, area_weight=1.0, area_target=0.3, complement_weight=complement_weight)
+    optimizer = torch.optim.Adam([logits, *guide.parameters()], lr=0.02, betas=(0.5, 0.999))
+    for _ in range(steps):
+        normal, anomalous = torch.rand(16, 1, 32, 32) * 2 - 1, torch.rand(16, 1, 32, 32) * 2 - 1
+        normal[..., :12, :12], anomalous[..., :12, :12] = 0.9, -0.9
+        masks = masks_from_logits(logits, 0.5).expand(16, 1, 32, 32)
+        terms = loss(guide, normal, anomalous, masks, masks)
+        # as the algorithm does: the mask follows attention_total, the guide guide_total
+        (logits.grad,) = torch.autograd.grad(terms["attention_total"], [logits], retain_graph=True)
+        for parameter, gradient in zip(guide.parameters(), torch.autograd.grad(terms["guide_total"], list(guide.parameters()))):
+            parameter.grad = gradient
+        optimizer.step()
+    return masks_from_logits(logits, 0.5).detach()[0, 0]
+
+
+def test_complement_game_moves_the_mask_onto_the_evidence():
+    inside = torch.zeros(32, 32, dtype=torch.bool)
+    inside[:12, :12] = True
+    with_game, without = _toy_masks(1.0), _toy_masks(0.0)
+    contrast = {name: float(m[inside].mean() - m[~inside].mean()) for name, m in (("game", with_game), ("none", without))}
+    assert contrast["game"] > 0.3, contrast  # the evidence is kept, the noise dropped
+    assert contrast["game"] > contrast["none"] + 0.2, contrast  # without the game a grey mask suffices
+
+
+def test_complement_game_gives_guide_and_attention_their_own_gradients():
+    config = small_config(pretrain_attention_epochs=1, mask_complement_weight=1.0)  # epoch 0: only the attention step
+    model = AttnOCGAN(config)
+    algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
+    captured = {}
+    algorithm.attention_optimizer.step = lambda: captured.update(
+        guide=[p.grad.clone() for p in model.guide.parameters()], attention=[p.grad.clone() for p in model.attention.parameters()])
+    torch.manual_seed(3)
+    logs = algorithm.train_step(images(16), epoch=0)
+    assert {"attention/guide_complement", "attention/complement_confusion"} <= set(logs)
+    # recompute both losses on the same inputs: the guide follows guide_total, the attention attention_total
+    torch.manual_seed(3)
+    x = images(16)
+    anomalous = algorithm.pseudo_anomalies(x)
+    normal_masks, anomalous_masks = model.attention(model.encoder_features(torch.cat([x, anomalous]))).split([16, 16])
+    terms = algorithm.attention_loss(model.guide, x, anomalous, normal_masks, anomalous_masks)
+    expected_guide = torch.autograd.grad(terms["guide_total"], list(model.guide.parameters()), retain_graph=True)
+    expected_attention = torch.autograd.grad(terms["attention_total"], list(model.attention.parameters()))
+    for got, want in zip(captured["guide"] + captured["attention"], expected_guide + expected_attention):
+        torch.testing.assert_close(got, want)

@@ -42,7 +42,7 @@ class AttnOCGANAlgorithm:
         if config.attention:
             self.masked = OCGANAlgorithm(model.masked_gan, config, train)
             self.attention_loss = AttentionLoss(config.guide_weight, config.mask_area_weight, config.mask_area_target,
-                                                config.mask_binary_weight)
+                                                config.mask_binary_weight, config.mask_complement_weight)
             self.attention_optimizer = adam([model.attention, model.guide], train)
 
     @property
@@ -103,7 +103,15 @@ class AttnOCGANAlgorithm:
         normal_masks, anomalous_masks = model.attention(features).split([len(images), len(anomalous)])
         terms = self.attention_loss(model.guide, images, anomalous, normal_masks, anomalous_masks)
         self.attention_optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        if self.attention_loss.complement_weight > 0 and self.attention_loss.guide_weight > 0:
+            # The complement game: A and G minimise different losses of the same logits.
+            guide_parameters, attention_parameters = list(model.guide.parameters()), list(model.attention.parameters())
+            guide_gradients = torch.autograd.grad(terms["guide_total"], guide_parameters, retain_graph=True)
+            attention_gradients = torch.autograd.grad(terms["attention_total"], attention_parameters)
+            for parameter, gradient in zip(guide_parameters + attention_parameters, guide_gradients + attention_gradients):
+                parameter.grad = gradient
+        else:
+            terms["total"].backward()
         self.attention_optimizer.step()
         return {f"attention/{name}": value.item() for name, value in terms.items()}
 

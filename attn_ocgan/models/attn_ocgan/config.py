@@ -20,6 +20,9 @@ class AttnOCGANConfig(OCGANConfig):
     mask_area_target: float = 0.5  # mean mask value the area prior pulls towards
     mask_area_weight: float = 1.0  # 0 switches the area prior off (ablation)
     mask_binary_weight: float = 0.0  # weight of mean(M (1 - M)): pushes masks away from a uniform 0.5 (not yet measured)
+    # weight of the complement game: the guide classifies x * (1 - M) too, the attention generator
+    # is trained to leave it no evidence (loss.py); 0 switches it off
+    mask_complement_weight: float = 0.0
     corruption_fraction: float = 0.5  # share of pseudo-anomalies that are patch-shuffled normals (rest: decodes)
     shuffle_patch: int = 8  # patch side of the patch-shuffle corruption
     masked_score_weight: float = 0.5  # novelty = (1 - w) * z(first GAN) + w * z(masked GAN)
@@ -34,7 +37,7 @@ class AttnOCGANConfig(OCGANConfig):
             check_range(self, name, 0.0, 1.0)
         for name in ("cbam_reduction", "guide_width", "shuffle_patch"):
             check_range(self, name, 1, None)
-        for name in ("guide_weight", "mask_area_weight", "mask_binary_weight", "pretrain_attention_epochs",
+        for name in ("guide_weight", "mask_area_weight", "mask_binary_weight", "mask_complement_weight", "pretrain_attention_epochs",
                      "mask_warmup_epochs", "reset_masked_gan_at"):
             check_range(self, name, 0, None)
 

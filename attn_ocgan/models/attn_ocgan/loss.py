@@ -24,40 +24,61 @@ def patch_shuffle(images: torch.Tensor, patch: int, generator: torch.Generator |
 
 
 class AttentionLoss(nn.Module):
-    """guide_weight * [BCE(G(x, p)) + BCE(G(x * M_x, p * M_p))] + area_weight * mean_b (mean(M_b) - target)^2
-    + binary_weight * mean(M (1 - M)).
+    """Losses of the attention generator A and the guiding classifier G (normal = 1, pseudo-anomaly = 0).
 
-    The guiding classifier G labels normal images 1 and pseudo-anomalies 0, on unmasked and
-    on masked inputs; the masked term is the one that reaches the attention generator, so
-    masks keep the pixels that separate the class. The area prior stops the trivial masks
-    (all ones: masked = unmasked; all zeros: nothing to classify); the binary term (largest at
-    M = 0.5) stops the third trivial answer the area prior allows, a uniform grey mask.
+    - ``guide_unmasked``, ``guide_masked``: BCE of G on x and on x * M; the masked term is the one
+      that reaches A, so masks keep the pixels that separate the class.
+    - ``guide_complement`` (``complement_weight`` > 0): BCE of G on the complement x * (1 - M), and
+      ``complement_confusion``: BCE of the same logits against 1/2. G learns to classify the
+      complement too, while A is trained to leave nothing in it that G can use: the evidence must
+      then sit inside M (the preservation/deletion game of Dabkowski & Gal, NeurIPS 2017). Without
+      it a uniform grey mask already solves the guide's task, since x * 0.5 keeps every pixel.
+    - ``area_prior``: area_weight * mean_b (mean(M_b) - target)^2 against the trivial all-ones /
+      all-zeros masks; ``mask_binary``: binary_weight * mean(M (1 - M)) against uniform grey.
+
+    Totals: ``attention_total`` (what A minimises), ``guide_total`` (what G minimises) and ``total``,
+    one scalar whose gradient is right for both when ``complement_weight`` is 0 (A and G then
+    share every term's sign; with the complement game they need separate gradients).
     """
 
-    def __init__(self, guide_weight: float, area_weight: float, area_target: float, binary_weight: float = 0.0):
+    def __init__(self, guide_weight: float, area_weight: float, area_target: float, binary_weight: float = 0.0,
+                 complement_weight: float = 0.0):
         super().__init__()
         self.guide_weight = guide_weight
         self.area_weight = area_weight
         self.area_target = area_target
         self.binary_weight = binary_weight
+        self.complement_weight = complement_weight
 
     def forward(self, guide, normal, anomalous, normal_masks, anomalous_masks) -> dict[str, torch.Tensor]:
-        area = torch.cat([normal_masks, anomalous_masks]).flatten(1).mean(1)
-        terms = {"area_prior": (area - self.area_target).pow(2).mean(), "mask_area": area.mean().detach()}
         all_masks = torch.cat([normal_masks, anomalous_masks])
+        area = all_masks.flatten(1).mean(1)
+        terms = {"area_prior": (area - self.area_target).pow(2).mean(), "mask_area": area.mean().detach()}
         terms["mask_binary"] = (all_masks * (1 - all_masks)).mean()
         terms["mask_decisiveness"] = (all_masks - 0.5).abs().mean().detach()  # 0: uniform grey, 0.5: binary
-        total = self.area_weight * terms["area_prior"] + self.binary_weight * terms["mask_binary"]
+        regularisers = self.area_weight * terms["area_prior"] + self.binary_weight * terms["mask_binary"]
+        attention_total, guide_total = regularisers, torch.zeros((), device=all_masks.device)
         if self.guide_weight > 0:
-            # One guide batch for all four groups (unmasked normal / anomalous, masked normal /
-            # anomalous): BatchNorm statistics cannot separate them by themselves, and one large
-            # batch runs faster than four small ones.
-            masked = apply_mask(torch.cat([normal, anomalous]), torch.cat([normal_masks, anomalous_masks]))
-            logits = guide(torch.cat([normal, anomalous, masked]))
-            labels = torch.cat([torch.ones(len(normal)), torch.zeros(len(anomalous))]).to(logits)
-            unmasked_logits, masked_logits = logits.chunk(2)
-            terms["guide_unmasked"] = F.binary_cross_entropy_with_logits(unmasked_logits, labels)
-            terms["guide_masked"] = F.binary_cross_entropy_with_logits(masked_logits, labels)
-            total = total + self.guide_weight * (terms["guide_unmasked"] + terms["guide_masked"])
-        terms["total"] = total
+            # One guide batch for all groups (unmasked normal / anomalous, masked normal / anomalous
+            # [, complements]): BatchNorm statistics cannot separate them by themselves, and one
+            # large batch runs faster than several small ones.
+            both = torch.cat([normal, anomalous])
+            groups = [both, apply_mask(both, all_masks)]
+            if self.complement_weight > 0:
+                groups.append(apply_mask(both, 1 - all_masks))
+            logits = guide(torch.cat(groups)).chunk(len(groups))
+            labels = torch.cat([torch.ones(len(normal)), torch.zeros(len(anomalous))]).to(logits[0])
+            terms["guide_unmasked"] = F.binary_cross_entropy_with_logits(logits[0], labels)
+            terms["guide_masked"] = F.binary_cross_entropy_with_logits(logits[1], labels)
+            attention_total = attention_total + self.guide_weight * terms["guide_masked"]
+            guide_total = self.guide_weight * (terms["guide_unmasked"] + terms["guide_masked"])
+            if self.complement_weight > 0:
+                terms["guide_complement"] = F.binary_cross_entropy_with_logits(logits[2], labels)
+                terms["complement_confusion"] = F.binary_cross_entropy_with_logits(logits[2], torch.full_like(labels, 0.5))
+                attention_total = attention_total + self.guide_weight * self.complement_weight * terms["complement_confusion"]
+                guide_total = guide_total + self.guide_weight * self.complement_weight * terms["guide_complement"]
+        terms["attention_total"] = attention_total
+        terms["guide_total"] = guide_total
+        # gw * (unmasked + masked) + regularisers: the gradient of each network's own total when there is no complement game
+        terms["total"] = regularisers + guide_total
         return terms
