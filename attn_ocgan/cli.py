@@ -242,7 +242,13 @@ def localize(checkpoints, data_root, variant, split, head, out):
 @click.option("--datasets", default="mnist,cifar10", show_default=True, help="Dataset families, comma-separated.")
 @click.option("--out", default="results/comparison.md", show_default=True, type=click.Path(dir_okay=False),
               help="Markdown table to write; a .png with per-class AUCs is written beside it.")
-def compare(results_dir, datasets, out):
+@click.option("--tags", default="*", show_default=True,
+              help="Only tables whose tag matches this glob (e.g. 'cifar10-jpeg*' for the ablation tables).")
+@click.option("--exclude-tags", default="*-abl-*", show_default=True,
+              help="Leave out tables whose tag matches this glob ('' keeps all; the default drops ablation settings).")
+@click.option("--models", default=None, help="Only these models, comma-separated (default: every model found).")
+@click.option("--title", default="Comparison: every model on protocol 2", show_default=True, help="Heading of the table.")
+def compare(results_dir, datasets, out, tags, exclude_tags, models, title):
     """One table of every model's protocol results per dataset, beside the published rows."""
     from .engine.comparison import write_comparison
     from .reference import CLASS_NAMES
@@ -254,7 +260,9 @@ def compare(results_dir, datasets, out):
     if not Path(results_dir).is_dir():
         raise UserError(f"results folder {results_dir} does not exist; run 'attn-ocgan protocol' first or pass --results")
     out = Path(out)
-    write_comparison(Path(results_dir), out, chosen, figure=out.with_suffix(".png"))
+    chosen_models = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
+    write_comparison(Path(results_dir), out, chosen, figure=out.with_suffix(".png"), tags=tags, models=chosen_models,
+                     title=title, exclude=exclude_tags)
     click.echo(f"wrote {out} and {out.with_suffix('.png')}")
 
 

@@ -5,6 +5,7 @@
 # There (the tool's run command; CIFAR and MNIST go in separate calls, each under the 64 MiB a call carries):
 #   carry [".gpu/cifar10-jpeg.pack", ".whl"]:  tools/device_protocols.sh cifar "ocgan,attn-ocgan,ganomaly,anogan" 16
 #   carry [".gpu/MNIST.tar.gz", ".whl"]:       tools/device_protocols.sh mnist "attn-ocgan,ganomaly,anogan" 16
+#   carry [".gpu/cifar10-jpeg.pack", ".whl"]:  tools/device_protocols.sh ablation   # attn-ocgan settings, CIFAR-10 classes 0,1,9
 #   carry [".whl"]:                            tools/device_protocols.sh test
 # It writes results/<tag>_<model>.{csv,md} in the repo copy there (cells already committed are skipped) and
 # packs results/ plus one log per cell into $OUT/results.tar.gz every 30 s and at the end, so a run cut off
@@ -25,21 +26,37 @@ $python -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 case "$what" in
   test)
     exec $python -m pytest -q -p no:cacheprovider tests/unit/test_device.py tests/unit/test_registered_models.py ;;
-  cifar)
+  cifar|ablation)
     $python tools/pack_image_folder.py unpack .gpu/cifar10-jpeg.pack /tmp/data/cifar10-jpeg || exit 3
     data=(--dataset folder --data-root /tmp/data/cifar10-jpeg --tag cifar10-jpeg) ;;
   mnist)
     tar xzf .gpu/MNIST.tar.gz -C /tmp/data || exit 3
     data=(--dataset mnist --data-root /tmp/data) ;;
-  *) echo "error: unknown job '$what'; use cifar, mnist or test" >&2; exit 2 ;;
+  *) echo "error: unknown job '$what'; use cifar, ablation, mnist or test" >&2; exit 2 ;;
 esac
 pack() { tar czf "$out/.results.tar.gz" "$results" logs/device && mv "$out/.results.tar.gz" "$out/results.tar.gz"; }
 (while sleep 30; do pack; done) &
 packer=$!
-$python tools/parallel_protocol.py --models "$models" --classes "${CLASSES:-0-9}" --jobs "$jobs" --logs logs/device -- \
-  "${data[@]}" --epochs "$epochs" --eval-every 0 --device "$device" --threads 1 \
-  --results "$results" --runs /tmp/runs
-status=$?
+common=(--epochs "$epochs" --eval-every 0 --device "$device" --threads 1 --results "$results" --runs /tmp/runs)
+if [ "$what" = ablation ]; then
+  # One attention setting changed at a time against the defaults (the tag cifar10-jpeg rows of the
+  # main run are the baseline); each setting is its own table, results/cifar10-jpeg-abl-<name>_attn-ocgan.*
+  settings=("temperature1:--temperature 1.0" "noguide:--model-arg guide_weight=0" "noarea:--model-arg mask_area_weight=0"
+            "nowarmup:--mask-warmup-epochs 0" "reset10:--reset-masked-gan-at 10"
+            "complement:--model-arg mask_complement_weight=1 --model-arg mask_area_weight=10")
+  status=0; pids=()
+  for setting in "${settings[@]}"; do
+    name=${setting%%:*}; read -r -a flags <<< "${setting#*:}"
+    $python tools/parallel_protocol.py --models attn-ocgan --classes "${CLASSES:-0,1,9}" --jobs 3 --logs "logs/device/$name" -- \
+      --dataset folder --data-root /tmp/data/cifar10-jpeg --tag "cifar10-jpeg-abl-$name" "${flags[@]}" "${common[@]}" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+else
+  $python tools/parallel_protocol.py --models "$models" --classes "${CLASSES:-0-9}" --jobs "$jobs" --logs logs/device -- \
+    "${data[@]}" "${common[@]}"
+  status=$?
+fi
 kill $packer 2>/dev/null
 pack
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null

@@ -7,6 +7,7 @@ over seeds (± std when there are several); the mean column averages the classes
 """
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +43,22 @@ def belongs_to(tag: str, dataset: str) -> bool:
     return tag.startswith(dataset)
 
 
-def measured_rows(results_dir: Path, dataset: str) -> list[MeasuredRow]:
-    """Every protocol table of this dataset family, ordered by model (ocgan, attn-ocgan, ganomaly, anogan) then tag."""
+ABLATION_TAGS = "*-abl-*"  # tags of ablation settings (tools/device_protocols.sh): left out of the main table
+
+
+def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tuple[str, ...] | None = None,
+                  exclude: str = ABLATION_TAGS) -> list[MeasuredRow]:
+    """Every protocol table of this dataset family whose tag matches the glob ``tags`` but not the glob
+    ``exclude`` (and whose model is in ``models``, if given), ordered by model (ocgan, attn-ocgan,
+    ganomaly, anogan) then tag."""
     rows = []
     for path in sorted(Path(results_dir).glob("*_*.csv")):
         match = CSV_NAME.match(path.name)
-        if not match or not belongs_to(match["tag"], dataset):
+        if not match or not belongs_to(match["tag"], dataset) or not fnmatch.fnmatchcase(match["tag"], tags):
+            continue
+        if exclude and fnmatch.fnmatchcase(match["tag"], exclude):
+            continue
+        if models is not None and match["model"] not in models:
             continue
         cells = [r for r in read_rows(path) if {"normal_class", "auc", "seed", "model"} <= set(r)]
         cells = [r for r in cells if r["model"] == match["model"] and r.get("dataset", match["tag"]) == match["tag"]]
@@ -78,8 +89,9 @@ def _mean(per_class: dict[int, list[float]], n_classes: int) -> str:
     return f"**{np.mean(means):.4f}**" + ("" if len(means) == n_classes else f" ({len(means)}/{n_classes} classes)")
 
 
-def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10")) -> str:
-    lines = ["# Comparison: every model on protocol 2 (ROC AUC, one normal class vs the rest)", "",
+def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: str = "*", models=None,
+                        title: str = "Comparison: every model on protocol 2", exclude: str = ABLATION_TAGS) -> str:
+    lines = [f"# {title} (ROC AUC, one normal class vs the rest)", "",
              "Written by `attn-ocgan compare` from the protocol tables in this folder; published rows from "
              "../shared/DESIGN.md. Ours: last-epoch models (no selection on test labels); ± is the std over "
              "seeds; a mean over fewer than all classes says how many. The mean of a published row is the mean "
@@ -87,7 +99,7 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10")) -> str
              "OCGAN).", ""]
     for dataset in datasets:
         names = CLASS_NAMES[dataset]
-        rows = measured_rows(results_dir, dataset)
+        rows = measured_rows(results_dir, dataset, tags, models, exclude)
         lines += [f"## {dataset}", "", "| method | " + " | ".join(names) + " | mean |", "|" + "---|" * (len(names) + 2)]
         for row in rows:
             cells = [_cell(row.per_class.get(k, [])) for k in range(len(names))]
@@ -104,13 +116,15 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10")) -> str
     return "\n".join(lines)
 
 
-def write_comparison(results_dir: Path, out: Path, datasets=("mnist", "cifar10"), figure: Path | None = None) -> Path:
+def write_comparison(results_dir: Path, out: Path, datasets=("mnist", "cifar10"), figure: Path | None = None,
+                     tags: str = "*", models=None, title: str = "Comparison: every model on protocol 2",
+                     exclude: str = ABLATION_TAGS) -> Path:
     """Write the Markdown table (and, if ``figure`` is given, a per-class dot plot) atomically."""
-    atomic_write_text(out, comparison_markdown(results_dir, datasets))
+    atomic_write_text(out, comparison_markdown(results_dir, datasets, tags, models, title, exclude))
     if figure is not None:
         from ..viz.plots import save_comparison_plot
 
-        panels = {dataset: ([(r.label, {k: float(np.mean(v)) for k, v in r.per_class.items()}) for r in measured_rows(results_dir, dataset)],
+        panels = {dataset: ([(r.label, {k: float(np.mean(v)) for k, v in r.per_class.items()}) for r in measured_rows(results_dir, dataset, tags, models, exclude)],
                             PAPER_ROWS.get(dataset, {}), CLASS_NAMES[dataset]) for dataset in datasets}
         save_comparison_plot(figure, panels)
     return out

@@ -37,6 +37,19 @@ def test_compare_writes_every_model_per_dataset_family(tmp_path):
     assert "| OCGAN (paper) | 0.998 |" in mnist and "| OCGAN (paper) | 0.757 |" in cifar
     assert "| attn-ocgan (ours, cifar10-jpeg) | — | — | — | — | — | — | — | — | — | 0.700 | **0.7000** (1/10 classes) |" in cifar
     assert (tmp_path / "comparison.png").stat().st_size > 1000
+    # an ablation view: only tags matching a glob, only some models
+    ablation = tmp_path / "ablation.md"
+    _write(tmp_path / "cifar10-jpeg-abl-t1_attn-ocgan.csv", [{"dataset": "cifar10-jpeg-abl-t1", "model": "attn-ocgan",
+                                                              "normal_class": 9, "seed": 0, "auc": 0.6}])
+    assert main(["compare", "--results", str(tmp_path), "--out", str(out)]) == 0
+    assert "abl-t1" not in out.read_text()  # ablation settings stay out of the main table
+    assert main(["compare", "--results", str(tmp_path), "--datasets", "cifar10", "--tags", "cifar10-jpeg*", "--exclude-tags", "",
+                 "--models", "attn-ocgan", "--title", "Ablation", "--out", str(ablation)]) == 0
+    text = ablation.read_text()
+    assert text.startswith("# Ablation") and "## mnist" not in text
+    assert "attn-ocgan (ours, cifar10-jpeg) |" in text and "attn-ocgan (ours, cifar10-jpeg-abl-t1) |" in text
+    assert main(["compare", "--results", str(tmp_path), "--datasets", "cifar10", "--models", "ocgan", "--out", str(ablation)]) == 0
+    assert "No protocol results of ours yet." in ablation.read_text()
     assert main(["compare", "--results", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert main(["compare", "--results", str(tmp_path), "--datasets", "svhn", "--out", str(out)]) == 2
 
