@@ -81,8 +81,8 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
         label = ("" if row.get("model", "ocgan") == "ocgan" else row["model"] + " ") + json.dumps(row["variant"], sort_keys=True)
         runs.setdefault((row["class"], label, row["seed"]), {})[row["epoch"]] = row
     header = ("| class | variant | seed | " + " | ".join(f"val AUC @{e}" for e in epochs_at)
-              + f" | val AUC mean ± std, epochs {window[0]}-{window[1]} | test AUC @25 / @35 (monitor only) |")
-    lines = [f"# OCGAN sweep: {log.name}", "", "Validation split from the training split only (held-out normal training "
+              + f" | val AUC mean ± std, epochs {window[0]}-{window[1]} | test AUC @{' / @'.join(map(str, epochs_at[-2:]))} (monitor only) |")
+    lines = [f"# Sweep: {log.name}", "", "Validation split from the training split only (held-out normal training "
              "images vs other-class training images); test AUC shown for monitoring, never used to choose.", "",
              header, "|" + "---|" * (len(epochs_at) + 5)]
     classes = sorted({key[0] for key in runs})
@@ -90,7 +90,7 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
     for (normal_class, variant, seed), curve in sorted(runs.items()):
         tail = [curve[e]["val_auc"] for e in range(window[0], window[1] + 1) if e in curve]
         at = [f"{curve[e]['val_auc']:.4f}" if e in curve else "—" for e in epochs_at]
-        test = " / ".join(f"{curve[e]['test_auc_monitor_only']:.4f}" if e in curve else "—" for e in (25, 35))
+        test = " / ".join(f"{curve[e]['test_auc_monitor_only']:.4f}" if e in curve else "—" for e in epochs_at[-2:])
         lines.append(f"| {normal_class} | `{variant}` | {seed} | " + " | ".join(at)
                      + (f" | {np.mean(tail):.4f} ± {np.std(tail):.4f} ({len(tail)} epochs) | {test} |" if tail else f" | — | {test} |"))
         axis = axes[0][classes.index(normal_class)]
@@ -102,9 +102,34 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
     figure.tight_layout()
     png = log.with_suffix(".png")
     figure.savefig(png, dpi=100)
+    lines += attention_table(runs, window)
     md = log.with_suffix(".md")
     md.write_text("\n".join(lines + ["", f"![validation AUC per epoch]({png.name})", ""]))
     return md
+
+
+def attention_table(runs: dict, window: tuple[int, int]) -> list[str]:
+    """For attention runs: validation AUC of each score component (means over the window) and the
+    masks at the last epoch (area, decisiveness |M - 0.5|, mean mask on bright / dark pixels)."""
+    import numpy as np
+
+    attention_runs = {key: curve for key, curve in runs.items() if any("val_auc_components" in r for r in curve.values())}
+    if not attention_runs:
+        return []
+    lines = ["", f"## Attention runs: validation AUC per score component (mean over epochs {window[0]}-{window[1]}) "
+             "and the masks of normal validation images at the last epoch", "",
+             "| class | variant | first GAN (a vanilla OCGAN inside the model) | masked GAN | combined w=0.5 (the score) | w=0.25 | w=0.75 "
+             "| mask area | decisiveness | mask on bright / dark pixels |", "|" + "---|" * 10]
+    for (normal_class, variant, _), curve in sorted(attention_runs.items()):
+        rows = [curve[e] for e in range(window[0], window[1] + 1) if e in curve and "val_auc_components" in curve[e]]
+        if not rows:
+            continue
+        mean = {k: np.mean([r["val_auc_components"][k] for r in rows]) for k in ("first_gan", "masked_gan", "w0.5", "w0.25", "w0.75")}
+        masks = curve[max(curve)]["masks"]["normal"]
+        lines.append(f"| {normal_class} | `{variant}` | {mean['first_gan']:.4f} | {mean['masked_gan']:.4f} | {mean['w0.5']:.4f} "
+                     f"| {mean['w0.25']:.4f} | {mean['w0.75']:.4f} | {masks['area']:.3f} | {masks['decisiveness']:.3f} "
+                     f"| {masks['on_bright_pixels']:.3f} / {masks['on_dark_pixels']:.3f} |")
+    return lines
 
 
 def main(argv=None):
@@ -121,9 +146,12 @@ def main(argv=None):
     parser.add_argument("--variant", action="append", default=None, help="JSON dict of model args (repeatable)")
     parser.add_argument("--log", default=None, help="JSON-lines file to append to (and to resume from)")
     parser.add_argument("--summarise", action="store_true", help="only write LOG.md and LOG.png from --log")
+    parser.add_argument("--summary-epochs", default="15,25,35", help="--summarise: epochs shown one by one")
+    parser.add_argument("--window", default="16,25", help="--summarise: first,last epoch of the averaged window")
     args = parser.parse_args(argv)
     if args.summarise:
-        print(summarise(Path(args.log)))
+        window = tuple(int(v) for v in args.window.split(","))
+        print(summarise(Path(args.log), tuple(parse_int_list(args.summary_epochs, "epochs")), window))
         return
     splits = load_splits(args.dataset, args.data_root)
     log = Path(args.log) if args.log else None
