@@ -95,7 +95,10 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
                      + (f" | {np.mean(tail):.4f} ± {np.std(tail):.4f} ({len(tail)} epochs) | {test} |" if tail else f" | — | {test} |"))
         axis = axes[0][classes.index(normal_class)]
         epochs = sorted(curve)
-        axis.plot(epochs, [curve[e]["val_auc"] for e in epochs], label=variant)
+        line, = axis.plot(epochs, [curve[e]["val_auc"] for e in epochs], label=variant)
+        if all("val_auc_components" in curve[e] for e in epochs):  # attention: its first GAN (vanilla OCGAN) dashed
+            axis.plot(epochs, [curve[e]["val_auc_components"]["first_gan"] for e in epochs], "--", color=line.get_color(),
+                      alpha=0.6, label=f"{variant}: first GAN only")
         axis.set(title=f"class {normal_class}", xlabel="epoch", ylabel="validation AUC")
     for axis in axes[0]:
         axis.legend(fontsize=7)
