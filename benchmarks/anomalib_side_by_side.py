@@ -56,6 +56,7 @@ def run_anomalib(root: Path, epochs: int, batch_size: int, seed: int) -> dict:
     import anomalib
     from anomalib.data import Folder
     from anomalib.engine import Engine
+    from anomalib.metrics import AUROC, Evaluator, F1Score
     from anomalib.models import Ganomaly
     from lightning.pytorch import Callback, seed_everything
 
@@ -80,13 +81,14 @@ def run_anomalib(root: Path, epochs: int, batch_size: int, seed: int) -> dict:
 
     class TestAurocPerEpoch(Callback):
         """The validation AUROC (validation set = test set) after each epoch, read once every
-        callback (anomalib's Evaluator included) has logged it."""
+        callback (anomalib's Evaluator included) has logged it. anomalib's default Ganomaly
+        evaluator has test metrics only, hence the explicit ``val_metrics`` below."""
 
         def __init__(self):
             self.values = []
 
         def on_train_epoch_end(self, trainer, module):
-            value = trainer.callback_metrics.get("image_AUROC")
+            value = trainer.callback_metrics.get("val_image_AUROC")
             if value is not None:
                 self.values.append(float(value))
 
@@ -94,8 +96,11 @@ def run_anomalib(root: Path, epochs: int, batch_size: int, seed: int) -> dict:
     datamodule = Folder(name="one_class", root=root, normal_dir="train_normal", normal_test_dir="test_normal",
                         abnormal_dir="test_abnormal", train_batch_size=batch_size, eval_batch_size=batch_size,
                         num_workers=0, val_split_mode="same_as_test", seed=seed)
+    evaluator = Evaluator(val_metrics=[AUROC(fields=["pred_score", "gt_label"], prefix="val_image_")],
+                          test_metrics=[AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+                                        F1Score(fields=["pred_label", "gt_label"], prefix="image_")])  # its default + val AUROC
     model = Ganomaly(batch_size=batch_size, pre_processor=Ganomaly.configure_pre_processor((32, 32)),
-                     visualizer=False)  # no result images written: time goes to the model
+                     evaluator=evaluator, visualizer=False)  # no result images written: time goes to the model
     timer, auroc = EpochTimer(), TestAurocPerEpoch()
     engine = Engine(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,  # Engine adds its own checkpointing
                     callbacks=[timer, auroc], default_root_dir=str(root / "anomalib_results"))
