@@ -120,5 +120,5 @@ def save_comparison_plot(path: Path, panels: dict) -> None:
         axis.set_xticks(x, names, rotation=45 if max(len(n) for n in names) > 2 else 0)
         axis.set(title=dataset, xlabel="normal class", ylabel="ROC AUC")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="lower left")
+        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: never over the points
     _save(figure, path)
