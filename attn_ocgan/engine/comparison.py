@@ -18,7 +18,9 @@ from ..reference import CLASS_NAMES, PAPER_ROWS
 from .io import atomic_write_text
 from .protocol import read_rows
 
-MODEL_ORDER = ("ocgan", "attn-ocgan", "ganomaly", "anogan")
+MODEL_ORDER = ("ocgan", "attn-ocgan", "ganomaly", "anogan", "pixel-knn", "pixel-pca")
+# Training-free raw-pixel baselines (benchmarks/pixel_baselines.py): the floor a GAN must beat.
+FLOOR_MODELS = ("pixel-knn", "pixel-pca")
 CSV_NAME = re.compile(r"^(?P<tag>.+)_(?P<model>[a-z0-9-]+)\.csv$")
 
 
@@ -34,7 +36,7 @@ class MeasuredRow:
 
     @property
     def label(self) -> str:
-        return f"{self.model} (ours, {self.tag})"
+        return f"{self.model} ({'floor' if self.model in FLOOR_MODELS else 'ours'}, {self.tag})"
 
 
 def belongs_to(tag: str, dataset: str) -> bool:
@@ -75,6 +77,13 @@ def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tupl
     return sorted(rows, key=lambda r: (order.get(r.model, len(order)), r.tag))
 
 
+def published_rows(dataset: str, rows: list[MeasuredRow]) -> dict[str, list[float]]:
+    """DESIGN.md's rows for this dataset, less its floor rows when the floors were measured here
+    (benchmarks/pixel_baselines.py): the same numbers would appear twice."""
+    measured_floor = any(row.model in FLOOR_MODELS for row in rows)
+    return {name: values for name, values in PAPER_ROWS.get(dataset, {}).items() if not (measured_floor and "floor" in name)}
+
+
 def _cell(values: list[float]) -> str:
     if not values:
         return "—"
@@ -104,7 +113,7 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: 
         for row in rows:
             cells = [_cell(row.per_class.get(k, [])) for k in range(len(names))]
             lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {_mean(row.per_class, len(names))} |")
-        for name, values in PAPER_ROWS.get(dataset, {}).items():
+        for name, values in published_rows(dataset, rows).items():
             lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.4f} |")
         if not rows:
             lines += ["", "No protocol results of ours yet."]
@@ -124,7 +133,10 @@ def write_comparison(results_dir: Path, out: Path, datasets=("mnist", "cifar10")
     if figure is not None:
         from ..viz.plots import save_comparison_plot
 
-        panels = {dataset: ([(r.label, {k: float(np.mean(v)) for k, v in r.per_class.items()}) for r in measured_rows(results_dir, dataset, tags, models, exclude)],
-                            PAPER_ROWS.get(dataset, {}), CLASS_NAMES[dataset]) for dataset in datasets}
+        panels = {}
+        for dataset in datasets:
+            rows = measured_rows(results_dir, dataset, tags, models, exclude)
+            panels[dataset] = ([(r.label, {k: float(np.mean(v)) for k, v in r.per_class.items()}) for r in rows],
+                               published_rows(dataset, rows), CLASS_NAMES[dataset])
         save_comparison_plot(figure, panels)
     return out

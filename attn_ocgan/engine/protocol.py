@@ -109,10 +109,16 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
                 "machine": machine_description(device),
                 "date": datetime.date.today().isoformat(), "command": command,
             }
-            with file_lock(csv_path):  # other processes may append other cells of the same table
-                _write_rows(csv_path, read_rows(csv_path) + [row])
-                write_markdown_table(csv_path, tag, base.model, splits.class_names, dataset=base.data.name)
+            append_row(csv_path, row, splits.class_names, dataset=base.data.name)
     return csv_path
+
+
+def append_row(csv_path: Path, row: dict, class_names, dataset: str | None = None) -> None:
+    """Add one (class, seed) result to a protocol table and rewrite its Markdown view, under a file
+    lock: other processes may append other cells of the same table."""
+    with file_lock(csv_path):
+        _write_rows(csv_path, read_rows(csv_path) + [row])
+        write_markdown_table(csv_path, row["dataset"], row["model"], class_names, dataset=dataset)
 
 
 def reference_rows(dataset: str, tag: str) -> dict[str, list[float]]:

@@ -1,0 +1,60 @@
+"""benchmarks/pixel_baselines.py: training-free raw-pixel floors written as protocol tables."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attn_ocgan.engine.comparison import measured_rows
+from attn_ocgan.engine.protocol import read_rows
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pixel_baselines.py"
+
+
+@pytest.fixture(scope="module")
+def pixel_baselines():
+    spec = importlib.util.spec_from_file_location("pixel_baselines", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pixel_baselines"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nearest_neighbour_distance_matches_brute_force(pixel_baselines):
+    rng = np.random.default_rng(0)
+    train, test = rng.normal(size=(50, 7)), rng.normal(size=(23, 7))
+    expected = np.sqrt(((test[:, None, :] - train[None]) ** 2).sum(-1)).min(1)
+    np.testing.assert_allclose(pixel_baselines.nearest_neighbour_distance(train, test, chunk=5), expected, rtol=1e-9)
+    assert pixel_baselines.nearest_neighbour_distance(train, train[:3]).max() < 1e-6  # a training image is at distance 0
+
+
+def test_pca_error_is_zero_inside_the_span_and_large_outside(pixel_baselines):
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(2, 10))
+    train = rng.normal(size=(200, 2)) @ basis  # normal data on a 2-d plane
+    inside, outside = rng.normal(size=(5, 2)) @ basis, rng.normal(size=(5, 10)) * 3
+    errors = pixel_baselines.pca_reconstruction_error(train, np.concatenate([inside, outside]), variance=0.99)
+    assert errors[:5].max() < 1e-8 and errors[5:].min() > 1.0
+
+
+def test_script_writes_protocol_tables_that_compare_reads(pixel_baselines, tmp_path, capsys):
+    # tag mnist-*: shown in the MNIST family by attn-ocgan compare (the data is the small embedded copy)
+    args = ["--dataset", "mnist5k", "--tag", "mnist-small", "--classes", "1", "--results", str(tmp_path)]
+    assert pixel_baselines.main(args) == 0
+    knn, pca = read_rows(tmp_path / "mnist-small_pixel-knn.csv"), read_rows(tmp_path / "mnist-small_pixel-pca.csv")
+    assert [r["normal_class"] for r in knn] == ["1"] and [r["normal_class"] for r in pca] == ["1"]
+    assert float(knn[0]["auc"]) > 0.95 and float(pca[0]["auc"]) > 0.95  # digit 1 is the easy class
+    assert knn[0]["command"].startswith("python benchmarks/pixel_baselines.py --dataset mnist5k")
+    assert (tmp_path / "mnist-small_pixel-knn.md").read_text().count("| pixel-knn (ours) |") == 1
+    # a second run skips the finished class instead of appending a duplicate row
+    assert pixel_baselines.main(args) == 0
+    assert len(read_rows(tmp_path / "mnist-small_pixel-knn.csv")) == 1 and "skip class 1" in capsys.readouterr().out
+    labels = [r.label for r in measured_rows(tmp_path, "mnist")]
+    assert labels == ["pixel-knn (floor, mnist-small)", "pixel-pca (floor, mnist-small)"]
+    from attn_ocgan.engine.comparison import comparison_markdown
+    mnist_table = comparison_markdown(tmp_path, datasets=("mnist",))
+    assert "| pixel-knn (floor, mnist-small) |" in mnist_table and "| OCGAN (paper) |" in mnist_table
+    assert "nearest-neighbour floor (DESIGN.md)" not in mnist_table  # measured here: not listed twice
+    with pytest.raises(SystemExit, match="--pca-variance"):
+        pixel_baselines.main(["--pca-variance", "90"])
