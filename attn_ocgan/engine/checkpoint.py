@@ -28,6 +28,8 @@ def save_checkpoint(path: Path, config: RunConfig, model, algorithm, epoch: int,
         "rng": torch.get_rng_state(),
         "extra": extra or {},
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # a GPU run: its generators too
+        payload["cuda_rng"] = torch.cuda.get_rng_state_all()
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
 
@@ -56,3 +58,13 @@ def model_from_checkpoint(payload: dict, device: str | torch.device = "cpu"):
     model = create_model(config.model, model_config)
     model.load_state_dict(payload["model"])
     return config, model.to(device).eval()
+
+
+def restore_rng(payload: dict) -> None:
+    """Restore the random generators saved with a checkpoint: the CPU one always, the CUDA ones
+    when the checkpoint came from a GPU run and this process sees as many GPUs (a resume on another
+    device then follows a different random stream, as it would anyway)."""
+    torch.set_rng_state(payload["rng"])
+    cuda_states = payload.get("cuda_rng")
+    if cuda_states and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda_states):
+        torch.cuda.set_rng_state_all(cuda_states)

@@ -13,7 +13,7 @@ from ..config import RunConfig, save_config
 from ..data import OneClassData, load_one_class
 from ..errors import UserError
 from ..registry import create_algorithm, create_model, get_spec, resolve_model_config
-from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import model_from_checkpoint, read_checkpoint, restore_rng, save_checkpoint
 from .device import prepare_device, resolve_device
 from .evaluation import auc, compute_scores
 
@@ -113,7 +113,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         _, model = model_from_checkpoint(payload, device)
         algorithm = create_algorithm(config.model, model, model.config, config.train)
         algorithm.load_state_dict(payload["algorithm"])
-        torch.set_rng_state(payload["rng"])
+        restore_rng(payload)
     else:
         model_config = resolve_model_config(config.model, config.data.name, config.model_args, data.in_channels, data.image_size)
         model = create_model(config.model, model_config).to(device)

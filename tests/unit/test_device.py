@@ -8,7 +8,7 @@ import torch
 
 from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
 from attn_ocgan.data import load_one_class
-from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
+from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint, restore_rng
 from attn_ocgan.engine.device import model_device, resolve_device
 from attn_ocgan.engine.evaluation import auc, compute_scores, evaluate_model
 from attn_ocgan.engine.trainer import _same_run, train
@@ -43,6 +43,16 @@ def test_checkpoints_written_before_the_device_option_still_load(tmp_path, tiny_
     assert config.train.device == "auto" and model_device(model) == torch.device("cpu")
 
 
+def test_restore_rng_resets_the_cpu_stream_and_skips_cuda_states_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    torch.manual_seed(3)
+    payload = {"rng": torch.get_rng_state(), "cuda_rng": [torch.zeros(16, dtype=torch.uint8)]}
+    expected = torch.rand(5)
+    torch.rand(100)  # move the stream on
+    restore_rng(payload)  # a checkpoint of a GPU run, resumed where there is no GPU
+    assert torch.equal(torch.rand(5), expected)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run this file on the device machine)")
 @pytest.mark.parametrize("name", known_models())
 def test_every_model_trains_and_scores_on_cuda_like_on_the_cpu(tmp_path, name):
@@ -54,6 +64,7 @@ def test_every_model_trains_and_scores_on_cuda_like_on_the_cpu(tmp_path, name):
                                test_classes=data.test_classes[:300])
     run = train(config, tmp_path / "run", data=data, progress=False)
     payload = read_checkpoint(run["checkpoint"])
+    assert len(payload["cuda_rng"]) == torch.cuda.device_count()  # a GPU resume continues the same random stream
     _, on_gpu = model_from_checkpoint(payload, "cuda")
     _, on_cpu = model_from_checkpoint(payload, "cpu")
     assert model_device(on_gpu).type == "cuda"
