@@ -21,3 +21,14 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "mnist": tuple(str(digit) for digit in range(10)),
     "cifar10": ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 }
+
+
+def is_floor(model: str) -> bool:
+    """Training-free raw-pixel baselines (benchmarks/pixel_baselines.py: ``pixel-knn``,
+    ``pixel-pca``, ``pixel-pca95``, ...): the floor a trained model must beat."""
+    return model.startswith("pixel-")
+
+
+def without_measured_floor(rows: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The published rows less DESIGN.md's floor rows, for tables that show the floor as measured here."""
+    return {name: values for name, values in rows.items() if "floor" not in name}

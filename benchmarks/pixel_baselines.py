@@ -5,7 +5,8 @@ scored on the whole test split (novel = positive):
 
 - ``pixel-knn``: Euclidean distance to the nearest normal training image;
 - ``pixel-pca``: reconstruction error after projecting on the principal components that keep
-  ``--pca-variance`` of the normal training images' variance.
+  ``--pca-variance`` of the normal training images' variance (``pixel-pca95`` etc. for a
+  setting other than the default 0.9).
 
 The rows go to ``results/<tag>_pixel-knn.csv`` and ``results/<tag>_pixel-pca.csv`` in the
 protocol runner's format, so ``attn-ocgan compare`` shows them beside the models.
@@ -56,12 +57,27 @@ def pca_reconstruction_error(train: np.ndarray, test: np.ndarray, variance: floa
     return ((test - reconstructed) ** 2).sum(1)
 
 
-def pixel_scores(train: torch.Tensor, test: torch.Tensor, pca_variance: float) -> dict[str, np.ndarray]:
-    """Novelty scores (higher = more novel) of each baseline; images (N, C, H, W) on any fixed scale."""
+def baseline_names(pca_variance: float) -> tuple[str, str]:
+    """Table (model) names: ``pixel-knn`` and ``pixel-pca``, the latter suffixed with the kept
+    variance in percent when it is not the default 90 % (``pixel-pca95``), so that a table never
+    mixes settings and a rerun with another setting writes its own table."""
+    percent = round(pca_variance * 100, 2)
+    return "pixel-knn", "pixel-pca" if percent == 90 else f"pixel-pca{percent:g}".replace(".", "-")
+
+
+def pixel_scores(train: torch.Tensor, test: torch.Tensor, pca_variance: float) -> dict[str, tuple[np.ndarray, float]]:
+    """{name: (novelty scores (M,), seconds to fit and score)} of each baseline; images (N, C, H, W)
+    on any fixed scale."""
     train_rows = train.flatten(1).double().numpy()
     test_rows = test.flatten(1).double().numpy()
-    return {"pixel-knn": nearest_neighbour_distance(train_rows, test_rows),
-            "pixel-pca": pca_reconstruction_error(train_rows, test_rows, pca_variance)}
+    knn_name, pca_name = baseline_names(pca_variance)
+    results = {}
+    for name, function in ((knn_name, lambda: nearest_neighbour_distance(train_rows, test_rows)),
+                           (pca_name, lambda: pca_reconstruction_error(train_rows, test_rows, pca_variance))):
+        started = time.perf_counter()
+        scores = function()
+        results[name] = (scores, time.perf_counter() - started)
+    return results
 
 
 def parse_args(argv=None):
@@ -86,22 +102,23 @@ def main(argv=None) -> int:
         classes = parse_int_list(args.classes, "classes")
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
+    n_classes = len(splits.class_names)
+    if classes[-1] >= n_classes:
+        raise SystemExit(f"error: class {classes[-1]} is out of range; {args.dataset} has classes 0-{n_classes - 1} (--classes)")
     results = Path(args.results)
+    paths = {name: results / f"{tag}_{name}.csv" for name in baseline_names(args.pca_variance)}
     for normal_class in tqdm(classes, desc="classes"):
-        data = make_one_class(splits, normal_class)
-        paths = {name: results / f"{tag}_{name}.csv" for name in ("pixel-knn", "pixel-pca")}
         if all(any(int(r["normal_class"]) == normal_class for r in read_rows(p)) for p in paths.values()):
-            print(f"skip class {normal_class}: already in {', '.join(str(p) for p in paths.values())}")
+            tqdm.write(f"skip class {normal_class}: already in {', '.join(str(p) for p in paths.values())}")
             continue
-        started = time.perf_counter()
-        scores = pixel_scores(data.train, data.test, args.pca_variance)
-        seconds = time.perf_counter() - started
-        for name, values in scores.items():
+        data = make_one_class(splits, normal_class)
+        for name, (scores, seconds) in pixel_scores(data.train, data.test, args.pca_variance).items():
             if any(int(r["normal_class"]) == normal_class for r in read_rows(paths[name])):
                 continue
-            value = auc(data.test_is_novel.numpy(), values)
+            value = auc(data.test_is_novel.numpy(), scores)
             append_row(paths[name], {
                 "dataset": tag, "model": name, "normal_class": normal_class, "seed": 0, "epochs": 0,
+                # seconds to fit this baseline on the normal training images and score the test split
                 "auc": f"{value:.6f}", "train_seconds": f"{seconds:.1f}", "negatives": "strict one-class",
                 "machine": machine_description(), "date": datetime.date.today().isoformat(), "command": command,
             }, splits.class_names, dataset=args.dataset)

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reference import CLASS_NAMES, PAPER_ROWS
+from ..reference import CLASS_NAMES, PAPER_ROWS, is_floor, without_measured_floor
 from .io import atomic_write_text
 from .protocol import read_rows
 
 MODEL_ORDER = ("ocgan", "attn-ocgan", "ganomaly", "anogan", "pixel-knn", "pixel-pca")
-# Training-free raw-pixel baselines (benchmarks/pixel_baselines.py): the floor a GAN must beat.
-FLOOR_MODELS = ("pixel-knn", "pixel-pca")
 CSV_NAME = re.compile(r"^(?P<tag>.+)_(?P<model>[a-z0-9-]+)\.csv$")
 
 
@@ -36,7 +34,7 @@ class MeasuredRow:
 
     @property
     def label(self) -> str:
-        return f"{self.model} ({'floor' if self.model in FLOOR_MODELS else 'ours'}, {self.tag})"
+        return f"{self.model} ({'floor' if is_floor(self.model) else 'ours'}, {self.tag})"
 
 
 def belongs_to(tag: str, dataset: str) -> bool:
@@ -51,8 +49,8 @@ ABLATION_TAGS = "*-abl-*"  # tags of ablation settings (tools/device_protocols.s
 def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tuple[str, ...] | None = None,
                   exclude: str = ABLATION_TAGS) -> list[MeasuredRow]:
     """Every protocol table of this dataset family whose tag matches the glob ``tags`` but not the glob
-    ``exclude`` (and whose model is in ``models``, if given), ordered by model (ocgan, attn-ocgan,
-    ganomaly, anogan) then tag."""
+    ``exclude`` (and whose model is in ``models``, if given), ordered by model (``MODEL_ORDER``, then
+    any other) then tag."""
     rows = []
     for path in sorted(Path(results_dir).glob("*_*.csv")):
         match = CSV_NAME.match(path.name)
@@ -78,10 +76,12 @@ def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tupl
 
 
 def published_rows(dataset: str, rows: list[MeasuredRow]) -> dict[str, list[float]]:
-    """DESIGN.md's rows for this dataset, less its floor rows when the floors were measured here
-    (benchmarks/pixel_baselines.py): the same numbers would appear twice."""
-    measured_floor = any(row.model in FLOOR_MODELS for row in rows)
-    return {name: values for name, values in PAPER_ROWS.get(dataset, {}).items() if not (measured_floor and "floor" in name)}
+    """DESIGN.md's rows for this dataset, less its floor rows when the same floor was measured here
+    on the same data (a ``pixel-knn`` table whose tag is the dataset itself): not listed twice."""
+    published = PAPER_ROWS.get(dataset, {})
+    if any(row.model == "pixel-knn" and row.tag == dataset for row in rows):
+        return without_measured_floor(published)
+    return published
 
 
 def _cell(values: list[float]) -> str:

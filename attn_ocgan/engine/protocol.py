@@ -12,7 +12,7 @@ import numpy as np
 from ..config import RunConfig
 from ..data import load_splits, make_one_class
 from ..errors import UserError
-from ..reference import PAPER_ROWS
+from ..reference import PAPER_ROWS, is_floor, without_measured_floor
 from .environment import machine_description
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .device import resolve_device
@@ -151,14 +151,20 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, data
         else:
             cells.append("—")
     overall = f"**{np.mean(means):.4f}**" + ("" if len(means) == n_classes else f" ({len(means)}/{n_classes} classes)") if means else "—"
-    lines.append(f"| {model} (ours) | " + " | ".join(cells) + f" | {overall} |")
-    for name, values in reference_rows(dataset or tag, tag).items():
+    floor = is_floor(model)
+    lines.append(f"| {model} ({'floor' if floor else 'ours'}) | " + " | ".join(cells) + f" | {overall} |")
+    published = reference_rows(dataset or tag, tag)
+    for name, values in (without_measured_floor(published) if floor else published).items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.4f} |")
     seeds = sorted({int(r["seed"]) for r in rows})
     epochs = sorted({int(r["epochs"]) for r in rows})
     commands = sorted({r["command"] for r in rows})
-    lines += ["", f"Ours: seeds {seeds}, epochs {epochs}, last-epoch model (no selection on test labels); "
-              f"± is the std over seeds. Rows: {csv_path.name}.", "", "Produced by:", ""]
+    if floor:
+        summary = "Floor: training-free, fitted on the normal training images only (benchmarks/pixel_baselines.py)."
+    else:
+        summary = (f"Ours: seeds {seeds}, epochs {epochs}, last-epoch model (no selection on test labels); "
+                   "± is the std over seeds.")
+    lines += ["", f"{summary} Rows: {csv_path.name}.", "", "Produced by:", ""]
     lines += [f"    {c}" for c in commands]
     negatives = sorted({r.get("negatives") or "strict one-class" for r in rows})
     lines += ["", "Negatives seen in training: " + "; ".join(negatives) + "."]

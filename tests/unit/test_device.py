@@ -65,6 +65,10 @@ def test_every_model_trains_and_scores_on_cuda_like_on_the_cpu(tmp_path, name):
     run = train(config, tmp_path / "run", data=data, progress=False)
     payload = read_checkpoint(run["checkpoint"])
     assert len(payload["cuda_rng"]) == torch.cuda.device_count()  # a GPU resume continues the same random stream
+    restore_rng(payload)
+    first_draw = torch.rand(4, device="cuda")
+    restore_rng(payload)
+    assert torch.equal(torch.rand(4, device="cuda"), first_draw)
     _, on_gpu = model_from_checkpoint(payload, "cuda")
     _, on_cpu = model_from_checkpoint(payload, "cpu")
     assert model_device(on_gpu).type == "cuda"

@@ -46,15 +46,24 @@ def test_script_writes_protocol_tables_that_compare_reads(pixel_baselines, tmp_p
     assert [r["normal_class"] for r in knn] == ["1"] and [r["normal_class"] for r in pca] == ["1"]
     assert float(knn[0]["auc"]) > 0.95 and float(pca[0]["auc"]) > 0.95  # digit 1 is the easy class
     assert knn[0]["command"].startswith("python benchmarks/pixel_baselines.py --dataset mnist5k")
-    assert (tmp_path / "mnist-small_pixel-knn.md").read_text().count("| pixel-knn (ours) |") == 1
+    table = (tmp_path / "mnist-small_pixel-knn.md").read_text()
+    assert table.count("| pixel-knn (floor) |") == 1 and "training-free" in table and "last-epoch" not in table
     # a second run skips the finished class instead of appending a duplicate row
     assert pixel_baselines.main(args) == 0
     assert len(read_rows(tmp_path / "mnist-small_pixel-knn.csv")) == 1 and "skip class 1" in capsys.readouterr().out
     labels = [r.label for r in measured_rows(tmp_path, "mnist")]
     assert labels == ["pixel-knn (floor, mnist-small)", "pixel-pca (floor, mnist-small)"]
+    # another PCA setting gets its own table, never mixed into the default one
+    assert pixel_baselines.main([*args, "--pca-variance", "0.95"]) == 0
+    assert len(read_rows(tmp_path / "mnist-small_pixel-pca95.csv")) == 1 and len(read_rows(tmp_path / "mnist-small_pixel-pca.csv")) == 1
+    # DESIGN.md's floor row stays beside a floor measured on other data, and goes once it is measured on MNIST itself
     from attn_ocgan.engine.comparison import comparison_markdown
+    assert "nearest-neighbour floor (DESIGN.md)" in comparison_markdown(tmp_path, datasets=("mnist",))
+    assert pixel_baselines.main(["--dataset", "mnist5k", "--tag", "mnist", "--classes", "1", "--results", str(tmp_path)]) == 0
     mnist_table = comparison_markdown(tmp_path, datasets=("mnist",))
-    assert "| pixel-knn (floor, mnist-small) |" in mnist_table and "| OCGAN (paper) |" in mnist_table
-    assert "nearest-neighbour floor (DESIGN.md)" not in mnist_table  # measured here: not listed twice
+    assert "| pixel-knn (floor, mnist) |" in mnist_table and "| OCGAN (paper) |" in mnist_table
+    assert "nearest-neighbour floor (DESIGN.md)" not in mnist_table
     with pytest.raises(SystemExit, match="--pca-variance"):
         pixel_baselines.main(["--pca-variance", "90"])
+    with pytest.raises(SystemExit, match="class 12 is out of range"):
+        pixel_baselines.main(["--dataset", "mnist5k", "--classes", "12", "--results", str(tmp_path)])
