@@ -87,6 +87,8 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
              header, "|" + "---|" * (len(epochs_at) + 5)]
     classes = sorted({key[0] for key in runs})
     figure, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 3.6), squeeze=False)
+    variants = sorted({key[1] for key in runs})  # one colour per variant in every panel
+    colours = {variant: f"C{index % 10}" for index, variant in enumerate(variants)}
     for (normal_class, variant, seed), curve in sorted(runs.items()):
         tail = [curve[e]["val_auc"] for e in range(window[0], window[1] + 1) if e in curve]
         at = [f"{curve[e]['val_auc']:.4f}" if e in curve else "—" for e in epochs_at]
@@ -95,7 +97,7 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
                      + (f" | {np.mean(tail):.4f} ± {np.std(tail):.4f} ({len(tail)} epochs) | {test} |" if tail else f" | — | {test} |"))
         axis = axes[0][classes.index(normal_class)]
         epochs = sorted(curve)
-        line, = axis.plot(epochs, [curve[e]["val_auc"] for e in epochs], label=variant)
+        line, = axis.plot(epochs, [curve[e]["val_auc"] for e in epochs], label=variant, color=colours[variant])
         if all("val_auc_components" in curve[e] for e in epochs):  # attention: its first GAN (vanilla OCGAN) dashed
             axis.plot(epochs, [curve[e]["val_auc_components"]["first_gan"] for e in epochs], "--", color=line.get_color(),
                       alpha=0.6, label=f"{variant}: first GAN only")
