@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
 from attn_ocgan.engine.environment import machine_description  # noqa: E402
 from attn_ocgan.engine.evaluation import auc  # noqa: E402
-from attn_ocgan.engine.protocol import append_row, parse_int_list, read_rows  # noqa: E402
+from attn_ocgan.engine.protocol import append_row, check_classes, parse_int_list, read_rows  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
 
@@ -100,11 +100,9 @@ def main(argv=None) -> int:
     try:
         splits = load_splits(args.dataset, args.data_root)
         classes = parse_int_list(args.classes, "classes")
+        check_classes(classes, splits.class_names, tag)
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
-    n_classes = len(splits.class_names)
-    if classes[-1] >= n_classes:
-        raise SystemExit(f"error: class {classes[-1]} is out of range; {args.dataset} has classes 0-{n_classes - 1} (--classes)")
     results = Path(args.results)
     paths = {name: results / f"{tag}_{name}.csv" for name in baseline_names(args.pca_variance)}
     for normal_class in tqdm(classes, desc="classes"):

@@ -42,6 +42,13 @@ def parse_int_list(text: str, what: str) -> list[int]:
     return sorted(values)
 
 
+def check_classes(classes: list[int], class_names, tag: str) -> None:
+    """One-line UserError for a class index the dataset does not have (checked before any work starts)."""
+    for normal_class in classes:
+        if not 0 <= normal_class < len(class_names):
+            raise UserError(f"class {normal_class} is out of range; {tag} has classes 0-{len(class_names) - 1} (--classes)")
+
+
 def read_rows(csv_path: Path) -> list[dict]:
     if not csv_path.is_file():
         return []
@@ -82,9 +89,7 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
     device = resolve_device(base.train.device)
     csv_path = results_dir / f"{tag}_{base.model}.csv"
     splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant)
-    for normal_class in classes:
-        if not 0 <= normal_class < len(splits.class_names):
-            raise UserError(f"class {normal_class} is out of range; {tag} has classes 0-{len(splits.class_names) - 1}")
+    check_classes(classes, splits.class_names, tag)
     for normal_class in classes:
         for seed in seeds:
             if _is_done(read_rows(csv_path), tag, base.model, normal_class, seed, base.train.epochs):
