@@ -1,0 +1,52 @@
+"""benchmarks/anomalib_side_by_side.py: the split anomalib reads must be exactly ours.
+
+anomalib itself is not installed here (it lives in the benchmark's own environment); what can
+break silently is the export: a wrong group, a lost image, or pixels that do not round-trip.
+"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from attn_ocgan.data.one_class import OneClassData
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "anomalib_side_by_side.py"
+
+
+@pytest.fixture(scope="module")
+def side_by_side():
+    spec = importlib.util.spec_from_file_location("anomalib_side_by_side", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["anomalib_side_by_side"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _split(channels: int) -> OneClassData:
+    generator = torch.Generator().manual_seed(0)
+    pixels = lambda n: torch.randint(0, 256, (n, channels, 8, 8), generator=generator).float() / 127.5 - 1  # noqa: E731
+    novel = torch.tensor([0, 1, 1, 0, 1, 1, 1])
+    return OneClassData(train=pixels(5), validation=pixels(0), test=pixels(len(novel)), test_is_novel=novel,
+                        test_classes=novel * 3, normal_class=0, class_names=tuple("abcd"))
+
+
+def _read_folder(folder: Path) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(path)) for path in sorted(folder.glob("*.png"))])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_export_split_writes_each_group_pixel_exact(side_by_side, tmp_path, channels):
+    data = _split(channels)
+    sizes = side_by_side.export_split(data, tmp_path)
+    assert sizes == {"train_normal": 5, "test_normal": 2, "test_abnormal": 5}
+    groups = {"train_normal": data.train, "test_normal": data.test[data.test_is_novel == 0],
+              "test_abnormal": data.test[data.test_is_novel == 1]}
+    for name, images in groups.items():
+        written = _read_folder(tmp_path / name)
+        expected = ((images + 1) * 127.5).round().to(torch.uint8).numpy()
+        expected = expected[:, 0] if channels == 1 else np.moveaxis(expected, 1, -1)  # PNG: (H, W) or (H, W, C)
+        np.testing.assert_array_equal(written, expected)
