@@ -56,6 +56,8 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             for c in sorted(set(data.test_classes.tolist())) if c != data.normal_class
         },
     }
+    if has_attention(model) and int(getattr(model, "masked_gan_steps", 0)) > 0:
+        metrics["auc_per_score_component"] = component_aucs(model, data.test, is_novel)
     if has_attention(model):
         metrics["masks"] = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
                                                    "test_novel": data.test[is_novel == 1]})
@@ -75,6 +77,18 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             save_panel_figure(out_dir / "residuals.png", model.eval().residual_panel, data, title, device=model_device(model))
         atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+@torch.inference_mode()
+def component_aucs(model, images: torch.Tensor, is_novel: np.ndarray, batch_size: int = 1000) -> dict[str, float]:
+    """AUC of each raw score component of a two-GAN model (``score_components``: first GAN on x,
+    masked GAN on x * M) on its own. A diagnostic of what each GAN contributes to the combined
+    score; the combination weight itself is fixed in the config, never chosen from these."""
+    model.eval()
+    device = model_device(model)
+    components = torch.cat([model.score_components(images[start:start + batch_size].to(device)).cpu()
+                            for start in range(0, len(images), batch_size)]).double().numpy()
+    return {name: auc(is_novel, components[:, column]) for column, name in enumerate(("first_gan", "masked_gan"))}
 
 
 @torch.inference_mode()
@@ -112,4 +126,4 @@ def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8, devi
     save_image_rows(path, columns, title)
 
 
-__all__ = ["compute_scores", "auc", "evaluate_model", "has_attention", "mask_statistics", "save_panel_figure"]
+__all__ = ["compute_scores", "auc", "component_aucs", "evaluate_model", "has_attention", "mask_statistics", "save_panel_figure"]

@@ -109,6 +109,8 @@ def test_attention_train_with_temperature_writes_masks_to_tensorboard(tmp_path, 
     masks = json.loads((out / "metrics.json").read_text())["masks"]
     assert set(masks) == {"train_normal", "test_normal", "test_novel"}
     assert all(0 < group["area"] < 1 and 0 <= group["decisiveness"] <= 0.5 for group in masks.values())
+    components = json.loads((out / "metrics.json").read_text())["auc_per_score_component"]
+    assert set(components) == {"first_gan", "masked_gan"} and all(0 <= value <= 1 for value in components.values())
     tags = _tags(out)
     assert {"masks/test_normal", "masks/test_novel"} <= set(tags["images"])
     assert {"masks/values", "masks/area_per_image"} <= set(tags["histograms"])

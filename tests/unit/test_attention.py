@@ -243,3 +243,21 @@ def test_complement_game_gives_guide_and_attention_their_own_gradients():
     expected_attention = torch.autograd.grad(terms["attention_total"], list(model.attention.parameters()))
     for got, want in zip(captured["guide"] + captured["attention"], expected_guide + expected_attention):
         torch.testing.assert_close(got, want)
+
+
+def test_component_aucs_score_each_gan_on_its_own():
+    """evaluate's diagnostic: column 0 is the first GAN's error, column 1 the masked GAN's."""
+    from attn_ocgan.engine.evaluation import component_aucs
+
+    class TwoComponents(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def score_components(self, x):  # first GAN separates perfectly, masked GAN is inverted
+            brightness = x.flatten(1).mean(1)
+            return torch.stack([brightness, -brightness], dim=1)
+
+    is_novel = torch.tensor([0, 1, 0, 1, 1, 0])
+    x = (is_novel.float() * 2 - 1)[:, None, None, None].expand(-1, 1, 4, 4) + torch.linspace(0, 0.1, 6)[:, None, None, None]
+    assert component_aucs(TwoComponents(), x, is_novel.numpy(), batch_size=4) == {"first_gan": 1.0, "masked_gan": 0.0}

@@ -1,0 +1,84 @@
+"""What each GAN of a finished attention-OCGAN protocol cell contributes, and where its masks sit.
+
+For every checkpoint given (e.g. the protocol runner's ``runs/protocol/<tag>_attn-ocgan/class*/checkpoints/last.pt``)
+the whole test split is scored again and one row is written: the AUC of the combined score (the
+protocol's number), of the first GAN's error alone (a vanilla OCGAN inside the model) and of the
+masked GAN's error alone, plus the masks' statistics on normal test images (area, decisiveness,
+mean mask on bright and on dark pixels). A diagnostic, never a selection: the combination weight
+stays the one in the config.
+
+    python benchmarks/score_components.py --data-root ../shared/data --out results/mnist_attn-ocgan_components.md \\
+        runs/protocol/mnist_attn-ocgan/class*_seed*_e25/checkpoints/last.pt
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from attn_ocgan.data import load_one_class  # noqa: E402
+from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint  # noqa: E402
+from attn_ocgan.engine.environment import machine_description  # noqa: E402
+from attn_ocgan.engine.evaluation import component_aucs, evaluate_model, has_attention  # noqa: E402
+from attn_ocgan.engine.io import atomic_write_text  # noqa: E402
+from attn_ocgan.errors import UserError  # noqa: E402
+
+COLUMNS = ("class", "seed", "epochs", "combined AUC (the score)", "first GAN alone", "masked GAN alone", "mask area",
+           "decisiveness", "mask on bright / dark pixels")
+
+
+def checkpoint_row(path: Path, data_root: str | None) -> tuple:
+    payload = read_checkpoint(path)
+    config, model = model_from_checkpoint(payload)
+    if not has_attention(model):
+        raise UserError(f"{path} is a {config.model} checkpoint without attention; pass attn-ocgan checkpoints")
+    data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
+    metrics = evaluate_model(model, data)
+    components = metrics.get("auc_per_score_component") or component_aucs(model, data.test, data.test_is_novel.numpy())
+    masks = metrics["masks"]["test_normal"]
+    return (f"{data.normal_class} - {data.class_names[data.normal_class]}", config.train.seed, payload["epoch"],
+            f"{metrics['auc']:.4f}", f"{components['first_gan']:.4f}", f"{components['masked_gan']:.4f}",
+            f"{masks['area']:.3f}", f"{masks['decisiveness']:.3f}",
+            f"{masks['on_bright_pixels']:.3f} / {masks['on_dark_pixels']:.3f}")
+
+
+def table(rows: list[tuple], command: str) -> str:
+    lines = ["# Attention OCGAN: AUC of each score component, and the masks of normal test images", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
+    lines += ["", "Decisiveness is mean |M - 0.5| (0: uniform grey, 0.5: binary); bright pixels are those above 0 "
+              "in [-1, 1] (the strokes of a digit). Last-epoch checkpoints; the combined weight is the config's.", "",
+              "Produced by:", "", f"    {command}", "", f"Machine: {machine_description()}; date: {datetime.date.today().isoformat()}", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", help="attn-ocgan checkpoints (one row each, sorted by class)")
+    parser.add_argument("--data-root", default=None, help="Override the data root stored in the checkpoints.")
+    parser.add_argument("--out", required=True, help="Markdown table to write.")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        rows = sorted((checkpoint_row(Path(path), args.data_root) for path in tqdm(args.checkpoints, desc="checkpoints")),
+                      key=lambda row: (int(row[0].split(" ")[0]), row[1]))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    atomic_write_text(Path(args.out), table(rows, command))
+    print(f"wrote {args.out} ({len(rows)} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
