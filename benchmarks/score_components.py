@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from attn_ocgan.data import load_one_class  # noqa: E402
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint  # noqa: E402
 from attn_ocgan.engine.environment import machine_description  # noqa: E402
-from attn_ocgan.engine.evaluation import component_aucs, evaluate_model, has_attention  # noqa: E402
+from attn_ocgan.engine.evaluation import evaluate_model, has_attention  # noqa: E402
 from attn_ocgan.engine.io import atomic_write_text  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
@@ -36,16 +36,18 @@ COLUMNS = ("class", "seed", "epochs", "combined AUC (the score)", "first GAN alo
 
 
 def checkpoint_row(path: Path, data_root: str | None) -> tuple:
+    """(normal class index, table cells) for one checkpoint."""
     payload = read_checkpoint(path)
     config, model = model_from_checkpoint(payload)
     if not has_attention(model):
         raise UserError(f"{path} is a {config.model} checkpoint without attention; pass attn-ocgan checkpoints")
     data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
     metrics = evaluate_model(model, data)
-    components = metrics.get("auc_per_score_component") or component_aucs(model, data.test, data.test_is_novel.numpy())
+    components = metrics.get("auc_per_score_component")  # absent while the masked GAN has not trained
+    first, masked = (f"{components[name]:.4f}" for name in ("first_gan", "masked_gan")) if components else ("—", "— (untrained)")
     masks = metrics["masks"]["test_normal"]
-    return (f"{data.normal_class} - {data.class_names[data.normal_class]}", config.train.seed, payload["epoch"],
-            f"{metrics['auc']:.4f}", f"{components['first_gan']:.4f}", f"{components['masked_gan']:.4f}",
+    return data.normal_class, (data.class_names[data.normal_class], config.train.seed, payload["epoch"],
+            f"{metrics['auc']:.4f}", first, masked,
             f"{masks['area']:.3f}", f"{masks['decisiveness']:.3f}",
             f"{masks['on_bright_pixels']:.3f} / {masks['on_dark_pixels']:.3f}")
 
@@ -69,8 +71,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        rows = sorted((checkpoint_row(Path(path), args.data_root) for path in tqdm(args.checkpoints, desc="checkpoints")),
-                      key=lambda row: (int(row[0].split(" ")[0]), row[1]))
+        rows = [cells for _, cells in sorted((checkpoint_row(Path(path), args.data_root)
+                                              for path in tqdm(args.checkpoints, desc="checkpoints")), key=lambda row: (row[0], row[1][1]))]
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,5 +1,8 @@
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -19,6 +22,15 @@ SMALL_MODEL_ARGS = {
     "ganomaly": {"latent_dim": 6, "generator_width": 8, "discriminator_width": 8},
     "anogan": {"latent_dim": 6, "generator_width": 8, "discriminator_width": 8, "search_steps": 5},
 }
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (a script folder, not a package) as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_data_root() -> Path | None:

@@ -3,8 +3,6 @@
 anomalib itself is not installed here (it lives in the benchmark's own environment); what can
 break silently is the export: a wrong group, a lost image, or pixels that do not round-trip.
 """
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +11,12 @@ import torch
 from PIL import Image
 
 from attn_ocgan.data.one_class import OneClassData
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "anomalib_side_by_side.py"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def side_by_side():
-    spec = importlib.util.spec_from_file_location("anomalib_side_by_side", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["anomalib_side_by_side"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("anomalib_side_by_side")
 
 
 def _split(channels: int) -> OneClassData:

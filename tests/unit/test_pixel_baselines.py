@@ -1,24 +1,16 @@
 """benchmarks/pixel_baselines.py: training-free raw-pixel floors written as protocol tables."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from attn_ocgan.engine.comparison import measured_rows
 from attn_ocgan.engine.protocol import read_rows
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pixel_baselines.py"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def pixel_baselines():
-    spec = importlib.util.spec_from_file_location("pixel_baselines", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pixel_baselines"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("pixel_baselines")
 
 
 def test_nearest_neighbour_distance_matches_brute_force(pixel_baselines):

@@ -1,7 +1,5 @@
 """benchmarks/score_components.py: one diagnostic row per attention checkpoint."""
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,18 +8,11 @@ from attn_ocgan.data import load_one_class
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from attn_ocgan.engine.evaluation import evaluate_model
 from attn_ocgan.engine.trainer import train
-from tests.conftest import SMALL_MODEL_ARGS
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "score_components.py"
-
+from tests.conftest import SMALL_MODEL_ARGS, load_benchmark
 
 @pytest.fixture(scope="module")
 def score_components():
-    spec = importlib.util.spec_from_file_location("score_components", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["score_components"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("score_components")
 
 
 def _checkpoint(tiny_config, folder: Path, **model_args) -> Path:
@@ -35,9 +26,9 @@ def test_rows_hold_the_protocol_auc_and_each_component(score_components, tiny_co
     assert score_components.main([str(checkpoint), "--out", str(out)]) == 0
     config, model = model_from_checkpoint(read_checkpoint(checkpoint))
     metrics = evaluate_model(model, load_one_class(config.data))
-    row = next(line for line in out.read_text().splitlines() if line.startswith("| 1 - "))
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| 1 |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[:3] == ["1 - 1", "0", "1"]  # class, seed, epochs of the checkpoint
+    assert cells[:3] == ["1", "0", "1"]  # class, seed, epochs of the checkpoint
     expected = [metrics["auc"], metrics["auc_per_score_component"]["first_gan"], metrics["auc_per_score_component"]["masked_gan"]]
     assert cells[3:6] == [f"{value:.4f}" for value in expected]
     assert len({cells[3], cells[4], cells[5]}) > 1  # three different scores, not one copied thrice
@@ -48,3 +39,11 @@ def test_a_checkpoint_without_attention_is_refused_and_nothing_written(score_com
     out = tmp_path / "components.md"
     assert score_components.main([str(checkpoint), "--out", str(out)]) == 2
     assert "without attention" in capsys.readouterr().err and not out.exists()
+
+
+def test_before_the_masked_gan_trains_its_columns_say_so(score_components, tiny_config, tmp_path):
+    checkpoint = _checkpoint(tiny_config, tmp_path / "run", mask_warmup_epochs=5)  # 1 epoch: the masked GAN never steps
+    out = tmp_path / "components.md"
+    assert score_components.main([str(checkpoint), "--out", str(out)]) == 0
+    cells = [cell.strip() for cell in next(line for line in out.read_text().splitlines() if line.startswith("| 1 |")).strip("|").split("|")]
+    assert cells[4:6] == ["—", "— (untrained)"]

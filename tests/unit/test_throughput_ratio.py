@@ -1,22 +1,11 @@
 """benchmarks/train_throughput.py: the step-time ratio is timed in alternating blocks (fake clock, no timing)."""
-import importlib.util
-import sys
 import types
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_throughput.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("train_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_throughput"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_benchmark
 
 
 def test_ratio_is_the_median_of_alternating_block_ratios(monkeypatch):
-    throughput = _load()
+    throughput = load_benchmark("train_throughput")
     clock, order = [0.0], []
 
     class FakeVanilla:  # each vanilla step costs 1 s on the fake clock
