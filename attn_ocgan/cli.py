@@ -25,8 +25,9 @@ def _parse_model_args(pairs) -> dict:
 
 def build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size,
                  threads=None, model_args=(), eval_every=None, attention_flags=None, outlier_exposure=None,
-                 variant=None, device=None) -> RunConfig:
-    """Defaults < config file < flags (flags left unset do not override)."""
+                 variant=None, device=None, select_epoch=None, val_fraction=None, val_novel=None) -> RunConfig:
+    """Defaults < config file < flags (flags left unset do not override). ``--select-epoch validation``
+    without a hold-out holds out 10 % of the normal training images."""
     config = RunConfig()
     if config_file:
         config = run_config_from_dict(load_config_file(config_file), config, where=str(config_file))
@@ -34,14 +35,17 @@ def build_config(config_file, model, dataset, normal_class, epochs, batch_size, 
         "model": model,
         "data": {k: v for k, v in dict(name=dataset, normal_class=normal_class, root=data_root, size=size,
                                        download=download or None, outlier_exposure=outlier_exposure,
-                                       variant=variant).items() if v is not None},
+                                       variant=variant, val_fraction=val_fraction, val_novel=val_novel).items() if v is not None},
         "train": {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
-                                        eval_every=eval_every, device=device).items() if v is not None},
+                                        eval_every=eval_every, device=device, select_epoch=select_epoch).items() if v is not None},
         "model_args": {**{k: v for k, v in (attention_flags or {}).items() if v is not None}, **_parse_model_args(model_args)},
     }
     if flags["model"] is None:
         del flags["model"]
-    return run_config_from_dict(flags, config, where="command-line flags")
+    config = run_config_from_dict(flags, config, where="command-line flags")
+    if config.train.select_epoch == "validation" and config.data.val_fraction == 0 and val_fraction is None:
+        config = run_config_from_dict({"data": {"val_fraction": 0.1}}, config)
+    return config
 
 
 def common_options(function):
@@ -61,6 +65,13 @@ def common_options(function):
         click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."),
         click.option("--device", default=None, help=f"Where to train and score: {DEVICE_HELP}. Default auto."),
         click.option("--eval-every", type=int, default=None, help="Log test AUC to TensorBoard every N epochs (monitoring only)."),
+        click.option("--select-epoch", type=click.Choice(["last", "validation"]), default=None,
+                     help="Which epoch's model is the result: last (default), or the best AUC on a validation split of "
+                          "training images (held-out normal images vs other-class training images; never test images)."),
+        click.option("--val-fraction", type=float, default=None,
+                     help="Share of the normal training images held out of training (default 0; 0.1 with --select-epoch validation)."),
+        click.option("--val-novel", type=int, default=None,
+                     help="Training images of the other classes in the validation split (default 2000)."),
         click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
                      help="Model hyper-parameter, repeatable (e.g. --model-arg latent_channels=32)."),
         # Attention OCGAN's main knobs as flags (each is also a --model-arg key).
@@ -93,7 +104,8 @@ def cli():
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size, threads,
-          eval_every, model_args, out, resume, overwrite, outlier_exposure, variant, device, **attention_flags):
+          eval_every, model_args, out, resume, overwrite, outlier_exposure, variant, device, select_epoch, val_fraction,
+          val_novel, **attention_flags):
     """Train a model on the images of one normal class; checkpoints and TensorBoard logs go to --out."""
     from .data import load_one_class
     from .engine.checkpoint import model_from_checkpoint, read_checkpoint
@@ -102,14 +114,16 @@ def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, see
     from .engine.trainer import train as run_training
 
     config = build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download,
-                          size, threads, model_args, eval_every, attention_flags, outlier_exposure, variant, device)
+                          size, threads, model_args, eval_every, attention_flags, outlier_exposure, variant, device,
+                          select_epoch, val_fraction, val_novel)
     out = Path(out or f"runs/{config.model}-{config.data.name}-class{config.data.normal_class}-seed{config.train.seed}")
     data = load_one_class(config.data)
     result = run_training(config, out, resume=resume, overwrite=overwrite, data=data)
-    _, trained = model_from_checkpoint(read_checkpoint(result["checkpoint"]), resolve_device(config.train.device))
+    _, trained = model_from_checkpoint(read_checkpoint(result["selected_checkpoint"]), resolve_device(config.train.device))
     metrics = evaluate_model(trained, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}")
-    click.echo(f"test AUC {metrics['auc']:.4f} after {result['epochs']} epochs ({result['train_seconds']:.0f} s training)")
-    click.echo(f"checkpoint: {result['checkpoint']}")
+    chosen = "" if result["val_auc"] is None else f"; model of epoch {result['selected_epoch']}, validation AUC {result['val_auc']:.4f}"
+    click.echo(f"test AUC {metrics['auc']:.4f} after {result['epochs']} epochs ({result['train_seconds']:.0f} s training{chosen})")
+    click.echo(f"checkpoint: {result['selected_checkpoint']}")
     click.echo(f"TensorBoard logs: {out}  (tensorboard --logdir {out.parent})")
 
 
@@ -145,12 +159,14 @@ def evaluate(checkpoint, data_root, out, device):
 @click.option("--runs", "runs_dir", default="runs/protocol", show_default=True, help="Folder for per-cell run folders.")
 @click.option("--tag", default=None, help="Dataset name used in results file names (default: --dataset).")
 def protocol(config_file, model, dataset, epochs, batch_size, lr, data_root, download, size, threads, eval_every,
-             model_args, classes, seeds, results_dir, runs_dir, tag, outlier_exposure, variant, device, **attention_flags):
+             model_args, classes, seeds, results_dir, runs_dir, tag, outlier_exposure, variant, device, select_epoch,
+             val_fraction, val_novel, **attention_flags):
     """Protocol 2 over classes x seeds: resumable; appends to results/<tag>_<model>.csv and writes the .md table."""
     from .engine.protocol import parse_int_list, run_protocol
 
     config = build_config(config_file, model, dataset, None, epochs, batch_size, lr, None, data_root, download, size,
-                          threads, model_args, eval_every, attention_flags, outlier_exposure, variant, device)
+                          threads, model_args, eval_every, attention_flags, outlier_exposure, variant, device,
+                          select_epoch, val_fraction, val_novel)
     command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     csv_path = run_protocol(config, parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"),
                             Path(results_dir), Path(runs_dir), command, tag=tag, echo=click.echo)

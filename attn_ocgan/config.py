@@ -30,6 +30,9 @@ class DataConfig:
     # Held-out fraction of the normal training images (used for score statistics,
     # never test labels). 0 keeps every training image for training.
     val_fraction: float = 0.0
+    # With a hold-out: this many training images of the other classes join it as the novel half
+    # of the validation split that --select-epoch validation uses (never test images).
+    val_novel: int = 2000
     # attn-ocgan only: auxiliary negatives from another dataset, 'NAME' or 'NAME:ROOT'
     # ('' = strict one-class: the model makes its own pseudo-anomalies).
     outlier_exposure: str = ""
@@ -47,6 +50,9 @@ class TrainConfig:
     threads: int = 0  # 0: torch's default
     device: str = "auto"  # auto (cuda when available, else cpu), cpu, cuda, cuda:N
     eval_every: int = 1  # evaluate test AUC for TensorBoard every N epochs (0: only at the end)
+    # Which epoch's model is the result: "last", or "validation" (the epoch with the best AUC on the
+    # validation split drawn from the training images, as the official OCGAN code selected).
+    select_epoch: str = "last"
 
 
 @dataclass

@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
-from attn_ocgan.data.one_class import to_unit_range  # noqa: E402
 from attn_ocgan.engine.evaluation import auc, compute_scores, has_attention, mask_statistics  # noqa: E402
 from attn_ocgan.engine.protocol import parse_int_list  # noqa: E402
 from attn_ocgan.engine.trainer import _batches  # noqa: E402
@@ -35,12 +34,10 @@ from attn_ocgan.registry import create_algorithm, create_model, resolve_model_co
 
 
 def validation_split(splits, normal_class: int, val_fraction: float, n_novel: int):
-    """(train normal, validation images, validation is_novel) from the training split only."""
-    data = make_one_class(splits, normal_class, val_fraction)
-    others = torch.nonzero(splits.train_labels != normal_class).flatten()
-    chosen = others[torch.randperm(len(others), generator=torch.Generator().manual_seed(normal_class))[:n_novel]]
-    images = torch.cat([data.validation, to_unit_range(splits.train_images[chosen])])
-    is_novel = torch.cat([torch.zeros(len(data.validation)), torch.ones(len(chosen))]).long()
+    """(train normal, validation images, validation is_novel) from the training split only: the
+    same split as ``--select-epoch validation`` (``make_one_class``)."""
+    data = make_one_class(splits, normal_class, val_fraction, n_novel)
+    images, is_novel = data.validation_set()
     return data, images, is_novel
 
 
@@ -81,10 +78,11 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
         label = ("" if row.get("model", "ocgan") == "ocgan" else row["model"] + " ") + json.dumps(row["variant"], sort_keys=True)
         runs.setdefault((row["class"], label, row["seed"]), {})[row["epoch"]] = row
     header = ("| class | variant | seed | " + " | ".join(f"val AUC @{e}" for e in epochs_at)
-              + f" | val AUC mean ± std, epochs {window[0]}-{window[1]} | test AUC @{' / @'.join(map(str, epochs_at[-2:]))} (monitor only) |")
+              + f" | val AUC mean ± std, epochs {window[0]}-{window[1]} | test AUC @{' / @'.join(map(str, epochs_at[-2:]))} (monitor only) "
+              "| best val epoch: val / test AUC (what --select-epoch validation reports) |")
     lines = [f"# Sweep: {log.name}", "", "Validation split from the training split only (held-out normal training "
              "images vs other-class training images); test AUC shown for monitoring, never used to choose.", "",
-             header, "|" + "---|" * (len(epochs_at) + 5)]
+             header, "|" + "---|" * (len(epochs_at) + 6)]
     classes = sorted({key[0] for key in runs})
     figure, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 3.6), squeeze=False)
     variants = sorted({key[1] for key in runs})  # one colour per variant in every panel
@@ -93,8 +91,10 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
         tail = [curve[e]["val_auc"] for e in range(window[0], window[1] + 1) if e in curve]
         at = [f"{curve[e]['val_auc']:.4f}" if e in curve else "—" for e in epochs_at]
         test = " / ".join(f"{curve[e]['test_auc_monitor_only']:.4f}" if e in curve else "—" for e in epochs_at[-2:])
+        best = max(sorted(curve), key=lambda e: curve[e]["val_auc"])  # the first epoch reaching the maximum, as the trainer keeps it
+        chosen = f"{best}: {curve[best]['val_auc']:.4f} / {curve[best]['test_auc_monitor_only']:.4f}"
         lines.append(f"| {normal_class} | `{variant}` | {seed} | " + " | ".join(at)
-                     + (f" | {np.mean(tail):.4f} ± {np.std(tail):.4f} ({len(tail)} epochs) | {test} |" if tail else f" | — | {test} |"))
+                     + (f" | {np.mean(tail):.4f} ± {np.std(tail):.4f} ({len(tail)} epochs)" if tail else " | —") + f" | {test} | {chosen} |")
         axis = axes[0][classes.index(normal_class)]
         epochs = sorted(curve)
         line, = axis.plot(epochs, [curve[e]["val_auc"] for e in epochs], label=variant, color=colours[variant])

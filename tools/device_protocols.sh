@@ -7,6 +7,7 @@
 #   carry [".gpu/MNIST.tar.gz", ".whl"]:       tools/device_protocols.sh mnist "attn-ocgan,ganomaly,anogan" 16
 #   carry [".gpu/cifar10-jpeg.pack", ".whl"]:  tools/device_protocols.sh ablation   # attn-ocgan settings, CIFAR-10 classes 0,1,9
 #   carry [".whl"]:                            tools/device_protocols.sh test
+# SELECT=validation before any of them reports each cell's best validation epoch (attn-ocgan protocol --select-epoch validation).
 # It writes results/<tag>_<model>.{csv,md} in the repo copy there (cells already committed are skipped) and
 # packs results/ plus one log per cell into $OUT/results.tar.gz every 30 s and at the end, so a run cut off
 # by its time limit still returns what finished. Back here: tar xzf FILES_AT/results.tar.gz, check, commit.
@@ -19,6 +20,8 @@ out=${OUT:-/tmp/device_out}
 results=${RESULTS:-results}
 python=${PYTHON:-python3}
 device=${DEVICE:-cuda}   # a CPU try-out here: DEVICE=cpu PYTHON=.venv/bin/python RESULTS=/tmp/r EPOCHS=1 CLASSES=0 ...
+select=${SELECT:-last}   # SELECT=validation: report the best validation epoch (tables tagged <dataset>-valsel)
+suffix=$([ "$select" = validation ] && echo -valsel)
 mkdir -p "$out" /tmp/site /tmp/data logs/device
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
 $python -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 3
@@ -28,16 +31,16 @@ case "$what" in
     exec $python -m pytest -q -p no:cacheprovider tests/unit/test_device.py tests/unit/test_registered_models.py ;;
   cifar|ablation)
     $python tools/pack_image_folder.py unpack .gpu/cifar10-jpeg.pack /tmp/data/cifar10-jpeg || exit 3
-    data=(--dataset folder --data-root /tmp/data/cifar10-jpeg --tag cifar10-jpeg) ;;
+    data=(--dataset folder --data-root /tmp/data/cifar10-jpeg --tag "cifar10-jpeg$suffix") ;;
   mnist)
     tar xzf .gpu/MNIST.tar.gz -C /tmp/data || exit 3
-    data=(--dataset mnist --data-root /tmp/data) ;;
+    data=(--dataset mnist --data-root /tmp/data --tag "mnist$suffix") ;;
   *) echo "error: unknown job '$what'; use cifar, ablation, mnist or test" >&2; exit 2 ;;
 esac
 pack() { tar czf "$out/.results.tar.gz" "$results" logs/device && mv "$out/.results.tar.gz" "$out/results.tar.gz"; }
 (while sleep 30; do pack; done) &
 packer=$!
-common=(--epochs "$epochs" --eval-every 0 --device "$device" --threads 1 --results "$results" --runs /tmp/runs)
+common=(--epochs "$epochs" --eval-every 0 --device "$device" --threads 1 --results "$results" --runs /tmp/runs --select-epoch "$select")
 if [ "$what" = ablation ]; then
   # One attention setting changed at a time against the defaults (the tag cifar10-jpeg rows of the
   # main run are the baseline); each setting is its own table, results/cifar10-jpeg-abl-<name>_attn-ocgan.*
@@ -48,7 +51,7 @@ if [ "$what" = ablation ]; then
   for setting in "${settings[@]}"; do
     name=${setting%%:*}; read -r -a flags <<< "${setting#*:}"
     $python tools/parallel_protocol.py --models attn-ocgan --classes "${CLASSES:-0,1,9}" --jobs 3 --logs "logs/device/$name" -- \
-      --dataset folder --data-root /tmp/data/cifar10-jpeg --tag "cifar10-jpeg-abl-$name" "${flags[@]}" "${common[@]}" &
+      --dataset folder --data-root /tmp/data/cifar10-jpeg --tag "cifar10-jpeg-abl-$name$suffix" "${flags[@]}" "${common[@]}" &
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done

@@ -1,7 +1,7 @@
 """Protocol 2: train on the training images of one class; test on the whole test split."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -23,6 +23,14 @@ class OneClassData:
     test_classes: torch.Tensor  # int64 (M,): the original labels
     normal_class: int
     class_names: tuple[str, ...]
+    # training images of the other classes for epoch selection (``--select-epoch validation``; may be empty)
+    validation_novel: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+
+    def validation_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, is_novel): held-out normal training images, then other-class training images."""
+        images = torch.cat([self.validation, self.validation_novel]) if len(self.validation_novel) else self.validation
+        is_novel = torch.cat([torch.zeros(len(self.validation)), torch.ones(len(self.validation_novel))]).long()
+        return images, is_novel
 
     @property
     def in_channels(self) -> int:
@@ -33,7 +41,11 @@ class OneClassData:
         return int(self.train.shape[-1])
 
 
-def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float = 0.0) -> OneClassData:
+def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float = 0.0, val_novel: int = 0) -> OneClassData:
+    """Protocol 2 data for one normal class. ``val_fraction`` holds out the last share of the class's
+    training images; with a hold-out, ``val_novel`` training images of the other classes (a fixed
+    sample per class, independent of the training seed) join them as a validation split. Test images
+    never enter it."""
     n_classes = len(splits.class_names)
     if not 0 <= normal_class < n_classes:
         raise UserError(
@@ -41,11 +53,18 @@ def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float
             f"({', '.join(splits.class_names)})"
         )
     if not 0.0 <= val_fraction < 1.0:
-        raise UserError(f"val_fraction {val_fraction} must be in [0, 1)")
+        raise UserError(f"val_fraction {val_fraction} must be in [0, 1); change --val-fraction")
+    if val_novel < 0:
+        raise UserError(f"val_novel {val_novel} must be >= 0; change --val-novel")
     normal = splits.train_images[splits.train_labels == normal_class]
     n_validation = int(round(len(normal) * val_fraction))
     # Deterministic hold-out: the last images of the class (no dependence on the training seed).
     train, validation = normal[: len(normal) - n_validation], normal[len(normal) - n_validation:]
+    validation_novel = splits.train_images[:0]
+    if n_validation and val_novel:
+        others = torch.nonzero(splits.train_labels != normal_class).flatten()
+        order = torch.randperm(len(others), generator=torch.Generator().manual_seed(normal_class))
+        validation_novel = splits.train_images[others[order[:val_novel]]]
     return OneClassData(
         train=to_unit_range(train),
         validation=to_unit_range(validation),
@@ -54,4 +73,5 @@ def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float
         test_classes=splits.test_labels.clone(),
         normal_class=normal_class,
         class_names=splits.class_names,
+        validation_novel=to_unit_range(validation_novel),
     )

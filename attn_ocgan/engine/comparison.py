@@ -16,7 +16,7 @@ import numpy as np
 
 from ..reference import CLASS_NAMES, PAPER_ROWS, is_floor, without_measured_floor
 from .io import atomic_write_text
-from .protocol import read_rows
+from .protocol import read_rows, row_selection
 
 MODEL_ORDER = ("ocgan", "attn-ocgan", "ganomaly", "anogan", "pixel-knn", "pixel-pca")
 CSV_NAME = re.compile(r"^(?P<tag>.+)_(?P<model>[a-z0-9-]+)\.csv$")
@@ -31,6 +31,7 @@ class MeasuredRow:
     epochs: list[int]
     negatives: list[str]
     machines: list[str]
+    selections: list[str]  # how each cell's model was chosen (protocol.row_selection)
 
     @property
     def label(self) -> str:
@@ -70,7 +71,7 @@ def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tupl
         rows.append(MeasuredRow(match["tag"], match["model"], per_class,
                                 sorted({int(c["seed"]) for c in cells}), sorted({int(c["epochs"]) for c in cells}),
                                 sorted({c.get("negatives") or "strict one-class" for c in cells}),
-                                sorted({c.get("machine", "") for c in cells})))
+                                sorted({c.get("machine", "") for c in cells}), sorted({row_selection(c) for c in cells})))
     order = {name: index for index, name in enumerate(MODEL_ORDER)}
     return sorted(rows, key=lambda r: (order.get(r.model, len(order)), r.tag))
 
@@ -102,8 +103,8 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: 
                         title: str = "Comparison: every model on protocol 2", exclude: str = ABLATION_TAGS) -> str:
     lines = [f"# {title} (ROC AUC, one normal class vs the rest)", "",
              "Written by `attn-ocgan compare` from the protocol tables in this folder; published rows from "
-             "../shared/DESIGN.md. Ours: last-epoch models (no selection on test labels); ± is the std over "
-             "seeds; a mean over fewer than all classes says how many. The mean of a published row is the mean "
+             "../shared/DESIGN.md. Ours: the model of the last epoch unless a note below says otherwise, never "
+             "selected on test labels; ± is the std over seeds; a mean over fewer than all classes says how many. The mean of a published row is the mean "
              "of its per-class values (the paper's own CIFAR-10 means are .6566 for OCGAN and .673 for attention "
              "OCGAN).", ""]
     for dataset in datasets:
@@ -119,7 +120,8 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: 
             lines += ["", "No protocol results of ours yet."]
         lines.append("")
         for row in rows:
-            lines.append(f"- {row.label}: seeds {row.seeds}, epochs {row.epochs}; negatives: {'; '.join(row.negatives)}; "
+            lines.append(f"- {row.label}: seeds {row.seeds}, epochs {row.epochs}; model: {'; '.join(row.selections)}; "
+                         f"negatives: {'; '.join(row.negatives)}; "
                          f"rows in `{row.tag}_{row.model}.csv`; machine(s): {'; '.join(row.machines)}")
         lines.append("")
     return "\n".join(lines)

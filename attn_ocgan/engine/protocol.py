@@ -18,10 +18,11 @@ from .checkpoint import model_from_checkpoint, read_checkpoint
 from .device import resolve_device
 from .evaluation import evaluate_model
 from .io import atomic_write_text, file_lock
-from .trainer import checkpoint_path, train
+from .trainer import selection_description, train
 
 CSV_COLUMNS = ["dataset", "model", "normal_class", "seed", "epochs", "auc", "train_seconds", "negatives", "machine", "date",
-               "command"]
+               "command", "selection", "selected_epoch", "val_auc"]
+LAST_EPOCH = "last epoch"  # the selection of rows written before the column existed
 
 
 def parse_int_list(text: str, what: str) -> list[int]:
@@ -64,10 +65,14 @@ def _write_rows(csv_path: Path, rows: list[dict]) -> None:
     atomic_write_text(csv_path, buffer.getvalue())
 
 
-def _is_done(rows: list[dict], dataset: str, model: str, normal_class: int, seed: int, epochs: int) -> bool:
+def row_selection(row: dict) -> str:
+    return row.get("selection") or LAST_EPOCH
+
+
+def _is_done(rows: list[dict], dataset: str, model: str, normal_class: int, seed: int, epochs: int, selection: str) -> bool:
     return any(
         r["dataset"] == dataset and r["model"] == model and int(r["normal_class"]) == normal_class
-        and int(r["seed"]) == seed and int(r["epochs"]) == epochs
+        and int(r["seed"]) == seed and int(r["epochs"]) == epochs and row_selection(r) == selection
         for r in rows
     )
 
@@ -85,14 +90,16 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
     if tag is None:  # results of another variant or negatives setting go to their own table
         tag = base.data.name + (f"-{base.data.variant}" if base.data.name == "coco32" else "")
         tag += f"-oe-{base.data.outlier_exposure.split(':')[0]}" if base.data.outlier_exposure else ""
+        tag += "-valsel" if base.train.select_epoch == "validation" else ""
     results_dir = Path(results_dir)
     device = resolve_device(base.train.device)
     csv_path = results_dir / f"{tag}_{base.model}.csv"
     splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant)
     check_classes(classes, splits.class_names, tag)
+    selection = selection_description(base)
     for normal_class in classes:
         for seed in seeds:
-            if _is_done(read_rows(csv_path), tag, base.model, normal_class, seed, base.train.epochs):
+            if _is_done(read_rows(csv_path), tag, base.model, normal_class, seed, base.train.epochs, selection):
                 echo(f"skip {tag} {base.model} class {normal_class} seed {seed}: already in {csv_path}")
                 continue
             config = dataclasses.replace(
@@ -100,19 +107,23 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
                 data=dataclasses.replace(base.data, normal_class=normal_class),
                 train=dataclasses.replace(base.train, seed=seed),
             )
-            data = make_one_class(splits, normal_class, config.data.val_fraction)
-            run_dir = Path(runs_dir) / f"{tag}_{base.model}" / f"class{normal_class}_seed{seed}_e{base.train.epochs}"
+            data = make_one_class(splits, normal_class, config.data.val_fraction, config.data.val_novel)
+            cell = f"class{normal_class}_seed{seed}_e{base.train.epochs}" + ("_valsel" if selection != LAST_EPOCH else "")
+            run_dir = Path(runs_dir) / f"{tag}_{base.model}" / cell
             echo(f"train {tag} {base.model} class {normal_class} seed {seed} -> {run_dir}")
             result = train(config, run_dir, resume=True, overwrite=True, data=data, progress=progress)
-            _, model = model_from_checkpoint(read_checkpoint(checkpoint_path(run_dir)), device)
+            _, model = model_from_checkpoint(read_checkpoint(result["selected_checkpoint"]), device)
             metrics = evaluate_model(model, data, run_dir, title=f"{tag} {base.model} class {normal_class} seed {seed}")
-            echo(f"  AUC {metrics['auc']:.4f} ({result['train_seconds']:.0f} s training)")
+            chosen = "" if selection == LAST_EPOCH else f", epoch {result['selected_epoch']} chosen on validation AUC {result['val_auc']:.4f}"
+            echo(f"  AUC {metrics['auc']:.4f} ({result['train_seconds']:.0f} s training{chosen})")
             row = {
                 "dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed,
                 "epochs": base.train.epochs, "auc": f"{metrics['auc']:.6f}",
                 "train_seconds": f"{result['train_seconds']:.1f}", "negatives": negatives_setting(config),
                 "machine": machine_description(device),
-                "date": datetime.date.today().isoformat(), "command": command,
+                "date": datetime.date.today().isoformat(), "command": command, "selection": selection,
+                "selected_epoch": result["selected_epoch"],
+                "val_auc": "" if result["val_auc"] is None else f"{result['val_auc']:.6f}",
             }
             append_row(csv_path, row, splits.class_names, dataset=base.data.name)
     return csv_path
@@ -167,8 +178,10 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, data
     if floor:
         summary = "Floor: training-free, fitted on the normal training images only (benchmarks/pixel_baselines.py)."
     else:
-        summary = (f"Ours: seeds {seeds}, epochs {epochs}, last-epoch model (no selection on test labels); "
-                   "± is the std over seeds.")
+        selections = sorted({row_selection(r) for r in rows})
+        chosen = sorted({int(r["selected_epoch"]) for r in rows if row_selection(r) != LAST_EPOCH and r.get("selected_epoch")})
+        summary = (f"Ours: seeds {seeds}, epochs {epochs}; model: {'; '.join(selections)}"
+                   + (f" (chosen epochs {chosen})" if chosen else "") + "; never selected on test labels; ± is the std over seeds.")
     lines += ["", f"{summary} Rows: {csv_path.name}.", "", "Produced by:", ""]
     lines += [f"    {c}" for c in commands]
     negatives = sorted({r.get("negatives") or "strict one-class" for r in rows})

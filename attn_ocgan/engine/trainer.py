@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..config import RunConfig, save_config
+from ..config import RunConfig, run_config_from_dict, save_config
 from ..data import OneClassData, load_one_class
 from ..errors import UserError
 from ..registry import create_algorithm, create_model, get_spec, resolve_model_config
@@ -18,12 +18,32 @@ from .device import prepare_device, resolve_device
 from .evaluation import auc, compute_scores
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
+SELECTED_CHECKPOINT_NAME = "checkpoints/best.pt"  # --select-epoch validation: the best validation epoch's model
+EPOCH_SELECTIONS = ("last", "validation")
 N_FIXED_IMAGES = 32
 N_FIXED_TEST_IMAGES = 8  # one grid row: the first normal and the first novel test images
 
 
 def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_NAME
+
+
+def check_epoch_selection(config: RunConfig, data: OneClassData) -> None:
+    """One-line UserError for an unknown --select-epoch, or validation selection without a validation split."""
+    selection = config.train.select_epoch
+    if selection not in EPOCH_SELECTIONS:
+        raise UserError(f"--select-epoch {selection!r} is unknown; use one of {', '.join(EPOCH_SELECTIONS)}")
+    if selection == "validation" and (len(data.validation) == 0 or len(data.validation_novel) == 0):
+        raise UserError("--select-epoch validation needs a validation split of training images: "
+                        "set --val-fraction > 0 (e.g. 0.1) and --val-novel > 0")
+
+
+def selection_description(config: RunConfig) -> str:
+    """How the reported model was chosen, in words (recorded with every protocol row)."""
+    if config.train.select_epoch != "validation":
+        return "last epoch"
+    return (f"best validation epoch ({config.data.val_fraction:.0%} of the normal training images held out "
+            f"vs {config.data.val_novel} training images of the other classes)")
 
 
 def resolve_run_config(config: RunConfig, data: OneClassData) -> RunConfig:
@@ -37,8 +57,9 @@ RESUMABLE_CHANGES = ("epochs", "threads", "device")
 
 
 def _same_run(saved: dict, wanted: dict) -> bool:
-    """A resume may extend the epochs or move to other hardware; everything else must match the saved run."""
-    saved, wanted = dict(saved), dict(wanted)
+    """A resume may extend the epochs or move to other hardware; everything else must match the saved run.
+    Keys a newer version added take their defaults in the saved config (they did not exist then)."""
+    saved, wanted = run_config_from_dict(saved, where="checkpoint config").to_dict(), dict(wanted)
     saved["train"] = {k: v for k, v in saved["train"].items() if k not in RESUMABLE_CHANGES}
     wanted["train"] = {k: v for k, v in wanted["train"].items() if k not in RESUMABLE_CHANGES}
     return saved == wanted
@@ -68,7 +89,10 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
           data: OneClassData | None = None, progress: bool = True) -> dict:
     """Train ``config.model`` on the normal class; checkpoint every epoch into ``run_dir``.
 
-    Returns ``{"run_dir", "checkpoint", "epochs", "train_seconds", "config"}``.
+    Returns ``{"run_dir", "checkpoint", "epochs", "train_seconds", "config", "selected_checkpoint",
+    "selected_epoch", "val_auc"}``: the selected checkpoint is the last epoch's, or with
+    ``train.select_epoch == "validation"`` the one of the epoch with the best AUC on the validation
+    split (held-out normal training images vs other-class training images; never test images).
     """
     from torch.utils.tensorboard import SummaryWriter
     from torchvision.utils import make_grid
@@ -85,17 +109,21 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     data = data if data is not None else load_one_class(config.data)
     if len(data.train) < 2:
         raise UserError(f"class {config.data.normal_class} has {len(data.train)} training images; need at least 2")
+    check_epoch_selection(config, data)
     config = resolve_run_config(config, data)
     outlier_images = _outlier_images(config, data.in_channels)
 
     last = checkpoint_path(run_dir)
     start_epoch, train_seconds, payload = 0, 0.0, None
+    best = {"val_auc": float("-inf"), "epoch": None}  # --select-epoch validation
     if resume and last.is_file():
         payload = read_checkpoint(last)
         if not _same_run(payload["config"], config.to_dict()):
             raise UserError(f"--resume: {last} was trained with a different configuration; use another --out folder")
         start_epoch = int(payload["epoch"])
         train_seconds = float(payload["extra"].get("train_seconds", 0.0))
+        if config.train.select_epoch == "validation" and (run_dir / SELECTED_CHECKPOINT_NAME).is_file():
+            best = read_checkpoint(run_dir / SELECTED_CHECKPOINT_NAME)["extra"]["best"]  # the file is the truth
     elif run_dir.exists() and any(run_dir.iterdir()):
         if resume and not overwrite:
             raise UserError(f"--resume: no checkpoint at {last}; pass --overwrite to start {run_dir} afresh")
@@ -129,6 +157,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     fixed_generator = torch.Generator().manual_seed(1234)
     fixed_images = train_images[torch.randperm(len(data.train), generator=fixed_generator)[:N_FIXED_IMAGES]]
     fixed_latent = (torch.rand((len(fixed_images), *model.latent_shape), generator=fixed_generator) * 2 - 1).to(device)
+    validation_images, validation_is_novel = data.validation_set()
+    selected = Path(run_dir) / SELECTED_CHECKPOINT_NAME if config.train.select_epoch == "validation" else last
     fixed_test = {group: data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:N_FIXED_TEST_IMAGES]].to(device)
                   for group, is_novel in (("test_normal", 0), ("test_novel", 1))}
 
@@ -153,9 +183,16 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
                 writer.add_scalar(f"loss/{name}", total / max(n_steps, 1), epoch + 1)
             writer.add_scalar("time/train_seconds", train_seconds, epoch + 1)
             message = f"epoch {epoch + 1}/{config.train.epochs}: recon {sums.get('generator/recon', 0) / max(n_steps, 1):.4f}"
+            if config.train.select_epoch == "validation":
+                val_auc = auc(validation_is_novel.numpy(), compute_scores(model, validation_images))
+                writer.add_scalar("auc/validation", val_auc, epoch + 1)
+                message += f", validation AUC {val_auc:.4f}"
+                if val_auc > best["val_auc"]:
+                    best = {"val_auc": val_auc, "epoch": epoch + 1}
+                    save_checkpoint(selected, config, model, None, epoch + 1, extra={"train_seconds": train_seconds, "best": best})
             every = config.train.eval_every
             if (every and (epoch + 1) % every == 0) or epoch + 1 == config.train.epochs:
-                # Monitoring only: the final model is the last epoch's, never chosen by this number.
+                # Monitoring only: never used to choose a model (--select-epoch validation uses the validation split).
                 test_auc = auc(data.test_is_novel.numpy(), compute_scores(model, data.test))
                 writer.add_scalar("auc/test", test_auc, epoch + 1)
                 message += f", test AUC {test_auc:.4f}"
@@ -166,5 +203,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
             save_checkpoint(last, config, model, algorithm, epoch + 1, extra={"train_seconds": train_seconds})
             if progress:
                 tqdm.write(message)
+    by_validation = config.train.select_epoch == "validation"
     return {"run_dir": str(run_dir), "checkpoint": str(last), "epochs": config.train.epochs,
-            "train_seconds": train_seconds, "config": config}
+            "train_seconds": train_seconds, "config": config, "selected_checkpoint": str(selected),
+            "selected_epoch": best["epoch"] if by_validation else config.train.epochs,
+            "val_auc": best["val_auc"] if by_validation else None}

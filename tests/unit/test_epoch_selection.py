@@ -1,0 +1,117 @@
+"""--select-epoch validation: the validation split, the checkpoint it chooses, and the protocol rows."""
+import dataclasses
+
+import pytest
+import torch
+
+from attn_ocgan.cli import build_config
+from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
+from attn_ocgan.data import make_one_class
+from attn_ocgan.data.datasets import LabeledSplits
+from attn_ocgan.engine import trainer as trainer_module
+from attn_ocgan.engine.checkpoint import read_checkpoint
+from attn_ocgan.engine.protocol import read_rows, run_protocol
+from attn_ocgan.errors import UserError
+
+SMALL_OCGAN = {"generator_width": 8, "latent_channels": 8, "classifier_width": 8, "visual_disc_width": 4}
+
+
+def splits_whose_pixels_name_their_class(n_per_class: int = 20, n_classes: int = 5) -> LabeledSplits:
+    labels = torch.arange(n_classes).repeat_interleave(n_per_class)
+    images = labels.view(-1, 1, 1, 1).expand(-1, 1, 32, 32).to(torch.uint8).contiguous()
+    return LabeledSplits(images, labels, images[:10].clone(), labels[:10].clone(), tuple(map(str, range(n_classes))))
+
+
+def test_validation_split_holds_out_normal_images_and_samples_other_classes_of_the_training_split():
+    splits = splits_whose_pixels_name_their_class()
+    data = make_one_class(splits, normal_class=2, val_fraction=0.25, val_novel=30)
+    assert len(data.train) == 15 and len(data.validation) == 5
+    classes_of = lambda images: ((images[:, 0, 0, 0] + 1) * 127.5).round().long()  # noqa: E731 (pixel value = class)
+    assert set(classes_of(data.validation).tolist()) == {2}
+    novel_classes = classes_of(data.validation_novel)
+    assert len(novel_classes) == 30 and 2 not in novel_classes.tolist() and len(set(novel_classes.tolist())) > 1
+    images, is_novel = data.validation_set()
+    assert torch.equal(is_novel, torch.tensor([0] * 5 + [1] * 30))
+    assert torch.equal(classes_of(images) != 2, is_novel.bool())
+    # a fixed sample per class, whatever the global random state
+    torch.manual_seed(123)
+    assert torch.equal(make_one_class(splits, 2, 0.25, 30).validation_novel, data.validation_novel)
+    # no hold-out, no validation split
+    assert len(make_one_class(splits, 2, 0.0, 30).validation_novel) == 0
+
+
+def _config(**train) -> RunConfig:
+    return RunConfig(model="ocgan", data=DataConfig(name="mnist5k", normal_class=1, val_fraction=0.1, val_novel=200),
+                     train=TrainConfig(batch_size=100, eval_every=0, select_epoch="validation", **{"epochs": 3, **train}),
+                     model_args=SMALL_OCGAN)
+
+
+def _scripted_validation_auc(monkeypatch, values):
+    """The trainer's validation AUC of each epoch comes from ``values`` (the test AUC it logs is left alone)."""
+    script = iter(values)
+    real_auc = trainer_module.auc
+    monkeypatch.setattr(trainer_module, "auc", lambda labels, scores: next(script) if len(labels) == 40 + 200 else real_auc(labels, scores))
+
+
+def test_the_best_validation_epoch_is_kept_and_survives_a_resume(tmp_path, monkeypatch):
+    _scripted_validation_auc(monkeypatch, [0.6, 0.9, 0.7])
+    result = trainer_module.train(_config(), tmp_path / "run", progress=False)
+    assert (result["selected_epoch"], result["val_auc"]) == (2, 0.9)
+    best, last = read_checkpoint(result["selected_checkpoint"]), read_checkpoint(result["checkpoint"])
+    assert (best["epoch"], last["epoch"]) == (2, 3)
+    assert any(not torch.equal(best["model"][k], last["model"][k]) for k in last["model"])  # epoch 2's weights, not 3's
+
+    # Extending the run: the best so far is read back from best.pt, so a worse epoch 4 keeps epoch 2
+    _scripted_validation_auc(monkeypatch, [0.8])
+    result = trainer_module.train(_config(epochs=4), tmp_path / "run", resume=True, progress=False)
+    assert (result["selected_epoch"], result["val_auc"]) == (2, 0.9)
+    _scripted_validation_auc(monkeypatch, [0.95])
+    result = trainer_module.train(_config(epochs=5), tmp_path / "run", resume=True, progress=False)
+    assert (result["selected_epoch"], read_checkpoint(result["selected_checkpoint"])["epoch"]) == (5, 5)
+
+
+def test_last_epoch_selection_is_the_default_and_validation_needs_a_split(tmp_path):
+    result = trainer_module.train(dataclasses.replace(_config(epochs=1), train=TrainConfig(epochs=1, batch_size=100, eval_every=0)),
+                                  tmp_path / "last", progress=False)
+    assert result["selected_checkpoint"] == result["checkpoint"] and result["val_auc"] is None
+    no_split = dataclasses.replace(_config(), data=DataConfig(name="mnist5k", normal_class=1))
+    with pytest.raises(UserError, match="--select-epoch validation needs a validation split"):
+        trainer_module.train(no_split, tmp_path / "no-split", progress=False)
+    with pytest.raises(UserError, match="--select-epoch 'best' is unknown"):
+        trainer_module.train(dataclasses.replace(_config(), train=TrainConfig(select_epoch="best")), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "no-split").exists() and not (tmp_path / "bad").exists()  # nothing half-written
+
+
+def test_cli_holds_out_ten_percent_for_validation_selection_unless_told():
+    flags = dict(model="ocgan", dataset=None, normal_class=None, epochs=None, batch_size=None, lr=None, seed=None,
+                 data_root=None, download=False, size=None)
+    assert build_config(None, **flags, select_epoch="validation").data.val_fraction == 0.1
+    assert build_config(None, **flags, select_epoch="validation", val_fraction=0.2, val_novel=50).data.val_novel == 50
+    assert build_config(None, **flags).data.val_fraction == 0.0
+
+
+def test_protocol_rows_record_the_chosen_epoch_apart_from_last_epoch_rows(tmp_path, monkeypatch):
+    _scripted_validation_auc(monkeypatch, [0.7, 0.8])
+    config = _config(epochs=2)
+    messages = []
+    csv_path = run_protocol(config, [1], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
+    assert csv_path.name == "mnist5k-valsel_ocgan.csv"  # its own table by default
+    (row,) = read_rows(csv_path)
+    assert row["selection"].startswith("best validation epoch (10% of the normal training images held out vs 200")
+    assert (row["selected_epoch"], row["val_auc"]) == ("2", "0.800000")
+    assert (tmp_path / "runs" / "mnist5k-valsel_ocgan" / "class1_seed0_e2_valsel" / "checkpoints" / "best.pt").is_file()
+    assert "chosen epochs [2]" in csv_path.with_suffix(".md").read_text()
+    # the same tag with last-epoch selection is another cell, not a finished one
+    last = dataclasses.replace(config, train=dataclasses.replace(config.train, select_epoch="last"))
+    run_protocol(last, [1], [0], tmp_path / "results", tmp_path / "runs", "cmd", tag="mnist5k-valsel", echo=messages.append, progress=False)
+    assert [r["selection"] for r in read_rows(csv_path)] == [row["selection"], "last epoch"]
+    assert not any(m.startswith("skip") for m in messages)
+
+
+def test_runs_saved_before_the_selection_keys_existed_still_resume():
+    wanted = _config().to_dict()
+    wanted["train"]["select_epoch"], wanted["data"]["val_novel"] = "last", 2000  # the defaults
+    older = {**wanted, "train": dict(wanted["train"]), "data": dict(wanted["data"])}
+    del older["train"]["select_epoch"], older["data"]["val_novel"]
+    assert trainer_module._same_run(older, wanted)
+    assert not trainer_module._same_run(older, {**wanted, "train": {**wanted["train"], "select_epoch": "validation"}})
