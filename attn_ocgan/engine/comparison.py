@@ -104,8 +104,8 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: 
     lines = [f"# {title} (ROC AUC, one normal class vs the rest)", "",
              "Written by `attn-ocgan compare` from the protocol tables in this folder; published rows from "
              "../shared/DESIGN.md. Ours: the model of the last epoch unless a note below says otherwise, never "
-             "selected on test labels; ± is the std over seeds; a mean over fewer than all classes says how many. The mean of a published row is the mean "
-             "of its per-class values (the paper's own CIFAR-10 means are .6566 for OCGAN and .673 for attention "
+             "selected on test labels; ± is the std over seeds; a mean over fewer than all classes says how many. "
+             "The mean of a published row is the mean of its per-class values (the paper's own CIFAR-10 means are .6566 for OCGAN and .673 for attention "
              "OCGAN).", ""]
     for dataset in datasets:
         names = CLASS_NAMES[dataset]
