@@ -120,8 +120,8 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: 
             lines += ["", "No protocol results of ours yet."]
         lines.append("")
         for row in rows:
-            lines.append(f"- {row.label}: seeds {row.seeds}, epochs {row.epochs}; model: {'; '.join(row.selections)}; "
-                         f"negatives: {'; '.join(row.negatives)}; "
+            chosen = "" if is_floor(row.model) else f"model: {'; '.join(row.selections)}; "  # a floor has no epochs
+            lines.append(f"- {row.label}: seeds {row.seeds}, epochs {row.epochs}; {chosen}negatives: {'; '.join(row.negatives)}; "
                          f"rows in `{row.tag}_{row.model}.csv`; machine(s): {'; '.join(row.machines)}")
         lines.append("")
     return "\n".join(lines)

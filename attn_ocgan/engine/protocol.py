@@ -69,10 +69,10 @@ def row_selection(row: dict) -> str:
     return row.get("selection") or LAST_EPOCH
 
 
-def _is_done(rows: list[dict], dataset: str, model: str, normal_class: int, seed: int, epochs: int, selection: str) -> bool:
+def _is_done(rows: list[dict], dataset: str, model: str, normal_class: int, seed: int, epochs: int) -> bool:
     return any(
         r["dataset"] == dataset and r["model"] == model and int(r["normal_class"]) == normal_class
-        and int(r["seed"]) == seed and int(r["epochs"]) == epochs and row_selection(r) == selection
+        and int(r["seed"]) == seed and int(r["epochs"]) == epochs
         for r in rows
     )
 
@@ -97,9 +97,13 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
     splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant)
     check_classes(classes, splits.class_names, tag)
     selection = selection_description(base)
+    other = sorted({row_selection(r) for r in read_rows(csv_path) if r["dataset"] == tag and r["model"] == base.model} - {selection})
+    if other:  # one table, one way of choosing the model: its means must not mix them
+        raise UserError(f"{csv_path} holds rows whose model is the {other[0]}, not the {selection}; "
+                        f"pass another --tag (e.g. {tag}-valsel) for this selection")
     for normal_class in classes:
         for seed in seeds:
-            if _is_done(read_rows(csv_path), tag, base.model, normal_class, seed, base.train.epochs, selection):
+            if _is_done(read_rows(csv_path), tag, base.model, normal_class, seed, base.train.epochs):
                 echo(f"skip {tag} {base.model} class {normal_class} seed {seed}: already in {csv_path}")
                 continue
             config = dataclasses.replace(

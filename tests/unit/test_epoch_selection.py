@@ -90,22 +90,29 @@ def test_cli_holds_out_ten_percent_for_validation_selection_unless_told():
     assert build_config(None, **flags).data.val_fraction == 0.0
 
 
-def test_protocol_rows_record_the_chosen_epoch_apart_from_last_epoch_rows(tmp_path, monkeypatch):
-    _scripted_validation_auc(monkeypatch, [0.7, 0.8])
+def test_protocol_evaluates_the_chosen_epoch_and_keeps_selections_in_separate_tables(tmp_path, monkeypatch):
+    import attn_ocgan.engine.protocol as protocol
+
+    _scripted_validation_auc(monkeypatch, [0.8, 0.7])  # the best epoch is not the last
+    evaluated = []
+    real_read = protocol.read_checkpoint
+    monkeypatch.setattr(protocol, "read_checkpoint", lambda path: evaluated.append(real_read(path)["epoch"]) or real_read(path))
     config = _config(epochs=2)
     messages = []
     csv_path = run_protocol(config, [1], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
+    assert evaluated == [1]  # best.pt (epoch 1) was scored, not last.pt (epoch 2)
     assert csv_path.name == "mnist5k-valsel_ocgan.csv"  # its own table by default
     (row,) = read_rows(csv_path)
     assert row["selection"].startswith("best validation epoch (10% of the normal training images held out vs 200")
-    assert (row["selected_epoch"], row["val_auc"]) == ("2", "0.800000")
+    assert (row["selected_epoch"], row["val_auc"]) == ("1", "0.800000")
     assert (tmp_path / "runs" / "mnist5k-valsel_ocgan" / "class1_seed0_e2_valsel" / "checkpoints" / "best.pt").is_file()
-    assert "chosen epochs [2]" in csv_path.with_suffix(".md").read_text()
-    # the same tag with last-epoch selection is another cell, not a finished one
+    assert "chosen epochs [1]" in csv_path.with_suffix(".md").read_text()
+    # a last-epoch run into the same table would mix two selections in one mean: refused before any training
     last = dataclasses.replace(config, train=dataclasses.replace(config.train, select_epoch="last"))
-    run_protocol(last, [1], [0], tmp_path / "results", tmp_path / "runs", "cmd", tag="mnist5k-valsel", echo=messages.append, progress=False)
-    assert [r["selection"] for r in read_rows(csv_path)] == [row["selection"], "last epoch"]
-    assert not any(m.startswith("skip") for m in messages)
+    with pytest.raises(UserError, match="holds rows whose model is the best validation epoch.*pass another --tag"):
+        run_protocol(last, [2], [0], tmp_path / "results", tmp_path / "runs", "cmd", tag="mnist5k-valsel", echo=messages.append,
+                     progress=False)
+    assert len(read_rows(csv_path)) == 1
 
 
 def test_runs_saved_before_the_selection_keys_existed_still_resume():
