@@ -9,6 +9,12 @@ stays the one in the config.
 
     python benchmarks/score_components.py --data-root ../shared/data --out results/mnist_attn-ocgan_components.md \\
         runs/protocol/mnist_attn-ocgan/class*_seed*_e25/checkpoints/last.pt
+
+Without the checkpoints (run folders are not kept), the same rows come from the metrics the
+protocol runner logs for every cell beside its table, without scoring anything again:
+
+    python benchmarks/score_components.py --metrics results/cifar10-jpeg_attn-ocgan.metrics.jsonl \\
+        --out results/cifar10-jpeg_attn-ocgan_components.md
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint 
 from attn_ocgan.engine.environment import machine_description  # noqa: E402
 from attn_ocgan.engine.evaluation import evaluate_model, has_attention  # noqa: E402
 from attn_ocgan.engine.io import atomic_write_text  # noqa: E402
+from attn_ocgan.engine.protocol import read_metrics_log  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
 COLUMNS = ("class", "seed", "epochs", "combined AUC (the score)", "first GAN alone", "masked GAN alone", "mask area",
@@ -43,13 +50,28 @@ def checkpoint_row(path: Path, data_root: str | None) -> tuple:
         raise UserError(f"{path} is a {config.model} checkpoint without attention; pass attn-ocgan checkpoints")
     data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
     metrics = evaluate_model(model, data)
+    return data.normal_class, metrics_cells(metrics, config.train.seed, payload["epoch"])
+
+
+def metrics_cells(metrics: dict, seed: int, epoch: int) -> tuple:
+    """The table cells of one cell's evaluation metrics (``evaluate_model``'s dict)."""
+    if "masks" not in metrics:
+        raise UserError(f"the metrics of class {metrics.get('normal_class')} seed {seed} have no mask statistics; "
+                        "pass attn-ocgan results with attention on")
     components = metrics.get("auc_per_score_component")  # absent while the masked GAN has not trained
     first, masked = (f"{components[name]:.4f}" for name in ("first_gan", "masked_gan")) if components else ("—", "— (untrained)")
     masks = metrics["masks"]["test_normal"]
-    return data.normal_class, (data.class_names[data.normal_class], config.train.seed, payload["epoch"],
-            f"{metrics['auc']:.4f}", first, masked,
+    return (metrics["normal_class_name"], seed, epoch, f"{metrics['auc']:.4f}", first, masked,
             f"{masks['area']:.3f}", f"{masks['decisiveness']:.3f}",
             f"{masks['on_bright_pixels']:.3f} / {masks['on_dark_pixels']:.3f}")
+
+
+def logged_rows(path: Path) -> list[tuple]:
+    """(normal class index, table cells) for every cell of a protocol runner's metrics log."""
+    if not Path(path).is_file():
+        raise UserError(f"{path} does not exist; pass results/<tag>_attn-ocgan.metrics.jsonl written by 'attn-ocgan protocol'")
+    return [(int(cell["normal_class"]), metrics_cells(cell["metrics"], int(cell["seed"]), int(cell["selected_epoch"] or cell["epochs"])))
+            for cell in read_metrics_log(path)]
 
 
 def table(rows: list[tuple], command: str) -> str:
@@ -57,22 +79,26 @@ def table(rows: list[tuple], command: str) -> str:
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
     lines += ["", "Decisiveness is mean |M - 0.5| (0: uniform grey, 0.5: binary); bright pixels are those above 0 "
-              "in [-1, 1] (the strokes of a digit). Last-epoch checkpoints; the combined weight is the config's.", "",
+              "in [-1, 1] (the strokes of a digit). The epoch column is that of the evaluated model; the combination weight is the config's.", "",
               "Produced by:", "", f"    {command}", "", f"Machine: {machine_description()}; date: {datetime.date.today().isoformat()}", ""]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", nargs="+", help="attn-ocgan checkpoints (one row each, sorted by class)")
+    parser.add_argument("checkpoints", nargs="*", help="attn-ocgan checkpoints (one row each, sorted by class)")
+    parser.add_argument("--metrics", default=None, help="A protocol runner's <tag>_attn-ocgan.metrics.jsonl instead of checkpoints.")
     parser.add_argument("--data-root", default=None, help="Override the data root stored in the checkpoints.")
     parser.add_argument("--out", required=True, help="Markdown table to write.")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if bool(args.checkpoints) == bool(args.metrics):
+        parser.error("pass either checkpoints or --metrics FILE")
     try:
-        rows = [cells for _, cells in sorted((checkpoint_row(Path(path), args.data_root)
-                                              for path in tqdm(args.checkpoints, desc="checkpoints")), key=lambda row: (row[0], row[1][1]))]
+        found = (logged_rows(Path(args.metrics)) if args.metrics else
+                 [checkpoint_row(Path(path), args.data_root) for path in tqdm(args.checkpoints, desc="checkpoints")])
+        rows = [cells for _, cells in sorted(found, key=lambda row: (row[0], row[1][1]))]
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

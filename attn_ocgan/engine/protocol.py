@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import datetime
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -129,16 +130,36 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
                 "selected_epoch": result["selected_epoch"],
                 "val_auc": "" if result["val_auc"] is None else f"{result['val_auc']:.6f}",
             }
-            append_row(csv_path, row, splits.class_names, dataset=base.data.name)
+            append_row(csv_path, row, splits.class_names, dataset=base.data.name, metrics=metrics)
     return csv_path
 
 
-def append_row(csv_path: Path, row: dict, class_names, dataset: str | None = None) -> None:
-    """Add one (class, seed) result to a protocol table and rewrite its Markdown view, under a file
-    lock: other processes may append other cells of the same table."""
+def metrics_log_path(csv_path: Path) -> Path:
+    """``<tag>_<model>.metrics.jsonl`` beside the table: each cell's whole metrics.json (AUC per novel
+    class, score means, for attention models the AUC of each GAN and the mask statistics), so the
+    diagnostics outlive the run folders (``benchmarks/score_components.py --metrics``)."""
+    return Path(csv_path).with_suffix(".metrics.jsonl")
+
+
+def read_metrics_log(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_row(csv_path: Path, row: dict, class_names, dataset: str | None = None, metrics: dict | None = None) -> None:
+    """Add one (class, seed) result to a protocol table and rewrite its Markdown view (and, given
+    ``metrics``, add the cell's metrics to ``metrics_log_path``), under a file lock: other processes
+    may append other cells of the same table."""
     with file_lock(csv_path):
         _write_rows(csv_path, read_rows(csv_path) + [row])
         write_markdown_table(csv_path, row["dataset"], row["model"], class_names, dataset=dataset)
+        if metrics is not None:
+            log = metrics_log_path(csv_path)
+            cell = {key: row[key] for key in ("dataset", "model", "normal_class", "seed", "epochs", "selection", "selected_epoch")}
+            lines = [json.dumps(entry) for entry in read_metrics_log(log)] + [json.dumps({**cell, "metrics": metrics})]
+            atomic_write_text(log, "\n".join(lines) + "\n")
 
 
 def reference_rows(dataset: str, tag: str) -> dict[str, list[float]]:

@@ -47,3 +47,33 @@ def test_before_the_masked_gan_trains_its_columns_say_so(score_components, tiny_
     assert score_components.main([str(checkpoint), "--out", str(out)]) == 0
     cells = [cell.strip() for cell in next(line for line in out.read_text().splitlines() if line.startswith("| 1 |")).strip("|").split("|")]
     assert cells[4:6] == ["—", "— (untrained)"]
+
+
+def test_the_protocol_logs_each_cells_metrics_and_the_table_is_rebuilt_from_them(score_components, tiny_config, tmp_path):
+    """Run folders are not kept: the runner's metrics log must give the same row as the checkpoint."""
+    from attn_ocgan.engine.protocol import metrics_log_path, read_metrics_log, run_protocol
+
+    config = dataclasses.replace(tiny_config, model="attn-ocgan", model_args=SMALL_MODEL_ARGS["attn-ocgan"])
+    csv_path = run_protocol(config, [1], [0], tmp_path / "results", tmp_path / "runs", "cmd", progress=False, echo=lambda _: None)
+    (cell,) = read_metrics_log(metrics_log_path(csv_path))
+    assert (cell["normal_class"], cell["seed"], cell["model"]) == (1, 0, "attn-ocgan")
+    assert f"{cell['metrics']['auc']:.6f}" == read_rows_auc(csv_path)
+    from_log, from_checkpoint = tmp_path / "log.md", tmp_path / "checkpoint.md"
+    assert score_components.main(["--metrics", str(metrics_log_path(csv_path)), "--out", str(from_log)]) == 0
+    checkpoint = next((tmp_path / "runs").rglob("last.pt"))
+    assert score_components.main([str(checkpoint), "--out", str(from_checkpoint)]) == 0
+    row = [line for line in from_log.read_text().splitlines() if line.startswith("| 1 |")]
+    assert row and row == [line for line in from_checkpoint.read_text().splitlines() if line.startswith("| 1 |")]
+
+
+def read_rows_auc(csv_path):
+    from attn_ocgan.engine.protocol import read_rows
+
+    (row,) = read_rows(csv_path)
+    return row["auc"]
+
+
+def test_a_missing_metrics_log_is_a_one_line_error(score_components, tmp_path, capsys):
+    out = tmp_path / "components.md"
+    assert score_components.main(["--metrics", str(tmp_path / "nope.metrics.jsonl"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err and not out.exists()
