@@ -231,6 +231,25 @@ def gradcam(checkpoints, dataset, data_root, normal_class, variant, n_images, he
 
 @cli.command()
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="A trained checkpoint of one normal class; repeat to compare models (ocgan, attn-ocgan, ganomaly, anogan).")
+@click.option("--dataset", default=None, help="Dataset of the images (default: the first checkpoint's).")
+@click.option("--data-root", default=None, help="Data root (default: the first checkpoint's).")
+@click.option("--normal-class", type=int, default=None, help="Normal class (default: the first checkpoint's).")
+@click.option("--n", "n_images", type=int, default=8, show_default=True, help="Normal and novel test images in the residual figure.")
+@click.option("--limit", type=int, default=2000, show_default=True,
+              help="Score at most this many images per group (a seeded choice; AnoGAN's latent search is slow); 0: all.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which images are drawn.")
+@click.option("--out", "out_prefix", required=True, help="Prefix: writes PREFIX_scores.png and PREFIX_residuals.png.")
+def figures(checkpoints, dataset, data_root, normal_class, n_images, limit, seed, out_prefix):
+    """Score distributions and residual images of several models of one normal class."""
+    from .engine.model_figures import run_model_figures
+
+    paths = run_model_figures(checkpoints, Path(out_prefix), n_images, limit or None, seed, dataset, data_root, normal_class)
+    click.echo("wrote " + " and ".join(str(path) for path in paths.values()))
+
+
+@cli.command()
+@click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(dir_okay=False),
               help="A checkpoint whose maps are measured; repeat to compare.")
 @click.option("--data-root", default="datasets/coco32", show_default=True, help="A COCO32 folder (with masks/).")
 @click.option("--variant", type=click.Choice(["unmasked", "masked"]), default="unmasked", show_default=True,

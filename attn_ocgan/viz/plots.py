@@ -30,15 +30,15 @@ def save_roc_curve(path: Path, is_novel, scores, auc_value: float, title: str = 
     _save(figure, path)
 
 
-def save_score_histogram(path: Path, groups: dict[str, np.ndarray], title: str = "") -> None:
-    """Overlaid, density-normalised histograms of novelty scores per group (log-spaced bins)."""
+def draw_score_histogram(axis, groups: dict[str, np.ndarray], title: str = "") -> None:
+    """Overlaid, density-normalised histograms of novelty scores per group on ``axis`` (log-spaced
+    bins when every score is positive, e.g. reconstruction errors)."""
     values = np.concatenate([v for v in groups.values() if len(v)])
     positive = values.min() > 0  # reconstruction errors: log-spaced bins; normalised scores can be negative
     if positive:
         bins = np.geomspace(values.min(), max(values.max(), values.min() * 1.01) * 1.0001, 50)
     else:
         bins = np.linspace(values.min(), max(values.max(), values.min() + 1e-6), 50)
-    figure, axis = plt.subplots(figsize=(5.5, 3.6))
     for name, group in groups.items():
         if len(group):
             axis.hist(group, bins=bins, density=True, alpha=0.5, label=f"{name} (n={len(group)})")
@@ -46,7 +46,25 @@ def save_score_histogram(path: Path, groups: dict[str, np.ndarray], title: str =
         axis.set_xscale("log")
     xlabel = "novelty score (reconstruction MSE)" if positive else "novelty score (normalised, combined)"
     axis.set(xlabel=xlabel, ylabel="density", title=title or "score distribution")
-    axis.legend()
+    axis.legend(fontsize=8)
+
+
+def save_score_histogram(path: Path, groups: dict[str, np.ndarray], title: str = "") -> None:
+    """One model's score distributions per group (``draw_score_histogram``)."""
+    figure, axis = plt.subplots(figsize=(5.5, 3.6))
+    draw_score_histogram(axis, groups, title)
+    _save(figure, path)
+
+
+def save_score_histograms(path: Path, panels: dict[str, dict[str, np.ndarray]], title: str = "") -> None:
+    """Several models side by side: ``{panel title: {group: scores}}``, one histogram panel each."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    for axis, (name, groups) in zip(axes[0], panels.items()):
+        draw_score_histogram(axis, groups, name)
+        axis.set_xlabel(axis.get_xlabel().replace("novelty score", "score"), fontsize=8)
+    if title:
+        figure.suptitle(title, y=1.02)
+    figure.tight_layout()
     _save(figure, path)
 
 
