@@ -88,8 +88,7 @@ def start_workers(context, count: int, threads: int, args) -> list:
         try:
             connection.recv()
         except EOFError:
-            raise SystemExit("error: a benchmark worker exited while building its model (its traceback is above); "
-                             "check --model/--dataset/--channels") from None
+            raise SystemExit("error: a benchmark worker exited while building its model (its traceback is above)") from None
     return connections
 
 
@@ -104,6 +103,13 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     from attn_ocgan.engine.environment import machine_description
     from attn_ocgan.engine.io import atomic_write_json
+    from attn_ocgan.errors import UserError
+    from attn_ocgan.registry import resolve_model_config
+
+    try:  # bad --model/--dataset: the registry's one-line error here, before any worker starts
+        resolve_model_config(args.model, args.dataset, {}, args.channels, args.size)
+    except UserError as error:
+        raise SystemExit(f"error: {error}") from None
 
     context = mp.get_context("spawn")
     single = start_workers(context, 1, args.processes, args)

@@ -2,6 +2,8 @@
 import json
 import statistics
 
+import pytest
+
 from tests.conftest import load_benchmark
 
 
@@ -42,3 +44,11 @@ def test_end_to_end_run_writes_rates_and_the_median_ratio(tmp_path):
     assert len(written["parallel_speedup_repeats"]) == 3
     assert abs(written["parallel_speedup"] - statistics.median(written["parallel_speedup_repeats"])) < 1e-3
     assert written["command"].startswith("python benchmarks/process_parallelism.py --model ocgan")
+
+
+def test_unknown_model_is_a_one_line_error_before_any_worker_starts(tmp_path):
+    parallelism = load_benchmark("process_parallelism")
+    with pytest.raises(SystemExit) as exit_info:
+        parallelism.main(["--model", "nope", "--out", str(tmp_path / "x.json")])
+    assert "unknown model 'nope'; known models:" in str(exit_info.value)
+    assert not (tmp_path / "x.json").exists()
