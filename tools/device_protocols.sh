@@ -43,18 +43,19 @@ packer=$!
 common=(--epochs "$epochs" --eval-every 0 --device "$device" --threads 1 --results "$results" --runs /tmp/runs --select-epoch "$select")
 if [ "$what" = ablation ]; then
   # One attention setting changed at a time against the defaults (the tag cifar10-jpeg rows of the
-  # main run are the baseline); each setting is its own table, results/cifar10-jpeg-abl-<name>_attn-ocgan.*
-  settings=("temperature1:--temperature 1.0" "noguide:--model-arg guide_weight=0" "noarea:--model-arg mask_area_weight=0"
-            "nowarmup:--mask-warmup-epochs 0" "reset10:--reset-masked-gan-at 10"
-            "complement:--model-arg mask_complement_weight=1 --model-arg mask_area_weight=10")
+  # main run are the baseline); each setting is its own table, results/cifar10-jpeg-abl-<name>_attn-ocgan.*;
+  # the settings live in benchmarks/ablation_table.py, which also compiles the table afterwards
+  listed=$($python benchmarks/ablation_table.py --print-settings) || exit 3
+  mapfile -t settings <<< "$listed"
   status=0; pids=()
   for setting in "${settings[@]}"; do
     name=${setting%%:*}; read -r -a flags <<< "${setting#*:}"
     $python tools/parallel_protocol.py --models attn-ocgan --classes "${CLASSES:-0,1,9}" --jobs 3 --logs "logs/device/$name" -- \
-      --dataset folder --data-root /tmp/data/cifar10-jpeg --tag "cifar10-jpeg-abl-$name$suffix" "${flags[@]}" "${common[@]}" &
+      --dataset folder --data-root /tmp/data/cifar10-jpeg --tag "cifar10-jpeg$suffix-abl-$name" "${flags[@]}" "${common[@]}" &
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  $python benchmarks/ablation_table.py --results "$results" --tag "cifar10-jpeg$suffix" || status=1
 else
   $python tools/parallel_protocol.py --models "$models" --classes "${CLASSES:-0-9}" --jobs "$jobs" --logs logs/device -- \
     "${data[@]}" "${common[@]}"

@@ -1,0 +1,206 @@
+"""The attention-OCGAN ablation table: one setting changed at a time against the defaults.
+
+Every setting is a protocol table of its own, ``results/<tag>-abl-<name>_attn-ocgan.csv`` (with the
+``.metrics.jsonl`` beside it); the defaults are the main run's ``results/<tag>_attn-ocgan.csv``.
+This script reads them (it trains nothing) and writes one Markdown table with, per setting, the
+AUC of each ablation class, the mean over the classes it has, the change of that mean against the
+defaults on the same classes, the masks' mean area and decisiveness on normal test images, and the
+AUC of each GAN alone; a dot plot of the per-class AUCs goes beside it (.png). A reference for the
+noise of a single seed is computed from the same files: how far the first GAN inside attn-ocgan
+(vanilla OCGAN's recipe, its weights never touched by the attention branch) lands from the vanilla
+``ocgan`` run of the same class.
+
+    python benchmarks/ablation_table.py --out results/ablation_cifar10-jpeg_attn-ocgan.md
+
+The settings and their protocol flags (``--print-settings`` lists them as ``name:flags`` lines for
+tools/device_protocols.sh); to run one on this CPU, two classes side by side:
+
+    python tools/parallel_protocol.py --models attn-ocgan --classes 0,1 --jobs 2 --logs logs/abl -- \\
+        --dataset folder --data-root ../shared/data/cifar10-jpeg --tag cifar10-jpeg-abl-noarea \\
+        --model-arg mask_area_weight=0 --epochs 25 --eval-every 0 --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from attn_ocgan.engine.io import atomic_path, atomic_write_text  # noqa: E402
+from attn_ocgan.engine.protocol import metrics_log_path, read_metrics_log, read_rows  # noqa: E402
+from attn_ocgan.errors import UserError  # noqa: E402
+from attn_ocgan.reference import CLASS_NAMES  # noqa: E402
+
+# name: (what differs from the defaults, the protocol flags that make it so)
+SETTINGS = {
+    "temperature1": ("temperature 1.0 (defaults: 0.5)", "--temperature 1.0"),
+    "noguide": ("guiding classifier off: only the area prior trains the masks", "--model-arg guide_weight=0"),
+    "noarea": ("mask area prior off: nothing stops trivial masks", "--model-arg mask_area_weight=0"),
+    "nowarmup": ("masked GAN trains from epoch 1 (defaults: waits 2 epochs)", "--mask-warmup-epochs 0"),
+    "reset10": ("masked GAN re-initialised at epoch 10", "--reset-masked-gan-at 10"),
+    "complement": ("complement game on (guide sees x * (1 - M)), area weight 10",
+                   "--model-arg mask_complement_weight=1 --model-arg mask_area_weight=10"),
+}
+DEFAULTS = "defaults (T 0.5, guide on, area prior 1.0 to 0.5, warm-up 2, no reset)"
+
+
+def class_names(tag: str) -> tuple[str, ...]:
+    return CLASS_NAMES["cifar10" if tag.startswith("cifar10") else "mnist"]
+
+
+def read_setting(results_dir: Path, tag: str, model: str = "attn-ocgan", seed: int = 0) -> tuple[dict, dict]:
+    """({class: AUC}, {class: metrics}) of one protocol table and its metrics log, for one seed."""
+    csv_path = results_dir / f"{tag}_{model}.csv"
+    if not csv_path.is_file():
+        return {}, {}
+    aucs = {int(r["normal_class"]): float(r["auc"]) for r in read_rows(csv_path)
+            if r["model"] == model and r["dataset"] == tag and int(r["seed"]) == seed}
+    metrics = {int(cell["normal_class"]): cell["metrics"] for cell in read_metrics_log(metrics_log_path(csv_path))
+               if int(cell["seed"]) == seed}
+    return aucs, metrics
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _fmt(value: float | None, digits: int = 3, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def summary_row(aucs: dict, metrics: dict, classes: list[int], baseline: dict | None) -> dict:
+    """The cells of one setting: AUC per class, mean over those present, change against the
+    defaults on the classes both have, and the mask / component means over the classes logged."""
+    present = [k for k in classes if k in aucs]
+    logged = [metrics[k] for k in present if k in metrics]
+    components = [m.get("auc_per_score_component") or {} for m in logged]
+    shared = [k for k in present if baseline is not None and k in baseline]
+    delta = (_mean(aucs[k] for k in shared) - _mean(baseline[k] for k in shared)) if shared else None
+    return {
+        "per_class": [aucs.get(k) for k in classes],
+        "mean": _mean(aucs[k] for k in present), "n": len(present),
+        "delta": delta, "n_delta": len(shared),
+        "area": _mean(m["masks"]["test_normal"]["area"] for m in logged if "masks" in m),
+        "decisiveness": _mean(m["masks"]["test_normal"]["decisiveness"] for m in logged if "masks" in m),
+        "first_gan": _mean(c.get("first_gan") for c in components),
+        "masked_gan": _mean(c.get("masked_gan") for c in components),
+        "n_logged": len(logged),
+    }
+
+
+def single_seed_noise(results_dir: Path, tag: str) -> tuple[float, float, int] | None:
+    """(median, max, n classes) of |AUC of attn-ocgan's first GAN - AUC of the vanilla ocgan run|:
+    the same recipe trained twice with different random streams."""
+    vanilla, _ = read_setting(results_dir, tag, model="ocgan")
+    _, metrics = read_setting(results_dir, tag)
+    gaps = [abs(m["auc_per_score_component"]["first_gan"] - vanilla[k]) for k, m in metrics.items()
+            if k in vanilla and m.get("auc_per_score_component")]
+    return (statistics.median(gaps), max(gaps), len(gaps)) if gaps else None
+
+
+def ablation_markdown(results_dir: Path, tag: str, classes: list[int], command: str) -> tuple[str, dict]:
+    names = class_names(tag)
+    baseline_aucs, baseline_metrics = read_setting(results_dir, tag)
+    if not baseline_aucs:
+        raise UserError(f"{results_dir / (tag + '_attn-ocgan.csv')} has no rows; run the defaults' protocol "
+                        f"(attn-ocgan protocol --tag {tag} ...) before the ablation table")
+    rows = {DEFAULTS: summary_row(baseline_aucs, baseline_metrics, classes, None)}
+    for name, (what, _) in SETTINGS.items():
+        aucs, metrics = read_setting(results_dir, f"{tag}-abl-{name}")
+        rows[f"{name}: {what}"] = summary_row(aucs, metrics, classes, baseline_aucs)
+    header = ["setting", *(names[k] for k in classes), "mean", "Δ mean vs defaults", "mask area", "decisiveness",
+              "first GAN alone", "masked GAN alone"]
+    lines = [f"# Attention OCGAN ablation on {tag} (protocol 2, seed 0, last epoch, strict one-class)", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, row in rows.items():
+        mean = "not run" if row["n"] == 0 else _fmt(row["mean"], 4) + ("" if row["n"] == len(classes) else f" ({row['n']}/{len(classes)})")
+        delta = "" if label == DEFAULTS else _fmt(row["delta"], 3, signed=True) + (
+            f" ({row['n_delta']} cl.)" if row["delta"] is not None and row["n_delta"] != len(classes) else "")
+        cells = [label, *(_fmt(v) for v in row["per_class"]), mean, delta,
+                 *(_fmt(row[key]) for key in ("area", "decisiveness", "first_gan", "masked_gan"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    noise = single_seed_noise(results_dir, tag)
+    lines += ["", "Each setting changes one thing against the defaults (its flags below); the rest of the recipe and "
+              "the seed are the main run's. Mask area, decisiveness (mean |M - 0.5|: 0 uniform grey, 0.5 binary) and "
+              "the AUC of each GAN's error alone are means over the classes whose metrics were logged (the defaults' "
+              "class-0 cell predates the metrics log). Δ compares means over the classes both rows have."]
+    if noise:
+        lines += ["", f"**Single-seed noise.** The first GAN inside attn-ocgan is vanilla OCGAN's recipe, trained with another "
+                  f"random stream; its AUC lands a median {noise[0]:.3f} (max {noise[1]:.3f}) from the vanilla `ocgan` run of "
+                  f"the same class ({noise[2]} classes of {tag}). A change of one setting smaller than that is not "
+                  "distinguishable from a change of seed."]
+    lines += ["", "Settings (each is `attn-ocgan protocol ... --tag " + tag + "-abl-<name>` plus):", ""]
+    lines += [f"- `{name}`: `{flags}`" for name, (_, flags) in SETTINGS.items()]
+    lines += ["", "Produced by:", "", f"    {command}", "", f"Date: {datetime.date.today().isoformat()}; "
+              f"the machines of each cell are in its CSV.", ""]
+    return "\n".join(lines), rows
+
+
+def plot(rows: dict, classes: list[int], names, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = ["defaults" if i == 0 else label.split(":")[0] for i, label in enumerate(rows)]
+    fig, (ax, area_ax) = plt.subplots(2, 1, figsize=(1.1 * len(rows) + 2, 5.2), sharex=True,
+                                      gridspec_kw={"height_ratios": [2.2, 1]})
+    for j, k in enumerate(classes):
+        xs = [i + (j - (len(classes) - 1) / 2) * 0.12 for i in range(len(rows))]
+        ys = [row["per_class"][j] for row in rows.values()]
+        ax.scatter([x for x, y in zip(xs, ys) if y is not None], [y for y in ys if y is not None], label=names[k], s=28)
+    means = [row["mean"] for row in rows.values()]
+    ax.scatter([i for i, m in enumerate(means) if m is not None], [m for m in means if m is not None],
+               marker="_", s=400, color="black", label="mean")
+    ax.set_ylabel("ROC AUC")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.legend(fontsize=8, ncol=len(classes) + 1, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    areas = [row["area"] for row in rows.values()]
+    area_ax.bar([i for i, a in enumerate(areas) if a is not None], [a for a in areas if a is not None], width=0.5, color="tab:gray")
+    area_ax.set_ylim(0, 1)
+    area_ax.set_ylabel("mask area\n(normal test)")
+    area_ax.set_xlim(-0.5, len(rows) - 0.5)
+    area_ax.set_xticks(range(len(rows)), labels, rotation=20)
+    fig.tight_layout()
+    with atomic_path(out) as temporary:
+        fig.savefig(temporary, dpi=120, format="png")
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="results", help="Folder of the protocol tables.")
+    parser.add_argument("--tag", default="cifar10-jpeg", help="Tag of the defaults' table; settings are <tag>-abl-<name>.")
+    parser.add_argument("--classes", default="0,1,9", help="Ablation classes (columns).")
+    parser.add_argument("--out", default=None, help="Markdown to write (default results/ablation_<tag>_attn-ocgan.md); a .png goes beside it.")
+    parser.add_argument("--print-settings", action="store_true", help="Print 'name:flags' per setting and exit.")
+    args = parser.parse_args(argv)
+    if args.print_settings:
+        print("\n".join(f"{name}:{flags}" for name, (_, flags) in SETTINGS.items()))
+        return 0
+    try:
+        classes = [int(k) for k in args.classes.split(",")]
+    except ValueError:
+        parser.error(f"--classes {args.classes!r}: give comma-separated class indices, e.g. 0,1,9")
+    results_dir = Path(args.results)
+    out = Path(args.out or results_dir / f"ablation_{args.tag}_attn-ocgan.md")
+    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    try:
+        text, rows = ablation_markdown(results_dir, args.tag, classes, command)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    atomic_write_text(out, text)
+    plot(rows, classes, class_names(args.tag), out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')} ({sum(row['n'] > 0 for row in rows.values()) - 1} settings run)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

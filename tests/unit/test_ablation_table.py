@@ -1,0 +1,75 @@
+"""benchmarks/ablation_table.py: the ablation table compiled from protocol tables, and its settings."""
+import dataclasses
+import shlex
+
+import pytest
+
+from attn_ocgan.cli import build_config, protocol
+from attn_ocgan.engine.protocol import append_row
+from attn_ocgan.reference import CLASS_NAMES
+from attn_ocgan.registry import resolve_model_config
+from tests.conftest import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def ablation():
+    return load_benchmark("ablation_table")
+
+
+def _cell(results, tag, model, normal_class, auc, first_gan=None, area=None):
+    row = {"dataset": tag, "model": model, "normal_class": normal_class, "seed": 0, "epochs": 25, "auc": f"{auc:.6f}",
+           "train_seconds": 1, "negatives": "strict one-class", "machine": "m", "date": "d", "command": "c",
+           "selection": "last epoch", "selected_epoch": 25, "val_auc": ""}
+    metrics = None
+    if first_gan is not None:
+        metrics = {"auc": auc, "auc_per_score_component": {"first_gan": first_gan, "masked_gan": auc - 0.01},
+                   "masks": {"test_normal": {"area": area, "decisiveness": 0.1}}}
+    append_row(results / f"{tag}_{model}.csv", row, CLASS_NAMES["cifar10"], dataset=tag, metrics=metrics)
+
+
+def test_the_table_compares_each_setting_with_the_defaults_on_the_same_classes(ablation, tmp_path):
+    for k, auc, first in ((0, 0.70, 0.66), (1, 0.40, 0.42), (9, 0.30, 0.33)):
+        _cell(tmp_path, "cifar10-jpeg", "attn-ocgan", k, auc, first_gan=first, area=0.6)
+        _cell(tmp_path, "cifar10-jpeg", "ocgan", k, first + (0.02 if k else 0.08))
+    _cell(tmp_path, "cifar10-jpeg-abl-noarea", "attn-ocgan", 0, 0.60, first_gan=0.64, area=0.98)
+    _cell(tmp_path, "cifar10-jpeg-abl-noarea", "attn-ocgan", 1, 0.35, first_gan=0.40, area=0.96)
+    out = tmp_path / "ablation.md"
+    assert ablation.main(["--results", str(tmp_path), "--out", str(out)]) == 0
+    text = out.read_text()
+    rows = {line.split(" | ")[0].lstrip("| ").split(":")[0]: line.split(" | ") for line in text.splitlines()
+            if line.startswith("| ") and "---" not in line}
+    defaults = next(cells for label, cells in rows.items() if label.startswith("defaults"))
+    assert defaults[1:5] == ["0.700", "0.400", "0.300", "0.4667"]
+    noarea = rows["noarea"]
+    assert noarea[1:4] == ["0.600", "0.350", "—"]
+    assert noarea[4] == "0.4750 (2/3)"
+    assert noarea[5] == "-0.075 (2 cl.)"  # (0.60 + 0.35) / 2 - (0.70 + 0.40) / 2: truck is not in both rows
+    assert noarea[6] == "0.970"  # mean mask area of the classes logged
+    assert rows["temperature1"][4] == "not run"
+    assert "median 0.020 (max 0.080)" in text  # |first GAN - vanilla ocgan| over the three classes
+    assert "`noarea`: `--model-arg mask_area_weight=0`" in text
+    assert out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_without_the_defaults_table_it_is_a_one_line_error_and_nothing_is_written(ablation, tmp_path, capsys):
+    out = tmp_path / "ablation.md"
+    assert ablation.main(["--results", str(tmp_path), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "\n" not in error and "attn-ocgan protocol --tag cifar10-jpeg" in error
+    assert not out.exists() and not out.with_suffix(".png").exists()
+
+
+def test_every_setting_is_valid_protocol_flags_that_change_the_attention_config(ablation, capsys):
+    assert ablation.main(["--print-settings"]) == 0
+    listed = dict(line.split(":", 1) for line in capsys.readouterr().out.strip().splitlines())
+    assert listed == {name: flags for name, (_, flags) in ablation.SETTINGS.items()}
+    defaults = resolve_model_config("attn-ocgan", "cifar10", {}, 3, 32)
+    for name, flags in listed.items():
+        params = protocol.make_context("protocol", ["--model", "attn-ocgan", *shlex.split(flags)]).params
+        attention_flags = {key: params[key] for key in ("temperature", "mask_warmup_epochs", "reset_masked_gan_at",
+                                                        "pretrain_attention_epochs") if key in params}
+        config = build_config(None, "attn-ocgan", None, None, None, None, None, None, None, None, None,
+                              model_args=params["model_args"], attention_flags=attention_flags)
+        changed = resolve_model_config("attn-ocgan", "cifar10", config.model_args, 3, 32)
+        differences = {f.name for f in dataclasses.fields(defaults) if getattr(defaults, f.name) != getattr(changed, f.name)}
+        assert differences, f"setting {name} ({flags}) leaves the defaults unchanged"
