@@ -77,21 +77,23 @@ def _fmt(value: float | None, digits: int = 3, signed: bool = False) -> str:
 
 def summary_row(aucs: dict, metrics: dict, classes: list[int], baseline: dict | None) -> dict:
     """The cells of one setting: AUC per class, mean over those present, change against the
-    defaults on the classes both have, and the mask / component means over the classes logged."""
+    defaults on the classes both have, and per class the masks' statistics and each GAN's AUC
+    (None where a class has no logged metrics)."""
     present = [k for k in classes if k in aucs]
-    logged = [metrics[k] for k in present if k in metrics]
-    components = [m.get("auc_per_score_component") or {} for m in logged]
     shared = [k for k in present if baseline is not None and k in baseline]
     delta = (_mean(aucs[k] for k in shared) - _mean(baseline[k] for k in shared)) if shared else None
+
+    def per_class(read):
+        return [read(metrics[k]) if k in present and k in metrics else None for k in classes]
+
     return {
         "per_class": [aucs.get(k) for k in classes],
         "mean": _mean(aucs[k] for k in present), "n": len(present),
         "delta": delta, "n_delta": len(shared),
-        "area": _mean(m["masks"]["test_normal"]["area"] for m in logged if "masks" in m),
-        "decisiveness": _mean(m["masks"]["test_normal"]["decisiveness"] for m in logged if "masks" in m),
-        "first_gan": _mean(c.get("first_gan") for c in components),
-        "masked_gan": _mean(c.get("masked_gan") for c in components),
-        "n_logged": len(logged),
+        "area": per_class(lambda m: m.get("masks", {}).get("test_normal", {}).get("area")),
+        "decisiveness": per_class(lambda m: m.get("masks", {}).get("test_normal", {}).get("decisiveness")),
+        "first_gan": per_class(lambda m: (m.get("auc_per_score_component") or {}).get("first_gan")),
+        "masked_gan": per_class(lambda m: (m.get("auc_per_score_component") or {}).get("masked_gan")),
     }
 
 
@@ -115,8 +117,9 @@ def ablation_markdown(results_dir: Path, tag: str, classes: list[int], command: 
     for name, (what, _) in SETTINGS.items():
         aucs, metrics = read_setting(results_dir, f"{tag}-abl-{name}")
         rows[f"{name}: {what}"] = summary_row(aucs, metrics, classes, baseline_aucs)
-    header = ["setting", *(names[k] for k in classes), "mean", "Δ mean vs defaults", "mask area", "decisiveness",
-              "first GAN alone", "masked GAN alone"]
+    per = " / ".join(names[k] for k in classes)
+    header = ["setting", *(names[k] for k in classes), "mean", "Δ mean vs defaults", f"mask area ({per})",
+              f"decisiveness ({per})", f"first GAN alone ({per})", f"masked GAN alone ({per})"]
     lines = [f"# Attention OCGAN ablation on {tag} (protocol 2, seed 0, last epoch, strict one-class)", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, row in rows.items():
@@ -124,13 +127,13 @@ def ablation_markdown(results_dir: Path, tag: str, classes: list[int], command: 
         delta = "" if label == DEFAULTS else _fmt(row["delta"], 3, signed=True) + (
             f" ({row['n_delta']} cl.)" if row["delta"] is not None and row["n_delta"] != len(classes) else "")
         cells = [label, *(_fmt(v) for v in row["per_class"]), mean, delta,
-                 *(_fmt(row[key]) for key in ("area", "decisiveness", "first_gan", "masked_gan"))]
+                 *(" / ".join(_fmt(v, 2) for v in row[key]) for key in ("area", "decisiveness", "first_gan", "masked_gan"))]
         lines.append("| " + " | ".join(cells) + " |")
     noise = single_seed_noise(results_dir, tag)
     lines += ["", "Each setting changes one thing against the defaults (its flags below); the rest of the recipe and "
               "the seed are the main run's. Mask area, decisiveness (mean |M - 0.5|: 0 uniform grey, 0.5 binary) and "
-              "the AUC of each GAN's error alone are means over the classes whose metrics were logged (the defaults' "
-              "class-0 cell predates the metrics log). Δ compares means over the classes both rows have."]
+              "the AUC of each GAN's error alone are per class, on normal test images ("
+              "— where a cell's metrics were not logged: the defaults' class-0 cell predates the metrics log). Δ compares means over the classes both rows have."]
     if noise:
         lines += ["", f"**Single-seed noise.** The first GAN inside attn-ocgan is vanilla OCGAN's recipe, trained with another "
                   f"random stream; its AUC lands a median {noise[0]:.3f} (max {noise[1]:.3f}) from the vanilla `ocgan` run of "
@@ -161,10 +164,10 @@ def plot(rows: dict, classes: list[int], names, out: Path) -> None:
     ax.set_ylabel("ROC AUC")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.legend(fontsize=8, ncol=len(classes) + 1, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
-    areas = [row["area"] for row in rows.values()]
+    areas = [_mean(row["area"]) for row in rows.values()]
     area_ax.bar([i for i, a in enumerate(areas) if a is not None], [a for a in areas if a is not None], width=0.5, color="tab:gray")
     area_ax.set_ylim(0, 1)
-    area_ax.set_ylabel("mask area\n(normal test)")
+    area_ax.set_ylabel("mask area\n(normal test,\nmean of classes)")
     area_ax.set_xlim(-0.5, len(rows) - 0.5)
     area_ax.set_xticks(range(len(rows)), labels, rotation=20)
     fig.tight_layout()

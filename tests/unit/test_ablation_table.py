@@ -44,7 +44,8 @@ def test_the_table_compares_each_setting_with_the_defaults_on_the_same_classes(a
     assert noarea[1:4] == ["0.600", "0.350", "—"]
     assert noarea[4] == "0.4750 (2/3)"
     assert noarea[5] == "-0.075 (2 cl.)"  # (0.60 + 0.35) / 2 - (0.70 + 0.40) / 2: truck is not in both rows
-    assert noarea[6] == "0.970"  # mean mask area of the classes logged
+    assert noarea[6] == "0.98 / 0.96 / —"  # mask area per class, none logged for truck
+    assert noarea[8] == "0.64 / 0.40 / —" and defaults[8] == "0.66 / 0.42 / 0.33"  # first GAN alone
     assert rows["temperature1"][4] == "not run"
     assert "median 0.020 (max 0.080)" in text  # |first GAN - vanilla ocgan| over the three classes
     assert "`noarea`: `--model-arg mask_area_weight=0`" in text
