@@ -158,9 +158,9 @@ def plot(rows: dict, classes: list[int], names, out: Path) -> None:
         xs = [i + (j - (len(classes) - 1) / 2) * 0.12 for i in range(len(rows))]
         ys = [row["per_class"][j] for row in rows.values()]
         ax.scatter([x for x, y in zip(xs, ys) if y is not None], [y for y in ys if y is not None], label=names[k], s=28)
-    means = [row["mean"] for row in rows.values()]
+    means = [row["mean"] if row["n"] == len(classes) else None for row in rows.values()]  # partial means mislead
     ax.scatter([i for i, m in enumerate(means) if m is not None], [m for m in means if m is not None],
-               marker="_", s=400, color="black", label="mean")
+               marker="_", s=400, color="black", label="mean (rows with every class)")
     ax.set_ylabel("ROC AUC")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.legend(fontsize=8, ncol=len(classes) + 1, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
