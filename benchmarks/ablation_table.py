@@ -4,8 +4,8 @@ Every setting is a protocol table of its own, ``results/<tag>-abl-<name>_attn-oc
 ``.metrics.jsonl`` beside it); the defaults are the main run's ``results/<tag>_attn-ocgan.csv``.
 This script reads them (it trains nothing) and writes one Markdown table with, per setting, the
 AUC of each ablation class, the mean over the classes it has, the change of that mean against the
-defaults on the same classes, the masks' mean area and decisiveness on normal test images, and the
-AUC of each GAN alone; a dot plot of the per-class AUCs goes beside it (.png). A reference for the
+defaults on the same classes, and per class the masks' area and decisiveness on normal test images
+and the AUC of each GAN alone; a dot plot of the per-class AUCs goes beside it (.png). A reference for the
 noise of a single seed is computed from the same files: how far the first GAN inside attn-ocgan
 (vanilla OCGAN's recipe, its weights never touched by the attention branch) lands from the vanilla
 ``ocgan`` run of the same class.
@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.engine.io import atomic_path, atomic_write_text  # noqa: E402
-from attn_ocgan.engine.protocol import metrics_log_path, read_metrics_log, read_rows  # noqa: E402
+from attn_ocgan.engine.protocol import metrics_log_path, read_metrics_log, read_rows, row_selection  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 from attn_ocgan.reference import CLASS_NAMES  # noqa: E402
 
@@ -120,7 +120,8 @@ def ablation_markdown(results_dir: Path, tag: str, classes: list[int], command: 
     per = " / ".join(names[k] for k in classes)
     header = ["setting", *(names[k] for k in classes), "mean", "Δ mean vs defaults", f"mask area ({per})",
               f"decisiveness ({per})", f"first GAN alone ({per})", f"masked GAN alone ({per})"]
-    lines = [f"# Attention OCGAN ablation on {tag} (protocol 2, seed 0, last epoch, strict one-class)", "",
+    selections = sorted({row_selection(r) for r in read_rows(results_dir / f"{tag}_attn-ocgan.csv")})
+    lines = [f"# Attention OCGAN ablation on {tag} (protocol 2, seed 0, model: {', '.join(selections)}, strict one-class)", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, row in rows.items():
         mean = "not run" if row["n"] == 0 else _fmt(row["mean"], 4) + ("" if row["n"] == len(classes) else f" ({row['n']}/{len(classes)})")
@@ -137,7 +138,7 @@ def ablation_markdown(results_dir: Path, tag: str, classes: list[int], command: 
     if noise:
         lines += ["", f"**Single-seed noise.** The first GAN inside attn-ocgan is vanilla OCGAN's recipe, trained with another "
                   f"random stream; its AUC lands a median {noise[0]:.3f} (max {noise[1]:.3f}) from the vanilla `ocgan` run of "
-                  f"the same class ({noise[2]} classes of {tag}). A change of one setting smaller than that is not "
+                  f"the same class ({noise[2]} classes of {tag}). A change of one setting within that range is not "
                   "distinguishable from a change of seed."]
     lines += ["", "Settings (each is `attn-ocgan protocol ... --tag " + tag + "-abl-<name>` plus):", ""]
     lines += [f"- `{name}`: `{flags}`" for name, (_, flags) in SETTINGS.items()]
