@@ -31,7 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.engine.io import atomic_path, atomic_write_text  # noqa: E402
-from attn_ocgan.engine.protocol import metrics_log_path, read_metrics_log, read_rows, row_selection  # noqa: E402
+from attn_ocgan.engine.protocol import (check_classes, metrics_log_path, parse_int_list, read_metrics_log,  # noqa: E402
+                                        read_rows, row_selection)
 from attn_ocgan.errors import UserError  # noqa: E402
 from attn_ocgan.reference import CLASS_NAMES  # noqa: E402
 
@@ -188,14 +189,12 @@ def main(argv=None) -> int:
     if args.print_settings:
         print("\n".join(f"{name}:{flags}" for name, (_, flags) in SETTINGS.items()))
         return 0
-    try:
-        classes = [int(k) for k in args.classes.split(",")]
-    except ValueError:
-        parser.error(f"--classes {args.classes!r}: give comma-separated class indices, e.g. 0,1,9")
     results_dir = Path(args.results)
     out = Path(args.out or results_dir / f"ablation_{args.tag}_attn-ocgan.md")
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     try:
+        classes = parse_int_list(args.classes, "classes")
+        check_classes(classes, class_names(args.tag), args.tag)
         text, rows = ablation_markdown(results_dir, args.tag, classes, command)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -60,6 +60,16 @@ def test_without_the_defaults_table_it_is_a_one_line_error_and_nothing_is_writte
     assert not out.exists() and not out.with_suffix(".png").exists()
 
 
+@pytest.mark.parametrize("classes, message", [("0,x", "cannot read classes '0,x'"), ("0,12", "class 12 is out of range")])
+def test_bad_classes_are_a_one_line_error_and_nothing_is_written(ablation, tmp_path, capsys, classes, message):
+    _cell(tmp_path, "cifar10-jpeg", "attn-ocgan", 0, 0.7)
+    out = tmp_path / "ablation.md"
+    assert ablation.main(["--results", str(tmp_path), "--out", str(out), "--classes", classes]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "\n" not in error and message in error
+    assert not out.exists()
+
+
 def test_every_setting_is_valid_protocol_flags_that_change_the_attention_config(ablation, capsys):
     assert ablation.main(["--print-settings"]) == 0
     listed = dict(line.split(":", 1) for line in capsys.readouterr().out.strip().splitlines())
