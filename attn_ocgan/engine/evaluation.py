@@ -7,7 +7,9 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from .calibration import calibrate_columns, image_complexity, z_combination
 from .device import model_device
+from ..errors import UserError
 from .io import atomic_write_json
 
 
@@ -56,8 +58,11 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             for c in sorted(set(data.test_classes.tolist())) if c != data.normal_class
         },
     }
-    if has_attention(model) and int(getattr(model, "masked_gan_steps", 0)) > 0:
-        metrics["auc_per_score_component"] = component_aucs(model, data.test, is_novel)
+    test_columns = score_columns(model, data.test, test_scores)
+    if "first_gan" in test_columns:
+        metrics["auc_per_score_component"] = {name: auc(is_novel, scores) for name, scores in test_columns.items()}
+    metrics["complexity"] = complexity_metrics(model, score_columns(model, data.train, train_scores), test_columns,
+                                               data, is_novel)
     if has_attention(model):
         metrics["masks"] = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
                                                    "test_novel": data.test[is_novel == 1]})
@@ -80,15 +85,50 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
 
 
 @torch.inference_mode()
-def component_aucs(model, images: torch.Tensor, is_novel: np.ndarray, batch_size: int = 1000) -> dict[str, float]:
-    """AUC of each raw score component of a two-GAN model (``score_components``: first GAN on x,
-    masked GAN on x * M) on its own. A diagnostic of what each GAN contributes to the combined
-    score; the combination weight itself is fixed in the config, never chosen from these."""
+def score_columns(model, images: torch.Tensor, scores: np.ndarray, batch_size: int = 1000) -> dict[str, np.ndarray]:
+    """The model's score split into its raw errors: ``first_gan`` and ``masked_gan`` for an attention
+    model whose masked GAN has trained (``score_components``), else ``score`` (the given scores)."""
+    if not (has_attention(model) and int(getattr(model, "masked_gan_steps", 0)) > 0):
+        return {"score": scores}
+    return component_columns(model, images, batch_size)
+
+
+@torch.inference_mode()
+def component_columns(model, images: torch.Tensor, batch_size: int = 1000) -> dict[str, np.ndarray]:
+    """``score_components`` of a two-GAN model as named columns (N,): first GAN on x, masked GAN on x * M."""
     model.eval()
     device = model_device(model)
     components = torch.cat([model.score_components(images[start:start + batch_size].to(device)).cpu()
                             for start in range(0, len(images), batch_size)]).double().numpy()
-    return {name: auc(is_novel, components[:, column]) for column, name in enumerate(("first_gan", "masked_gan"))}
+    return {"first_gan": components[:, 0], "masked_gan": components[:, 1]}
+
+
+def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns: dict[str, np.ndarray], data,
+                       is_novel: np.ndarray) -> dict:
+    """A diagnostic of how much of the score is image complexity (``calibration.py``): the AUC of the
+    complexity alone, and of each error column and the model's combination after complexity
+    calibration fitted on the normal training images. Never used to choose anything."""
+    complexity_alone = auc(is_novel, image_complexity(data.test))
+    if any(np.any(scores <= 0) for scores in [*train_columns.values(), *test_columns.values()]):
+        return {"auc_complexity_alone": complexity_alone, "auc_calibrated": None}  # e.g. negative scores: no log
+    try:
+        train_calibrated, test_calibrated, calibrations, _, _ = calibrate_columns(train_columns, test_columns, data.train, data.test)
+    except UserError as error:  # e.g. a handful of flat training images: nothing to fit
+        return {"auc_complexity_alone": complexity_alone, "auc_calibrated": None, "note": str(error)}
+    if "first_gan" in test_calibrated:
+        combined = z_combination(test_calibrated, train_calibrated, model.config.masked_score_weight)
+    else:
+        combined = test_calibrated["score"]
+    return {"auc_complexity_alone": complexity_alone, "auc_calibrated": auc(is_novel, combined),
+            "auc_calibrated_per_column": {name: auc(is_novel, scores) for name, scores in test_calibrated.items()},
+            "fit": {name: {"slope": fit.slope, "correlation": fit.correlation} for name, fit in calibrations.items()}}
+
+
+def component_aucs(model, images: torch.Tensor, is_novel: np.ndarray, batch_size: int = 1000) -> dict[str, float]:
+    """AUC of each raw score component of a two-GAN model (``score_components``: first GAN on x,
+    masked GAN on x * M) on its own. A diagnostic of what each GAN contributes to the combined
+    score; the combination weight itself is fixed in the config, never chosen from these."""
+    return {name: auc(is_novel, scores) for name, scores in component_columns(model, images, batch_size).items()}
 
 
 @torch.inference_mode()
@@ -126,4 +166,4 @@ def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8, devi
     save_image_rows(path, columns, title)
 
 
-__all__ = ["compute_scores", "auc", "component_aucs", "evaluate_model", "has_attention", "mask_statistics", "save_panel_figure"]
+__all__ = ["compute_scores", "auc", "complexity_metrics", "component_aucs", "evaluate_model", "has_attention", "mask_statistics", "save_panel_figure"]

@@ -1,0 +1,83 @@
+"""Complexity calibration of a novelty score: remove the part that image detail alone explains.
+
+Reconstruction errors rank images by how much detail they hold, whatever their class (Serrà et al.,
+*Input complexity and out-of-distribution detection with likelihood-based generative models*, ICLR
+2020, show the same for likelihoods). On CIFAR-10 a class with more detail than the average other
+class (automobile, truck) is then scored as *more* novel than the other classes: AUC below 0.5.
+
+The calibration fits ``log score = a + b * log complexity`` by least squares on the normal
+**training** images only and scores the residual ``log score - (a + b * log complexity)``: how much
+worse an image is explained than normal images of the same complexity. It needs positive scores
+(reconstruction errors, latent distances).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+COMPLEXITY_FLOOR = 1e-6  # a flat image has complexity 0; its log must stay finite
+
+
+def image_complexity(images: torch.Tensor) -> np.ndarray:
+    """(N,): mean absolute difference between vertically and between horizontally neighbouring
+    pixels (total variation per pixel, summed over both directions), for images (N, C, H, W)."""
+    images = images.float()
+    vertical = (images[..., 1:, :] - images[..., :-1, :]).abs().flatten(1).mean(1)
+    horizontal = (images[..., :, 1:] - images[..., :, :-1]).abs().flatten(1).mean(1)
+    return (vertical + horizontal).double().numpy()
+
+
+def _logs(scores, complexity, what: str) -> tuple[np.ndarray, np.ndarray]:
+    scores, complexity = np.asarray(scores, dtype=np.float64), np.asarray(complexity, dtype=np.float64)
+    if scores.shape != complexity.shape or scores.ndim != 1:
+        raise UserError(f"{what}: scores {scores.shape} and complexities {complexity.shape} must be two vectors of one length")
+    if not np.all(scores > 0):
+        raise UserError(f"{what}: complexity calibration needs positive scores (reconstruction errors, distances); "
+                        f"got a minimum of {scores.min():.3g}")
+    return np.log(scores), np.log(np.maximum(complexity, COMPLEXITY_FLOOR))
+
+
+@dataclass(frozen=True)
+class ComplexityCalibration:
+    intercept: float
+    slope: float
+    correlation: float  # of log score and log complexity on the images it was fitted on
+
+    @classmethod
+    def fit(cls, train_scores, train_complexity) -> "ComplexityCalibration":
+        """Least squares on normal *training* images (never test data)."""
+        log_scores, log_complexity = _logs(train_scores, train_complexity, "fitting the calibration")
+        if len(log_scores) < 3 or np.ptp(log_complexity) == 0:
+            raise UserError("fitting the calibration needs at least 3 training images of different complexity")
+        slope, intercept = np.polyfit(log_complexity, log_scores, 1)
+        return cls(float(intercept), float(slope), float(np.corrcoef(log_complexity, log_scores)[0, 1]))
+
+    def __call__(self, scores, complexity) -> np.ndarray:
+        """Calibrated scores (N,): the residual of the fitted line; higher = more novel."""
+        log_scores, log_complexity = _logs(scores, complexity, "calibrating scores")
+        return log_scores - (self.intercept + self.slope * log_complexity)
+
+
+def z_combination(columns: dict[str, np.ndarray], train_columns: dict[str, np.ndarray], weight: float) -> np.ndarray:
+    """The attention model's combination of its two errors, as ``AttnOCGAN.score``: each column
+    z-normalised with its training-image mean and std, then ``(1 - weight) * first + weight * masked``."""
+    first, masked = ((columns[name] - train_columns[name].mean()) / max(float(train_columns[name].std(ddof=1)), 1e-8)
+                     for name in ("first_gan", "masked_gan"))
+    return (1.0 - weight) * first + weight * masked
+
+
+def calibrate_columns(train_columns: dict[str, np.ndarray], test_columns: dict[str, np.ndarray],
+                      train_images: torch.Tensor, test_images: torch.Tensor):
+    """Calibrate every named score column against the complexity of its images.
+
+    Returns (calibrated train columns, calibrated test columns, fitted calibrations, train
+    complexity, test complexity); each fit uses the training column only."""
+    train_complexity, test_complexity = image_complexity(train_images), image_complexity(test_images)
+    calibrations = {name: ComplexityCalibration.fit(scores, train_complexity) for name, scores in train_columns.items()}
+    train_calibrated = {name: calibrations[name](scores, train_complexity) for name, scores in train_columns.items()}
+    test_calibrated = {name: calibrations[name](scores, test_complexity) for name, scores in test_columns.items()}
+    return train_calibrated, test_calibrated, calibrations, train_complexity, test_complexity

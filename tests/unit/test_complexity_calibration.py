@@ -1,0 +1,106 @@
+"""Complexity calibration (attn_ocgan/engine/calibration.py) and its diagnostic benchmark."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
+from attn_ocgan.data import load_one_class
+from attn_ocgan.engine.calibration import ComplexityCalibration, image_complexity
+from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
+from attn_ocgan.engine.evaluation import auc, evaluate_model
+from attn_ocgan.engine.trainer import train
+from attn_ocgan.errors import UserError
+from tests.conftest import SMALL_MODEL_ARGS, load_benchmark
+
+
+def test_complexity_is_the_total_variation_per_pixel():
+    stripes = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])  # no vertical change, horizontal steps of 1
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    noise = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    ramp = torch.linspace(0, 1, 8).expand(1, 3, 8, 8)
+    values = image_complexity(torch.cat([flat, noise, ramp]))
+    assert image_complexity(stripes).tolist() == [1.0]
+    assert values[0] == 0 and values[1] > values[2] > 0 and values.shape == (3,)
+
+
+def _synthetic(normal_range, novel_range, novel_factor, n=2000, seed=0):
+    """Scores = complexity ** 1.5 * lognormal noise, novel ones times ``novel_factor``."""
+    rng = np.random.default_rng(seed)
+    train_c, normal_c, novel_c = rng.uniform(*normal_range, n), rng.uniform(*normal_range, n), rng.uniform(*novel_range, n)
+    noise = lambda: np.exp(0.1 * rng.standard_normal(n))  # noqa: E731
+    train_s, normal_s, novel_s = train_c ** 1.5 * noise(), normal_c ** 1.5 * noise(), novel_factor * novel_c ** 1.5 * noise()
+    is_novel = np.r_[np.zeros(n), np.ones(n)]
+    return train_s, train_c, np.r_[normal_s, novel_s], np.r_[normal_c, novel_c], is_novel
+
+
+def test_calibration_removes_a_score_that_is_only_complexity():
+    train_s, train_c, scores, complexity, is_novel = _synthetic((0.1, 0.3), (0.2, 0.6), novel_factor=1.0)
+    calibration = ComplexityCalibration.fit(train_s, train_c)
+    assert calibration.slope == pytest.approx(1.5, abs=0.05) and calibration.correlation > 0.9
+    assert auc(is_novel, scores) > 0.8  # raw: novel only because more detailed
+    assert abs(auc(is_novel, calibration(scores, complexity)) - 0.5) < 0.04
+
+
+def test_calibration_recovers_novelty_hidden_by_lower_complexity():
+    # novel images are smoother (raw score inverted) but reconstructed 1.5x worse at equal complexity
+    train_s, train_c, scores, complexity, is_novel = _synthetic((0.3, 0.6), (0.1, 0.35), novel_factor=1.5)
+    calibration = ComplexityCalibration.fit(train_s, train_c)
+    assert auc(is_novel, scores) < 0.3
+    assert auc(is_novel, calibration(scores, complexity)) > 0.95
+
+
+def test_non_positive_scores_and_degenerate_fits_are_one_line_errors():
+    with pytest.raises(UserError, match="positive scores"):
+        ComplexityCalibration.fit(np.array([1.0, 0.0, 2.0]), np.array([0.1, 0.2, 0.3]))
+    with pytest.raises(UserError, match="different complexity"):
+        ComplexityCalibration.fit(np.array([1.0, 2.0, 3.0]), np.full(3, 0.2))
+    with pytest.raises(UserError, match="two vectors"):
+        ComplexityCalibration(0.0, 1.0, 1.0)(np.ones(3), np.ones(4))
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    return load_benchmark("complexity_calibration")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """One tiny 1-epoch mnist5k checkpoint per model (shared by the tests below)."""
+    folder = tmp_path_factory.mktemp("calibration_runs")
+    torch.manual_seed(0)
+    configs = {model: RunConfig(model=model, data=DataConfig(name="mnist5k", normal_class=1),
+                                train=TrainConfig(epochs=1, batch_size=64, seed=0), model_args=SMALL_MODEL_ARGS[model])
+               for model in ("attn-ocgan", "ocgan")}
+    return {model: Path(train(config, folder / model, progress=False)["checkpoint"]) for model, config in configs.items()}
+
+
+@pytest.mark.parametrize("model", ["attn-ocgan", "ocgan"])
+def test_raw_columns_are_the_models_own_aucs_and_files_are_written(benchmark, checkpoints, tmp_path, model):
+    checkpoint = checkpoints[model]
+    config, trained = model_from_checkpoint(read_checkpoint(checkpoint))
+    metrics = evaluate_model(trained, load_one_class(config.data))
+    result = benchmark.checkpoint_result(checkpoint, None)
+    if model == "attn-ocgan":
+        assert list(result["aucs"]) == ["first_gan", "masked_gan", "combined"]
+        assert result["aucs"]["first_gan"][0] == pytest.approx(metrics["auc_per_score_component"]["first_gan"], abs=1e-6)
+        assert result["aucs"]["masked_gan"][0] == pytest.approx(metrics["auc_per_score_component"]["masked_gan"], abs=1e-6)
+    # the combination rebuilt from the two errors is the model's own score
+    raw, calibrated = result["aucs"]["combined" if model == "attn-ocgan" else "score"]
+    assert raw == pytest.approx(metrics["auc"], abs=2e-3) and calibrated != raw
+    # every evaluation (and so every protocol cell's metrics log) carries the same diagnostic
+    assert metrics["complexity"]["auc_calibrated"] == pytest.approx(calibrated, abs=2e-3)
+    assert metrics["complexity"]["auc_complexity_alone"] == pytest.approx(result["complexity_auc"])
+    out = tmp_path / "calibration.md"
+    assert benchmark.main([str(checkpoint), "--out", str(out)]) == 0
+    row = next(line for line in out.read_text().splitlines() if line.startswith(f"| {result['class_name']} |"))
+    assert f"{raw:.3f} → {calibrated:.3f}" in row
+    assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_mixed_models_are_refused_and_nothing_is_written(benchmark, checkpoints, tmp_path, capsys):
+    out = tmp_path / "calibration.md"
+    assert benchmark.main([*map(str, checkpoints.values()), "--out", str(out)]) == 2
+    assert "different score columns" in capsys.readouterr().err
+    assert not out.exists() and not out.with_suffix(".png").exists()
