@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
-from attn_ocgan.engine.evaluation import auc, compute_scores, has_attention, mask_statistics  # noqa: E402
+from attn_ocgan.engine.evaluation import (auc, complexity_metrics, compute_scores, has_attention,  # noqa: E402
+                                         mask_statistics, score_columns)
 from attn_ocgan.engine.protocol import parse_int_list  # noqa: E402
 from attn_ocgan.engine.trainer import _batches  # noqa: E402
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
@@ -107,10 +108,27 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
     figure.tight_layout()
     png = log.with_suffix(".png")
     figure.savefig(png, dpi=100)
-    lines += attention_table(runs, window)
+    lines += attention_table(runs, window) + calibration_table(runs, window)
     md = log.with_suffix(".md")
     md.write_text("\n".join(lines + ["", f"![validation AUC per epoch]({png.name})", ""]))
     return md
+
+
+def calibration_table(runs: dict, window: tuple[int, int]) -> list[str]:
+    """Validation AUC of the score raw and complexity-calibrated (``attn_ocgan/engine/calibration.py``),
+    means over the window, for runs that logged it (a diagnostic: nothing is chosen with it)."""
+    import numpy as np
+
+    lines = []
+    for (normal_class, variant, seed), curve in sorted(runs.items()):
+        rows = [curve[e] for e in range(window[0], window[1] + 1) if curve.get(e, {}).get("val_auc_calibrated") is not None]
+        if rows:
+            lines.append(f"| {normal_class} | `{variant}` | {seed} | {np.mean([r['val_auc'] for r in rows]):.4f} "
+                         f"| {np.mean([r['val_auc_calibrated'] for r in rows]):.4f} | {len(rows)} |")
+    if not lines:
+        return []
+    return ["", f"## Complexity-calibrated score: validation AUC, mean over epochs {window[0]}-{window[1]}", "",
+            "| class | variant | seed | raw score | calibrated | epochs |", "|---|---|---|---|---|---|", *lines]
 
 
 def attention_table(runs: dict, window: tuple[int, int]) -> list[str]:
@@ -179,12 +197,18 @@ def main(argv=None):
                     n_images += len(batch)
                 algorithm.end_epoch(data.train)  # e.g. score statistics (normal training images only)
                 rate = n_images / (time.perf_counter() - started)
+                val_scores = compute_scores(model, val_images)
                 row = {"class": normal_class, "variant": overrides, "seed": args.seed, "epoch": epoch + 1,
                        "train_img_per_s": round(rate),
-                       "val_auc": round(auc(val_is_novel.numpy(), compute_scores(model, val_images)), 4),
+                       "val_auc": round(auc(val_is_novel.numpy(), val_scores), 4),
                        "test_auc_monitor_only": round(auc(data.test_is_novel.numpy(), compute_scores(model, data.test)), 4)}
                 if args.model != "ocgan":
                     row["model"] = args.model
+                complexity = complexity_metrics(model, score_columns(model, data.train, compute_scores(model, data.train)),
+                                                score_columns(model, val_images, val_scores), data.train, val_images,
+                                                val_is_novel.numpy())  # a diagnostic column; the summary does not select on it
+                calibrated = complexity["auc_calibrated"]
+                row["val_auc_calibrated"] = None if calibrated is None else round(calibrated, 4)
                 if has_attention(model):
                     row["val_auc_components"] = component_aucs(model, val_images, val_is_novel)
                     masks = mask_statistics(model, {"normal": val_images[val_is_novel == 0], "novel": val_images[val_is_novel == 1]})

@@ -62,7 +62,7 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
     if "first_gan" in test_columns:
         metrics["auc_per_score_component"] = {name: auc(is_novel, scores) for name, scores in test_columns.items()}
     metrics["complexity"] = complexity_metrics(model, score_columns(model, data.train, train_scores), test_columns,
-                                               data, is_novel)
+                                               data.train, data.test, is_novel)
     if has_attention(model):
         metrics["masks"] = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
                                                    "test_novel": data.test[is_novel == 1]})
@@ -103,16 +103,17 @@ def component_columns(model, images: torch.Tensor, batch_size: int = 1000) -> di
     return {"first_gan": components[:, 0], "masked_gan": components[:, 1]}
 
 
-def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns: dict[str, np.ndarray], data,
-                       is_novel: np.ndarray) -> dict:
+def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns: dict[str, np.ndarray],
+                       train_images: torch.Tensor, test_images: torch.Tensor, is_novel: np.ndarray) -> dict:
     """A diagnostic of how much of the score is image complexity (``calibration.py``): the AUC of the
     complexity alone, and of each error column and the model's combination after complexity
-    calibration fitted on the normal training images. Never used to choose anything."""
-    complexity_alone = auc(is_novel, image_complexity(data.test))
+    calibration fitted on the normal training images (``test_images`` may be a validation split).
+    Never used to choose anything."""
+    complexity_alone = auc(is_novel, image_complexity(test_images))
     if any(np.any(scores <= 0) for scores in [*train_columns.values(), *test_columns.values()]):
         return {"auc_complexity_alone": complexity_alone, "auc_calibrated": None}  # e.g. negative scores: no log
     try:
-        train_calibrated, test_calibrated, calibrations, _, _ = calibrate_columns(train_columns, test_columns, data.train, data.test)
+        train_calibrated, test_calibrated, calibrations, _, _ = calibrate_columns(train_columns, test_columns, train_images, test_images)
     except UserError as error:  # e.g. a handful of flat training images: nothing to fit
         return {"auc_complexity_alone": complexity_alone, "auc_calibrated": None, "note": str(error)}
     if "first_gan" in test_calibrated:
