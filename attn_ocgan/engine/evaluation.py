@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ..errors import UserError
 from .calibration import calibrate_columns, image_complexity, z_combination
 from .device import model_device
-from ..errors import UserError
 from .io import atomic_write_json
 
 
@@ -167,4 +167,5 @@ def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8, devi
     save_image_rows(path, columns, title)
 
 
-__all__ = ["compute_scores", "auc", "complexity_metrics", "component_aucs", "evaluate_model", "has_attention", "mask_statistics", "save_panel_figure"]
+__all__ = ["compute_scores", "auc", "complexity_metrics", "component_aucs", "evaluate_model", "has_attention", "mask_statistics", "save_panel_figure",
+           "score_columns"]
