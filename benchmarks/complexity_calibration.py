@@ -126,10 +126,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
+        models = {str(read_checkpoint(Path(path))["config"]["model"]) for path in args.checkpoints}
+        if len(models) > 1:  # refused before minutes of scoring
+            raise UserError(f"the checkpoints are of different models ({', '.join(sorted(models))}); pass one model's")
         results = sorted((checkpoint_result(Path(path), args.data_root) for path in tqdm(args.checkpoints, desc="checkpoints")),
                          key=lambda result: result["class"])
         if len({tuple(result["aucs"]) for result in results}) > 1:
-            raise UserError("the checkpoints have different score columns (attention and plain models mixed); pass one model's")
+            raise UserError("the checkpoints have different score columns (a masked GAN that never trained gives one "
+                            "column); pass checkpoints whose masked GANs all trained, or none")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,9 @@ and ``--val-novel`` training images of the other classes are sampled once with a
 generator (novel). Test labels play no part in the choice; the test AUC is logged beside it
 for monitoring only, as in the trainer's TensorBoard view.
 
+Each row also carries ``val_auc_calibrated``, the validation AUC of the complexity-calibrated score
+(``attn_ocgan/engine/calibration.py``; a diagnostic, ``--no-calibration`` skips it).
+
 Each epoch prints and appends one JSON line to ``--log``; a (class, variant) whose last epoch
 is already in the log is skipped, so an interrupted sweep resumes where it stopped.
 
@@ -128,7 +131,7 @@ def calibration_table(runs: dict, window: tuple[int, int]) -> list[str]:
     if not lines:
         return []
     return ["", f"## Complexity-calibrated score: validation AUC, mean over epochs {window[0]}-{window[1]}", "",
-            "| class | variant | seed | raw score | calibrated | epochs |", "|---|---|---|---|---|---|", *lines]
+            "| class | variant | seed | raw score (same epochs) | calibrated | epochs |", "|---|---|---|---|---|---|", *lines]
 
 
 def attention_table(runs: dict, window: tuple[int, int]) -> list[str]:
@@ -167,6 +170,9 @@ def main(argv=None):
     parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out share of the normal training images")
     parser.add_argument("--val-novel", type=int, default=2000, help="other-class training images in the validation split")
     parser.add_argument("--variant", action="append", default=None, help="JSON dict of model args (repeatable)")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="skip the per-epoch complexity-calibrated validation AUC (it rescores the training images every epoch; "
+                             "costly for anogan's latent search)")
     parser.add_argument("--log", default=None, help="JSON-lines file to append to (and to resume from)")
     parser.add_argument("--summarise", action="store_true", help="only write LOG.md and LOG.png from --log")
     parser.add_argument("--summary-epochs", default="15,25,35", help="--summarise: epochs shown one by one")
@@ -204,11 +210,12 @@ def main(argv=None):
                        "test_auc_monitor_only": round(auc(data.test_is_novel.numpy(), compute_scores(model, data.test)), 4)}
                 if args.model != "ocgan":
                     row["model"] = args.model
-                complexity = complexity_metrics(model, score_columns(model, data.train, compute_scores(model, data.train)),
-                                                score_columns(model, val_images, val_scores), data.train, val_images,
-                                                val_is_novel.numpy())  # a diagnostic column; the summary does not select on it
-                calibrated = complexity["auc_calibrated"]
-                row["val_auc_calibrated"] = None if calibrated is None else round(calibrated, 4)
+                if not args.no_calibration:
+                    complexity = complexity_metrics(model, score_columns(model, data.train, compute_scores(model, data.train)),
+                                                    score_columns(model, val_images, val_scores), data.train, val_images,
+                                                    val_is_novel.numpy())  # a diagnostic column; the summary does not select on it
+                    calibrated = complexity["auc_calibrated"]
+                    row["val_auc_calibrated"] = None if calibrated is None else round(calibrated, 4)
                 if has_attention(model):
                     row["val_auc_components"] = component_aucs(model, val_images, val_is_novel)
                     masks = mask_statistics(model, {"normal": val_images[val_is_novel == 0], "novel": val_images[val_is_novel == 1]})

@@ -22,13 +22,19 @@ from ..errors import UserError
 COMPLEXITY_FLOOR = 1e-6  # a flat image has complexity 0; its log must stay finite
 
 
-def image_complexity(images: torch.Tensor) -> np.ndarray:
-    """(N,): mean absolute difference between vertically and between horizontally neighbouring
-    pixels (total variation per pixel, summed over both directions), for images (N, C, H, W)."""
-    images = images.float()
-    vertical = (images[..., 1:, :] - images[..., :-1, :]).abs().flatten(1).mean(1)
-    horizontal = (images[..., :, 1:] - images[..., :, :-1]).abs().flatten(1).mean(1)
-    return (vertical + horizontal).double().numpy()
+@torch.no_grad()
+def image_complexity(images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """(N,) for images (N, C, H, W) on any device: the mean absolute difference of vertically
+    neighbouring pixels plus that of horizontally neighbouring ones (each averaged over channels
+    and positions), i.e. the total variation per pixel. A flat image scores 0 and is floored at
+    ``COMPLEXITY_FLOOR`` before the log, so a class with many flat images fits a steeper line."""
+    values = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].float()
+        vertical = (batch[..., 1:, :] - batch[..., :-1, :]).abs().flatten(1).mean(1)
+        horizontal = (batch[..., :, 1:] - batch[..., :, :-1]).abs().flatten(1).mean(1)
+        values.append((vertical + horizontal).double().cpu())
+    return torch.cat(values).numpy() if values else np.zeros(0)
 
 
 def _logs(scores, complexity, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -53,6 +59,8 @@ class ComplexityCalibration:
         log_scores, log_complexity = _logs(train_scores, train_complexity, "fitting the calibration")
         if len(log_scores) < 3 or np.ptp(log_complexity) == 0:
             raise UserError("fitting the calibration needs at least 3 training images of different complexity")
+        if np.ptp(log_scores) == 0:
+            raise UserError("fitting the calibration needs training scores that vary; all are equal")
         slope, intercept = np.polyfit(log_complexity, log_scores, 1)
         return cls(float(intercept), float(slope), float(np.corrcoef(log_complexity, log_scores)[0, 1]))
 

@@ -36,7 +36,10 @@ def has_attention(model) -> bool:
 
 
 def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") -> dict:
-    """Score train-normal and test images; write metrics.json, roc.png and score_histogram.png to ``out_dir``."""
+    """Score train-normal and test images; write metrics.json, roc.png and score_histogram.png to ``out_dir``.
+
+    Besides the AUC: AUC per novel class, per score component (two-GAN models), the complexity
+    diagnostic (``complexity_metrics``) and, with attention, mask statistics."""
     test_scores = compute_scores(model, data.test)
     train_scores = compute_scores(model, data.train)
     is_novel = data.test_is_novel.numpy()
@@ -110,11 +113,9 @@ def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns
     calibration fitted on the normal training images (``test_images`` may be a validation split).
     Never used to choose anything."""
     complexity_alone = auc(is_novel, image_complexity(test_images))
-    if any(np.any(scores <= 0) for scores in [*train_columns.values(), *test_columns.values()]):
-        return {"auc_complexity_alone": complexity_alone, "auc_calibrated": None}  # e.g. negative scores: no log
     try:
         train_calibrated, test_calibrated, calibrations, _, _ = calibrate_columns(train_columns, test_columns, train_images, test_images)
-    except UserError as error:  # e.g. a handful of flat training images: nothing to fit
+    except UserError as error:  # scores <= 0 or NaN (no log), or nothing to fit: recorded, not raised
         return {"auc_complexity_alone": complexity_alone, "auc_calibrated": None, "note": str(error)}
     if "first_gan" in test_calibrated:
         combined = z_combination(test_calibrated, train_calibrated, model.config.masked_score_weight)
@@ -167,5 +168,5 @@ def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8, devi
     save_image_rows(path, columns, title)
 
 
-__all__ = ["compute_scores", "auc", "complexity_metrics", "component_aucs", "evaluate_model", "has_attention", "mask_statistics", "save_panel_figure",
-           "score_columns"]
+__all__ = ["auc", "complexity_metrics", "component_aucs", "component_columns", "compute_scores", "evaluate_model",
+           "has_attention", "mask_statistics", "save_panel_figure", "score_columns"]

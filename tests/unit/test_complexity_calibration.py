@@ -7,7 +7,7 @@ import torch
 
 from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
 from attn_ocgan.data import load_one_class
-from attn_ocgan.engine.calibration import ComplexityCalibration, image_complexity
+from attn_ocgan.engine.calibration import ComplexityCalibration, image_complexity, z_combination
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from attn_ocgan.engine.evaluation import auc, evaluate_model
 from attn_ocgan.engine.trainer import train
@@ -51,6 +51,16 @@ def test_calibration_recovers_novelty_hidden_by_lower_complexity():
     assert auc(is_novel, calibration(scores, complexity)) > 0.95
 
 
+def test_calibrated_score_is_the_residual_and_the_combination_matches_the_models():
+    calibration = ComplexityCalibration.fit(np.array([np.e, np.e ** 3, np.e ** 5]), np.array([np.e, np.e ** 2, np.e ** 3]))
+    assert (calibration.intercept, calibration.slope) == pytest.approx((-1.0, 2.0))  # log s = 2 log c - 1 exactly
+    assert calibration(np.array([np.e ** 4]), np.array([np.e ** 2])) == pytest.approx([1.0])  # 4 - (2 * 2 - 1)
+    train = {"first_gan": np.array([1.0, 2.0, 3.0]), "masked_gan": np.array([10.0, 10.0, 40.0])}
+    test = {"first_gan": np.array([4.0]), "masked_gan": np.array([40.0])}
+    # z = (4 - 2) / 1 = 2 and (40 - 20) / sqrt(300) (unbiased std, as torch.std in fit_score_statistics)
+    assert z_combination(test, train, weight=0.25) == pytest.approx([0.75 * 2 + 0.25 * 20 / np.sqrt(300)])
+
+
 def test_non_positive_scores_and_degenerate_fits_are_one_line_errors():
     with pytest.raises(UserError, match="positive scores"):
         ComplexityCalibration.fit(np.array([1.0, 0.0, 2.0]), np.array([0.1, 0.2, 0.3]))
@@ -90,7 +100,7 @@ def test_raw_columns_are_the_models_own_aucs_and_files_are_written(benchmark, ch
     raw, calibrated = result["aucs"]["combined" if model == "attn-ocgan" else "score"]
     assert raw == pytest.approx(metrics["auc"], abs=2e-3) and calibrated != raw
     # every evaluation (and so every protocol cell's metrics log) carries the same diagnostic
-    assert metrics["complexity"]["auc_calibrated"] == pytest.approx(calibrated, abs=2e-3)
+    assert metrics["complexity"]["auc_calibrated"] == pytest.approx(calibrated, abs=1e-9)
     assert metrics["complexity"]["auc_complexity_alone"] == pytest.approx(result["complexity_auc"])
     out = tmp_path / "calibration.md"
     assert benchmark.main([str(checkpoint), "--out", str(out)]) == 0
@@ -102,5 +112,5 @@ def test_raw_columns_are_the_models_own_aucs_and_files_are_written(benchmark, ch
 def test_mixed_models_are_refused_and_nothing_is_written(benchmark, checkpoints, tmp_path, capsys):
     out = tmp_path / "calibration.md"
     assert benchmark.main([*map(str, checkpoints.values()), "--out", str(out)]) == 2
-    assert "different score columns" in capsys.readouterr().err
+    assert "different models (attn-ocgan, ocgan)" in capsys.readouterr().err
     assert not out.exists() and not out.with_suffix(".png").exists()
