@@ -31,10 +31,10 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.data import load_one_class  # noqa: E402
-from attn_ocgan.engine.calibration import COMPLEXITY_FLOOR, calibrate_columns, z_combination  # noqa: E402
+from attn_ocgan.engine.calibration import COMPLEXITY_FLOOR, image_complexity  # noqa: E402
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint  # noqa: E402
 from attn_ocgan.engine.environment import machine_description  # noqa: E402
-from attn_ocgan.engine.evaluation import auc, compute_scores, score_columns  # noqa: E402
+from attn_ocgan.engine.evaluation import auc, complexity_metrics, compute_scores, score_columns  # noqa: E402
 from attn_ocgan.engine.io import atomic_path, atomic_write_text  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
@@ -42,24 +42,27 @@ N_FIGURE_NOVEL = 2000  # novel test images drawn per panel (of 9000 on CIFAR-10)
 
 
 def checkpoint_result(path: Path, data_root: str | None) -> dict:
-    """AUCs of one checkpoint: complexity alone, and raw / calibrated per score; plus figure data."""
+    """AUCs of one checkpoint: complexity alone, and raw / calibrated per score; plus figure data.
+    The calibrated numbers are those every evaluation logs (``evaluation.complexity_metrics``)."""
     payload = read_checkpoint(path)
     config, model = model_from_checkpoint(payload)
     data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
     is_novel = data.test_is_novel.numpy()
+    test_scores = compute_scores(model, data.test)
     train_raw = score_columns(model, data.train, compute_scores(model, data.train))
-    test_raw = score_columns(model, data.test, compute_scores(model, data.test))
-    train_calibrated, test_calibrated, calibrations, _, test_complexity = calibrate_columns(train_raw, test_raw, data.train, data.test)
-    aucs = {name: (auc(is_novel, test_raw[name]), auc(is_novel, test_calibrated[name])) for name in test_raw}
-    if "first_gan" in test_raw:
-        weight = model.config.masked_score_weight
-        aucs["combined"] = (auc(is_novel, z_combination(test_raw, train_raw, weight)),
-                            auc(is_novel, z_combination(test_calibrated, train_calibrated, weight)))
+    test_raw = score_columns(model, data.test, test_scores)
+    complexity = complexity_metrics(model, train_raw, test_raw, data.train, data.test, is_novel)
+    if complexity["auc_calibrated"] is None:
+        raise UserError(f"{path}: {complexity['note']}")
+    calibrated = complexity["auc_calibrated_per_column"]
+    aucs = {name: (auc(is_novel, test_raw[name]), calibrated[name]) for name in test_raw}
+    if "first_gan" in test_raw:  # the model's own score is the combination of the two errors
+        aucs["combined"] = (auc(is_novel, test_scores), complexity["auc_calibrated"])
     first = next(iter(test_raw))
+    log_complexity = np.log(np.maximum(image_complexity(data.test), COMPLEXITY_FLOOR))
     return {"class": data.normal_class, "class_name": data.class_names[data.normal_class], "model": config.model,
-            "epoch": int(payload["epoch"]), "complexity_auc": auc(is_novel, test_complexity), "aucs": aucs,
-            "calibration": calibrations[first],
-            "figure": (first, np.log(np.maximum(test_complexity, COMPLEXITY_FLOOR)), np.log(test_raw[first]), is_novel)}
+            "epoch": int(payload["epoch"]), "complexity_auc": complexity["auc_complexity_alone"], "aucs": aucs,
+            "fit": complexity["fit"][first], "figure": (first, log_complexity, np.log(test_raw[first]), is_novel)}
 
 
 def table(results: list[dict], command: str) -> str:
@@ -71,7 +74,7 @@ def table(results: list[dict], command: str) -> str:
     for result in results:
         cells = [result["class_name"], result["model"], str(result["epoch"]), f"{result['complexity_auc']:.3f}"]
         cells += [f"{raw:.3f} → {calibrated:.3f}" for raw, calibrated in result["aucs"].values()]
-        cells.append(f"{result['calibration'].slope:.2f}, {result['calibration'].correlation:.2f}")
+        cells.append(f"{result['fit']['slope']:.2f}, {result['fit']['correlation']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     means = [np.mean([result["aucs"][name] for result in results], axis=0) for name in names]
     lines.append("| " + " | ".join([f"**mean of {len(results)}**", "", "", f"{np.mean([r['complexity_auc'] for r in results]):.3f}"]
@@ -101,8 +104,8 @@ def save_figure(results: list[dict], path: Path) -> None:
         axis.scatter(log_complexity[novel], log_score[novel], s=2, c="0.7", label="novel (test)", rasterized=True)
         axis.scatter(log_complexity[normal], log_score[normal], s=2, c="tab:blue", label="normal (test)", rasterized=True)
         line = np.linspace(log_complexity.min(), log_complexity.max(), 2)
-        calibration = result["calibration"]
-        axis.plot(line, calibration.intercept + calibration.slope * line, "k-", lw=1, label="fit (normal train)")
+        fit = result["fit"]
+        axis.plot(line, fit["intercept"] + fit["slope"] * line, "k-", lw=1, label="fit (normal train)")
         raw, calibrated = result["aucs"][name]
         axis.set_title(f"{result['class_name']}: AUC {raw:.3f} → {calibrated:.3f}", fontsize=9)
         axis.set_xlabel("log complexity", fontsize=8)

@@ -82,10 +82,10 @@ def calibrate_columns(train_columns: dict[str, np.ndarray], test_columns: dict[s
                       train_images: torch.Tensor, test_images: torch.Tensor):
     """Calibrate every named score column against the complexity of its images.
 
-    Returns (calibrated train columns, calibrated test columns, fitted calibrations, train
-    complexity, test complexity); each fit uses the training column only."""
+    Returns (calibrated train columns, calibrated test columns, fitted calibrations); each fit uses
+    the training column only."""
     train_complexity, test_complexity = image_complexity(train_images), image_complexity(test_images)
     calibrations = {name: ComplexityCalibration.fit(scores, train_complexity) for name, scores in train_columns.items()}
     train_calibrated = {name: calibrations[name](scores, train_complexity) for name, scores in train_columns.items()}
     test_calibrated = {name: calibrations[name](scores, test_complexity) for name, scores in test_columns.items()}
-    return train_calibrated, test_calibrated, calibrations, train_complexity, test_complexity
+    return train_calibrated, test_calibrated, calibrations

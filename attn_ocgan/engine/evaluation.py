@@ -1,6 +1,7 @@
 """Scores -> ROC AUC over the whole test set (scikit-learn), plus plots and metrics.json."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns
     Never used to choose anything."""
     complexity_alone = auc(is_novel, image_complexity(test_images))
     try:
-        train_calibrated, test_calibrated, calibrations, _, _ = calibrate_columns(train_columns, test_columns, train_images, test_images)
+        train_calibrated, test_calibrated, calibrations = calibrate_columns(train_columns, test_columns, train_images, test_images)
     except UserError as error:  # scores <= 0 or NaN (no log), or nothing to fit: recorded, not raised
         return {"auc_complexity_alone": complexity_alone, "auc_calibrated": None, "note": str(error)}
     if "first_gan" in test_calibrated:
@@ -123,7 +124,7 @@ def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns
         combined = test_calibrated["score"]
     return {"auc_complexity_alone": complexity_alone, "auc_calibrated": auc(is_novel, combined),
             "auc_calibrated_per_column": {name: auc(is_novel, scores) for name, scores in test_calibrated.items()},
-            "fit": {name: {"slope": fit.slope, "correlation": fit.correlation} for name, fit in calibrations.items()}}
+            "fit": {name: dataclasses.asdict(fit) for name, fit in calibrations.items()}}
 
 
 def component_aucs(model, images: torch.Tensor, is_novel: np.ndarray, batch_size: int = 1000) -> dict[str, float]:

@@ -27,3 +27,6 @@ def test_rows_carry_validation_and_calibrated_aucs_and_a_finished_run_is_skipped
     summary = log.with_suffix(".md").read_text()
     assert "Complexity-calibrated score" in summary and f"{(rows[0]['val_auc_calibrated'] + rows[1]['val_auc_calibrated']) / 2:.4f}" in summary
     assert log.with_suffix(".png").is_file()
+    skipped = tmp_path / "skipped.jsonl"
+    sweep.main([*argv[:-4], "--epochs", "1", "--log", str(skipped), "--no-calibration", *argv[-2:]])
+    assert "val_auc_calibrated" not in json.loads(skipped.read_text())
