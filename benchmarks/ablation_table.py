@@ -122,7 +122,10 @@ def ablation_markdown(results_dir: Path, tag: str, classes: list[int], command: 
     header = ["setting", *(names[k] for k in classes), "mean", "Δ mean vs defaults", f"mask area ({per})",
               f"decisiveness ({per})", f"first GAN alone ({per})", f"masked GAN alone ({per})"]
     selections = sorted({row_selection(r) for r in read_rows(results_dir / f"{tag}_attn-ocgan.csv")})
-    lines = [f"# Attention OCGAN ablation on {tag} (protocol 2, seed 0, model: {', '.join(selections)}, strict one-class)", "",
+    tables = [results_dir / f"{tag}_attn-ocgan.csv"] + [results_dir / f"{tag}-abl-{name}_attn-ocgan.csv" for name in SETTINGS]
+    negatives = sorted({r.get("negatives") or "not recorded" for path in tables if path.is_file() for r in read_rows(path)})
+    lines = [f"# Attention OCGAN ablation on {tag} (protocol 2, seed 0, model: {', '.join(selections)}, "
+             f"negatives: {', '.join(negatives)})", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, row in rows.items():
         mean = "not run" if row["n"] == 0 else _fmt(row["mean"], 4) + ("" if row["n"] == len(classes) else f" ({row['n']}/{len(classes)})")

@@ -49,6 +49,7 @@ def test_the_table_compares_each_setting_with_the_defaults_on_the_same_classes(a
     assert rows["temperature1"][4] == "not run"
     assert "median 0.020 (max 0.080)" in text  # |first GAN - vanilla ocgan| over the three classes
     assert "`noarea`: `--model-arg mask_area_weight=0`" in text
+    assert "negatives: strict one-class)" in text.splitlines()[0]  # read from the rows
     assert out.with_suffix(".png").stat().st_size > 1000
 
 

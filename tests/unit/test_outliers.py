@@ -5,7 +5,7 @@ from PIL import Image
 
 from attn_ocgan.cli import main
 from attn_ocgan.config import DataConfig, TrainConfig
-from attn_ocgan.data.outliers import load_outlier_images
+from attn_ocgan.data.outliers import load_outlier_images, shared_class_names
 from attn_ocgan.errors import UserError
 from attn_ocgan.models.attn_ocgan import AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
 
@@ -22,6 +22,31 @@ def colour_folder(root, colour=(250, 0, 0)):
 def test_the_evaluated_dataset_is_refused(spec):
     with pytest.raises(UserError, match="is the dataset being evaluated"):
         load_outlier_images(spec, DataConfig(name="mnist5k"), in_channels=1)
+
+
+def test_the_same_folder_tree_is_refused(tmp_path):
+    folder = colour_folder(tmp_path / "red")
+    with pytest.raises(UserError, match="is the dataset being evaluated"):
+        load_outlier_images(f"folder:{folder}", DataConfig(name="folder", root=str(folder)), in_channels=3)
+
+
+def test_another_dataset_with_a_test_class_is_refused(tmp_path):
+    """A copy of the evaluated classes under another path or name (the CIFAR-10 JPEG folder for
+    cifar10, COCO32 for CIFAR-10) would leak novel test classes into training."""
+    evaluated = colour_folder(tmp_path / "evaluated")
+    (evaluated / "train" / "blue").mkdir(), (evaluated / "test" / "blue").mkdir()
+    for split in ("train", "test"):
+        Image.new("RGB", (32, 32), (0, 0, 250)).save(evaluated / split / "blue" / "0.png")
+    copy = colour_folder(tmp_path / "copy")
+    with pytest.raises(UserError, match="shares the classes red with the evaluated dataset"):
+        load_outlier_images(f"folder:{copy}", DataConfig(name="folder", root=str(evaluated)), in_channels=3)
+
+
+def test_class_names_are_compared_across_spellings():
+    cifar = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    assert shared_class_names(("Airplane", "car", "bowl", "person"), cifar) == ["Airplane", "car"]
+    assert shared_class_names(("0 - zero", "1 - one"), tuple("0123456789")) == ["0 - zero", "1 - one"]
+    assert shared_class_names(("T-shirt/top", "Trouser", "Sneaker"), tuple("0123456789")) == []
 
 
 def test_rgb_outliers_become_grey_for_a_grey_dataset(tmp_path):
