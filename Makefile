@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
 DATA_ROOT ?= $(if $(ATTN_OCGAN_DATA),$(ATTN_OCGAN_DATA),$(wildcard ../shared/data))
 
-.PHONY: install demo test benchmark benchmark-anomalib device-data clean
+.PHONY: install demo test figures benchmark benchmark-anomalib device-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ demo: install
 
 test: install
 	ATTN_OCGAN_SHARED_DATA="$(DATA_ROOT)" $(BIN)/python -m pytest -q
+
+# The four models on one embedded class (mnist5k digit 8, default recipes), then their score
+# distributions and residual images side by side: results/models_mnist5k_class8_{scores,residuals}.png.
+FIGURE_MODELS ?= ocgan attn-ocgan ganomaly anogan
+FIGURE_CLASS ?= 8
+figures: install
+	for model in $(FIGURE_MODELS); do \
+	  $(BIN)/attn-ocgan train --model $$model --dataset mnist5k --normal-class $(FIGURE_CLASS) --eval-every 0 \
+	    --out runs/figures/$$model --overwrite || exit 1; \
+	done
+	$(BIN)/attn-ocgan figures $(foreach model,$(FIGURE_MODELS),--checkpoint runs/figures/$(model)/checkpoints/last.pt) \
+	  --out results/models_mnist5k_class$(FIGURE_CLASS)
 
 benchmark: install
 	$(BIN)/python benchmarks/train_throughput.py --data-root "$(DATA_ROOT)"

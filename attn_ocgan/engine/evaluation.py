@@ -68,6 +68,7 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
     metrics["complexity"] = complexity_metrics(model, score_columns(model, data.train, train_scores), test_columns,
                                                data.train, data.test, is_novel)
     if has_attention(model):
+        metrics["score_combination"] = score_combination(model)
         metrics["masks"] = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
                                                    "test_novel": data.test[is_novel == 1]})
     if out_dir is not None:
@@ -86,6 +87,15 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             save_panel_figure(out_dir / "residuals.png", model.eval().residual_panel, data, title, device=model_device(model))
         atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def score_combination(model) -> dict:
+    """How an attention model's score combines its two errors: the recorded weight of the masked GAN
+    and the normal-training-image statistics each error is normalised with (``active`` False: the
+    masked GAN never trained, so the score is the first GAN's alone)."""
+    return {"masked_score_weight": float(model.config.masked_score_weight), "active": int(model.masked_gan_steps) > 0,
+            "component_mean": model.score_mean.tolist(), "component_std": model.score_std.tolist(),
+            "components": ["first_gan", "masked_gan"]}
 
 
 @torch.inference_mode()

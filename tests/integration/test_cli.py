@@ -7,6 +7,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from attn_ocgan.cli import main
+from attn_ocgan.data import load_one_class
+from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
 
 SMALL = ["--model", "ocgan", "--model-arg", "generator_width=8", "--model-arg", "classifier_width=8",
          "--model-arg", "visual_disc_width=4"]
@@ -109,12 +111,23 @@ def test_attention_train_with_temperature_writes_masks_to_tensorboard(tmp_path, 
     masks = json.loads((out / "metrics.json").read_text())["masks"]
     assert set(masks) == {"train_normal", "test_normal", "test_novel"}
     assert all(0 < group["area"] < 1 and 0 <= group["decisiveness"] <= 0.5 for group in masks.values())
+    combination = json.loads((out / "metrics.json").read_text())["score_combination"]
+    assert combination["masked_score_weight"] == 0.5 and combination["active"]
     components = json.loads((out / "metrics.json").read_text())["auc_per_score_component"]
     assert set(components) == {"first_gan", "masked_gan"} and all(0 <= value <= 1 for value in components.values())
     tags = _tags(out)
     assert {"masks/test_normal", "masks/test_novel"} <= set(tags["images"])
     assert {"masks/values", "masks/area_per_image"} <= set(tags["histograms"])
     assert {"loss/attention/mask_area", "loss/attention/guide_masked", "loss/masked_gan/generator/recon"} <= set(tags["scalars"])
+    # the trainer fitted the score statistics on the normal training images (not the test split)
+    config, model = model_from_checkpoint(read_checkpoint(out / "checkpoints" / "last.pt"))
+    data = load_one_class(config.data)
+    with torch.no_grad():
+        train_components, test_components = model.score_components(data.train), model.score_components(data.test)
+    torch.testing.assert_close(model.score_mean, train_components.mean(0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(model.score_std, train_components.std(0), rtol=1e-4, atol=1e-6)
+    assert combination["component_mean"] == pytest.approx(model.score_mean.tolist())
+    assert not torch.allclose(model.score_mean, test_components.mean(0), rtol=1e-3)
 
 
 def test_temperature_is_refused_for_vanilla_ocgan(capsys, tmp_path, monkeypatch):

@@ -116,6 +116,20 @@ def test_a_full_step_trains_every_network_and_stays_finite():
             "attention", "guide", "masked_gan"} <= changed
 
 
+def test_the_guide_trains_the_attention_generator_in_a_training_step():
+    """Through the algorithm's own step (no area prior): the guide's loss is what moves the mask
+    weights; with the guide off too, no weight of either network moves (BatchNorm statistics do)."""
+    def trained_networks(**overrides):
+        config = small_config(mask_area_weight=0.0, **overrides)
+        model = AttnOCGAN(config)
+        before = {k: v.clone() for k, v in model.named_parameters()}
+        AttnOCGANAlgorithm(model, config, TrainConfig()).train_step(images(16), epoch=0)
+        return {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v, before[k])}
+
+    assert {"attention", "guide"} <= trained_networks()
+    assert not {"attention", "guide"} & trained_networks(guide_weight=0.0)
+
+
 def test_score_statistics_come_from_training_images_only():
     config = small_config()
     model = AttnOCGAN(config).eval()
