@@ -31,12 +31,14 @@ test: install
 
 # The four models on one embedded class (mnist5k digit 8, default recipes), then their score
 # distributions and residual images side by side: results/models_mnist5k_class8_{scores,residuals}.png.
+# FIGURE_ARGS go to every train call (e.g. "--threads 1" beside another job).
 FIGURE_MODELS ?= ocgan attn-ocgan ganomaly anogan
 FIGURE_CLASS ?= 8
+FIGURE_ARGS ?=
 figures: install
 	for model in $(FIGURE_MODELS); do \
 	  $(BIN)/attn-ocgan train --model $$model --dataset mnist5k --normal-class $(FIGURE_CLASS) --eval-every 0 \
-	    --out runs/figures/$$model --overwrite || exit 1; \
+	    --out runs/figures/$$model --overwrite $(FIGURE_ARGS) || exit 1; \
 	done
 	$(BIN)/attn-ocgan figures $(foreach model,$(FIGURE_MODELS),--checkpoint runs/figures/$(model)/checkpoints/last.pt) \
 	  --out results/models_mnist5k_class$(FIGURE_CLASS)

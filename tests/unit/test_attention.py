@@ -275,3 +275,19 @@ def test_component_aucs_score_each_gan_on_its_own():
     is_novel = torch.tensor([0, 1, 0, 1, 1, 0])
     x = (is_novel.float() * 2 - 1)[:, None, None, None].expand(-1, 1, 4, 4) + torch.linspace(0, 0.1, 6)[:, None, None, None]
     assert component_aucs(TwoComponents(), x, is_novel.numpy(), batch_size=4) == {"first_gan": 1.0, "masked_gan": 0.0}
+
+
+def test_tensorboard_mask_grids_hold_input_mask_masked_input_and_both_reconstructions():
+    config = small_config()
+    model = AttnOCGAN(config)
+    algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
+    normal, novel = images(3, seed=1), images(10, seed=2)
+    grids = algorithm.image_grids(images(4), model.sample_latent(4), normal, novel)
+    assert {"masks/test_normal", "masks/test_novel"} <= set(grids)
+    with torch.no_grad():
+        masks = model.attention_maps(normal)
+        masked = apply_mask(normal, masks)
+        expected = [normal, (masks * 2 - 1).expand_as(normal), masked, model.reconstruct(normal),
+                    model.masked_gan.reconstruct(masked)]
+    torch.testing.assert_close(grids["masks/test_normal"], torch.cat(expected))
+    assert len(grids["masks/test_novel"]) == 5 * 8  # rows of N_GRID_IMAGES novel images
