@@ -21,7 +21,7 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
-# Trains OCGAN on the embedded default data (mnist5k, digit 1) for a few minutes.
+# Trains the default model (attention OCGAN) on the embedded data (mnist5k, digit 1) for a few minutes.
 demo: install
 	$(BIN)/attn-ocgan train --dataset mnist5k --normal-class 1 --out runs/demo --overwrite
 	@echo "TensorBoard: $(BIN)/tensorboard --logdir runs"

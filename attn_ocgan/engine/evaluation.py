@@ -79,7 +79,7 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
         save_score_histogram(
             out_dir / "score_histogram.png",
             {"train normal": train_scores, "test normal": test_scores[is_novel == 0], "test novel": test_scores[is_novel == 1]},
-            title,
+            title, getattr(model, "score_name", None),
         )
         if has_attention(model):
             save_panel_figure(out_dir / "masks.png", model.eval().attention_panel, data, title, device=model_device(model))

@@ -62,6 +62,12 @@ def residual_tiles(checkpoints: list[LoadedCheckpoint], images: torch.Tensor) ->
     return columns, torch.stack(tiles, dim=1).clamp(0, 1)
 
 
+def _distinct_lines(label: str) -> str:
+    """'ocgan\nocgan' (model, run folder of the same name) -> 'ocgan'."""
+    lines = label.split("\n")
+    return "\n".join(line for i, line in enumerate(lines) if line not in lines[:i])
+
+
 def _device(checkpoint: LoadedCheckpoint) -> torch.device:
     return next(checkpoint.model.parameters()).device
 
@@ -78,15 +84,16 @@ def run_model_figures(checkpoint_paths, out_prefix: Path, n: int = 8, limit: int
     data_config, data = data_for(checkpoints, dataset, data_root, normal_class)
     where = f"{data_config.name}" + (f" ({Path(data_config.root).name})" if data_config.name == "folder" and data_config.root else "")
     title = f"{where}, normal class {data.normal_class} ({data.class_names[data.normal_class]})"
-    panels = {}
+    panels, score_names = {}, {}
     for checkpoint in checkpoints:
         groups = score_groups(checkpoint.model, data, limit, seed)
         value = auc(np.r_[np.zeros(len(groups["test normal"])), np.ones(len(groups["test novel"]))],
                     np.r_[groups["test normal"], groups["test novel"]])
-        panels[f"{checkpoint.label}\ntest AUC {value:.4f}"] = groups
+        name = f"{_distinct_lines(checkpoint.label)}\ntest AUC {value:.4f}"
+        panels[name], score_names[name] = groups, getattr(checkpoint.model, "score_name", None)
     paths = {"scores": Path(f"{out_prefix}_scores.png"), "residuals": Path(f"{out_prefix}_residuals.png")}
     subset = "" if limit is None else f"; at most {limit} images per group, a seeded choice"
-    save_score_histograms(paths["scores"], panels, f"{title}: score distributions{subset}")
+    save_score_histograms(paths["scores"], panels, f"{title}: score distributions{subset}", score_names)
     residual_panels = {f"{group} test images": residual_tiles(checkpoints, images)
                        for group, images in pick_test_images(data, n, seed).items()}
     save_image_table(paths["residuals"], residual_panels, f"{title}: reconstructions and residuals (one shared scale)")

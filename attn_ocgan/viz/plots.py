@@ -30,9 +30,10 @@ def save_roc_curve(path: Path, is_novel, scores, auc_value: float, title: str = 
     _save(figure, path)
 
 
-def draw_score_histogram(axis, groups: dict[str, np.ndarray], title: str = "") -> None:
+def draw_score_histogram(axis, groups: dict[str, np.ndarray], title: str = "", score_name: str | None = None) -> None:
     """Overlaid, density-normalised histograms of novelty scores per group on ``axis`` (log-spaced
-    bins when every score is positive, e.g. reconstruction errors)."""
+    bins when every score is positive, e.g. reconstruction errors); ``score_name`` (the model's
+    ``score_name``) labels the axis."""
     values = np.concatenate([v for v in groups.values() if len(v)])
     positive = values.min() > 0  # reconstruction errors: log-spaced bins; normalised scores can be negative
     if positive:
@@ -44,23 +45,25 @@ def draw_score_histogram(axis, groups: dict[str, np.ndarray], title: str = "") -
             axis.hist(group, bins=bins, density=True, alpha=0.5, label=f"{name} (n={len(group)})")
     if positive:
         axis.set_xscale("log")
-    xlabel = "novelty score (reconstruction MSE)" if positive else "novelty score (normalised, combined)"
+    xlabel = f"novelty score ({score_name or ('reconstruction MSE' if positive else 'normalised, combined')})"
     axis.set(xlabel=xlabel, ylabel="density", title=title or "score distribution")
     axis.legend(fontsize=8)
 
 
-def save_score_histogram(path: Path, groups: dict[str, np.ndarray], title: str = "") -> None:
+def save_score_histogram(path: Path, groups: dict[str, np.ndarray], title: str = "", score_name: str | None = None) -> None:
     """One model's score distributions per group (``draw_score_histogram``)."""
     figure, axis = plt.subplots(figsize=(5.5, 3.6))
-    draw_score_histogram(axis, groups, title)
+    draw_score_histogram(axis, groups, title, score_name)
     _save(figure, path)
 
 
-def save_score_histograms(path: Path, panels: dict[str, dict[str, np.ndarray]], title: str = "") -> None:
-    """Several models side by side: ``{panel title: {group: scores}}``, one histogram panel each."""
+def save_score_histograms(path: Path, panels: dict[str, dict[str, np.ndarray]], title: str = "",
+                          score_names: dict[str, str] | None = None) -> None:
+    """Several models side by side: ``{panel title: {group: scores}}``, one histogram panel each;
+    ``score_names``: {panel title: what its score measures}."""
     figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     for axis, (name, groups) in zip(axes[0], panels.items()):
-        draw_score_histogram(axis, groups, name)
+        draw_score_histogram(axis, groups, name, (score_names or {}).get(name))
         axis.set_xlabel(axis.get_xlabel().replace("novelty score", "score"), fontsize=8)
     if title:
         figure.suptitle(title, y=1.02)

@@ -33,7 +33,8 @@ def test_every_registered_model_trains_every_parameter_and_scores(name):
     assert scores.shape == (8,) and torch.isfinite(scores).all()
     latent = torch.rand((4, *model.latent_shape)) * 2 - 1
     grids = algorithm.image_grids(images[:4], latent, images[:2], images[2:4])
-    assert grids and all(grid.dim() == 4 and torch.isfinite(grid).all() for grid in grids.values())
+    assert grids and all(grid.shape[1:] == images.shape[1:] and torch.isfinite(grid).all() for grid in grids.values())
+    assert isinstance(model.score_name, str) and model.score_name  # the axis label of its score figures
 
 
 def test_anogan_latent_search_lowers_its_loss_and_leaves_the_weights_alone():

@@ -71,6 +71,8 @@ class AnoGAN(nn.Module):
             history.append(final.mean().item())
         return latent, final, history
 
+    score_name = "anomaly loss after the latent search"
+
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Novelty score (B,): the anomaly loss after the latent search."""
         return self.search_latent(images)[1]

@@ -82,6 +82,12 @@ class AttnOCGAN(OCGAN):
         second = self.masked_gan.score(masked)
         return torch.stack([first, second], dim=1)
 
+    @property
+    def score_name(self) -> str:
+        if not self.config.attention or int(self.masked_gan_steps) == 0:
+            return super().score_name
+        return "normalised errors of both GANs, combined"
+
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Novelty score (B,): with attention, the weighted sum of the two errors, each z-normalised
         with normal-training-image statistics (``fit_score_statistics``); without attention, or

@@ -35,6 +35,8 @@ class GANomaly(nn.Module):
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(images))
 
+    score_name = "latent distance, mean (z - z')^2"
+
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Novelty score (B,): mean squared distance between the two latents."""
         _, latent, second_latent = self.generate(images)

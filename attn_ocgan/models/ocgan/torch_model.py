@@ -128,6 +128,11 @@ class OCGAN(nn.Module):
             return self.ema_decoder(self.ema_encoder(images))
         return self.decoder(self.encoder(images))
 
+    @property
+    def score_name(self) -> str:
+        """What ``score`` measures, for axis labels."""
+        return "reconstruction MSE"
+
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Novelty score (B,): per-image MSE between the clean input and its reconstruction."""
         return (self.reconstruct(images) - images).pow(2).flatten(1).mean(1)
