@@ -291,3 +291,36 @@ def test_tensorboard_mask_grids_hold_input_mask_masked_input_and_both_reconstruc
                     model.masked_gan.reconstruct(masked)]
     torch.testing.assert_close(grids["masks/test_normal"], torch.cat(expected))
     assert len(grids["masks/test_novel"]) == 5 * 8  # rows of N_GRID_IMAGES novel images
+
+
+def test_mined_pseudo_anomalies_are_decodes_of_mined_latents():
+    """mined_negative_fraction: the decoded pseudo-anomalies come from latents moved by OCGAN's
+    mining (tests/unit/test_mining.py: it lowers the classifier's logit); 0 keeps random latents."""
+    from attn_ocgan.models.attn_ocgan.torch_model import evaluating
+    from attn_ocgan.models.ocgan.mining import mine_informative_negatives
+
+    torch.manual_seed(3)
+    config = small_config(corruption_fraction=0.0, mining_steps=3, mining_step_size=0.5)
+    model = AttnOCGAN(config)
+    for layer in model.modules():  # PyTorch's default init: DCGAN's N(0, 0.02) leaves an untrained classifier flat
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            layer.reset_parameters()
+    algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def negatives(fraction):
+        config.mined_negative_fraction = fraction
+        torch.manual_seed(4)
+        return algorithm.pseudo_anomalies(images(8))
+
+    torch.manual_seed(4)
+    latent = model.sample_latent(8)
+    with evaluating(model.decoder), evaluating(model.classifier):
+        mined = mine_informative_negatives(model.decoder, model.classifier, latent[:4], 3, 0.5)
+        with torch.no_grad():
+            random_decodes, half_mined = model.decoder(latent), model.decoder(torch.cat([mined, latent[4:]]))
+    torch.testing.assert_close(negatives(0.0), random_decodes, rtol=0, atol=0)
+    torch.testing.assert_close(negatives(0.5), half_mined, rtol=0, atol=0)
+    assert not torch.equal(half_mined[:4], random_decodes[:4])
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())  # mining moves latents only
+    assert all(p.grad is None for p in model.parameters())

@@ -23,6 +23,7 @@ from ...layers import init_dcgan_weights
 from ...layers.attention import apply_mask
 from ..base import adam
 from ..ocgan.algorithm import OCGANAlgorithm
+from ..ocgan.mining import mine_informative_negatives
 from .config import AttnOCGANConfig
 from .loss import AttentionLoss, patch_shuffle
 from .torch_model import AttnOCGAN, evaluating
@@ -82,7 +83,9 @@ class AttnOCGANAlgorithm:
     def pseudo_anomalies(self, images: torch.Tensor) -> torch.Tensor:
         """Negatives for the guide: a share ``corruption_fraction`` of patch-shuffled normal images;
         the rest are decodes of uniform latents by the first GAN's decoder (eval mode, no gradient)
-        in the strict one-class setting, or random outlier-exposure images when those are set."""
+        in the strict one-class setting, a share ``mined_negative_fraction`` of those latents first
+        mined towards what the first GAN's classifier rejects (its weights untouched), or random
+        outlier-exposure images when those are set."""
         model, config = self.model, self.config
         n_shuffled = int(round(len(images) * config.corruption_fraction))
         n_other = len(images) - n_shuffled
@@ -90,8 +93,15 @@ class AttnOCGANAlgorithm:
         if n_other and self.outlier_images is not None:
             parts.append(self.outlier_images[torch.randint(len(self.outlier_images), (n_other,))])
         elif n_other:
-            with torch.no_grad(), evaluating(model.decoder):
-                parts.append(model.decoder(model.sample_latent(n_other)))
+            latent = model.sample_latent(n_other)
+            n_mined = int(round(n_other * config.mined_negative_fraction)) if config.mining_steps > 0 else 0
+            with evaluating(model.decoder), evaluating(model.classifier):
+                if n_mined:
+                    mined = mine_informative_negatives(model.decoder, model.classifier, latent[:n_mined],
+                                                       config.mining_steps, config.mining_step_size)
+                    latent = torch.cat([mined, latent[n_mined:]])
+                with torch.no_grad():
+                    parts.append(model.decoder(latent))
         return torch.cat(parts)
 
     def _attention_step(self, images: torch.Tensor, anomalous: torch.Tensor, features: list[torch.Tensor]) -> dict[str, float]:

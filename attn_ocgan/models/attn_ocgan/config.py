@@ -25,6 +25,9 @@ class AttnOCGANConfig(OCGANConfig):
     mask_complement_weight: float = 0.0
     corruption_fraction: float = 0.5  # share of pseudo-anomalies that are patch-shuffled normals (rest: decodes)
     shuffle_patch: int = 8  # patch side of the patch-shuffle corruption
+    # share of the decoded pseudo-anomalies whose uniform latents are first moved by OCGAN's
+    # informative-negative mining (the first GAN's classifier, mining_steps steps); 0: random latents only (not yet measured)
+    mined_negative_fraction: float = 0.0
     masked_score_weight: float = 0.5  # novelty = (1 - w) * z(first GAN) + w * z(masked GAN)
     pretrain_attention_epochs: int = 0  # epochs where only the attention generator and guide learn
     mask_warmup_epochs: int = 2  # then epochs where the first GAN, attention and guide learn; masked GAN waits
@@ -33,7 +36,7 @@ class AttnOCGANConfig(OCGANConfig):
     def __post_init__(self):
         super().__post_init__()
         check_range(self, "temperature", 1e-6, None)
-        for name in ("mask_area_target", "corruption_fraction", "masked_score_weight"):
+        for name in ("mask_area_target", "corruption_fraction", "masked_score_weight", "mined_negative_fraction"):
             check_range(self, name, 0.0, 1.0)
         for name in ("cbam_reduction", "guide_width", "shuffle_patch"):
             check_range(self, name, 1, None)
