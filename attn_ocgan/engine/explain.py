@@ -17,7 +17,7 @@ from .evaluation import has_attention
 
 @dataclasses.dataclass
 class LoadedCheckpoint:
-    label: str  # two lines for figure columns: model, run folder
+    label: str  # figure columns: model, then the run folder (wrapped) unless it is named like the model
     config: object  # RunConfig
     model: torch.nn.Module
     path: str
@@ -27,13 +27,21 @@ class LoadedCheckpoint:
         return has_attention(self.model)
 
 
+def checkpoint_label(model_name: str, path) -> str:
+    """'model' over the run folder of ``path`` (RUN/checkpoints/x.pt), wrapped at 22 characters;
+    the model name alone when the run folder is named after the model."""
+    run_name = Path(path).resolve().parent.parent.name
+    if run_name == model_name:
+        return model_name
+    return "\n".join([model_name, *textwrap.wrap(run_name, 22, break_on_hyphens=True)])
+
+
 def load_checkpoints(paths) -> list[LoadedCheckpoint]:
-    """Each checkpoint rebuilt from the file alone, labelled 'model (run folder)'."""
+    """Each checkpoint rebuilt from the file alone, labelled ``checkpoint_label``."""
     loaded = []
     for path in paths:
         config, model = model_from_checkpoint(read_checkpoint(path))
-        run_name = "\n".join(textwrap.wrap(Path(path).resolve().parent.parent.name, 22, break_on_hyphens=True))
-        loaded.append(LoadedCheckpoint(f"{config.model}\n{run_name}", config, model.eval(), str(path)))
+        loaded.append(LoadedCheckpoint(checkpoint_label(config.model, path), config, model.eval(), str(path)))
     if not loaded:
         raise UserError("pass at least one --checkpoint")
     return loaded

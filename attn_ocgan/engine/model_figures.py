@@ -62,12 +62,6 @@ def residual_tiles(checkpoints: list[LoadedCheckpoint], images: torch.Tensor) ->
     return columns, torch.stack(tiles, dim=1).clamp(0, 1)
 
 
-def _distinct_lines(label: str) -> str:
-    """'ocgan\nocgan' (model, run folder of the same name) -> 'ocgan'."""
-    lines = label.split("\n")
-    return "\n".join(line for i, line in enumerate(lines) if line not in lines[:i])
-
-
 def _device(checkpoint: LoadedCheckpoint) -> torch.device:
     return next(checkpoint.model.parameters()).device
 
@@ -89,7 +83,7 @@ def run_model_figures(checkpoint_paths, out_prefix: Path, n: int = 8, limit: int
         groups = score_groups(checkpoint.model, data, limit, seed)
         value = auc(np.r_[np.zeros(len(groups["test normal"])), np.ones(len(groups["test novel"]))],
                     np.r_[groups["test normal"], groups["test novel"]])
-        name = f"{_distinct_lines(checkpoint.label)}\ntest AUC {value:.4f}"
+        name = f"{checkpoint.label}\ntest AUC {value:.4f}"
         panels[name], score_names[name] = groups, getattr(checkpoint.model, "score_name", None)
     paths = {"scores": Path(f"{out_prefix}_scores.png"), "residuals": Path(f"{out_prefix}_residuals.png")}
     subset = "" if limit is None else f"; at most {limit} images per group, a seeded choice"

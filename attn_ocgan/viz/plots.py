@@ -45,7 +45,7 @@ def draw_score_histogram(axis, groups: dict[str, np.ndarray], title: str = "", s
             axis.hist(group, bins=bins, density=True, alpha=0.5, label=f"{name} (n={len(group)})")
     if positive:
         axis.set_xscale("log")
-    xlabel = f"novelty score ({score_name or ('reconstruction MSE' if positive else 'normalised, combined')})"
+    xlabel = f"novelty score ({score_name})" if score_name else "novelty score"
     axis.set(xlabel=xlabel, ylabel="density", title=title or "score distribution")
     axis.legend(fontsize=8)
 

@@ -68,3 +68,27 @@ def test_the_command_writes_both_figures_and_refuses_a_bad_limit(checkpoints, tm
     assert main(arguments[:-4] + ["--n", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "error: --n and --limit must be >= 1" in capsys.readouterr().err
     assert not list(tmp_path.glob("bad*"))
+
+
+def test_figure_columns_name_the_run_folder_unless_it_is_named_after_the_model():
+    from attn_ocgan.engine.explain import checkpoint_label
+
+    assert checkpoint_label("ocgan", "runs/figures/ocgan/checkpoints/last.pt") == "ocgan"
+    assert checkpoint_label("ocgan", "runs/mnist8-long-run-name-here/checkpoints/last.pt").split("\n") == \
+        ["ocgan", "mnist8-long-run-name-", "here"]
+
+
+def test_the_score_axis_says_what_the_model_scores():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from attn_ocgan.viz.plots import draw_score_histogram
+
+    figure, axis = plt.subplots()
+    groups = {"test normal": np.array([0.1, 0.2]), "test novel": np.array([0.3, 0.5])}
+    draw_score_histogram(axis, groups, score_name="latent distance")
+    assert axis.get_xlabel() == "novelty score (latent distance)"
+    draw_score_histogram(axis, groups)
+    assert axis.get_xlabel() == "novelty score"
+    plt.close(figure)
