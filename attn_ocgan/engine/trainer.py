@@ -60,6 +60,16 @@ def _same_run(saved: dict, wanted: dict) -> bool:
     """A resume may extend the epochs or move to other hardware; everything else must match the saved run.
     Keys a newer version added take their defaults in the saved config (they did not exist then)."""
     saved, wanted = run_config_from_dict(saved, where="checkpoint config").to_dict(), dict(wanted)
+    saved_args = saved["model_args"]
+    if "in_channels" in saved_args and "image_size" in saved_args:  # a resolved run config (every trainer run)
+        # Model options added since the checkpoint was written take their defaults / dataset preset,
+        # exactly as a fresh run of this version would; every option the run saved keeps its value.
+        try:
+            resolved = resolve_model_config(saved["model"], saved["data"]["name"], saved_args,
+                                            saved_args["in_channels"], saved_args["image_size"])
+        except UserError:  # an option this version no longer has: not the same run
+            return False
+        saved["model_args"] = dataclasses.asdict(resolved)
     saved["train"] = {k: v for k, v in saved["train"].items() if k not in RESUMABLE_CHANGES}
     wanted["train"] = {k: v for k, v in wanted["train"].items() if k not in RESUMABLE_CHANGES}
     return saved == wanted

@@ -56,3 +56,17 @@ def test_unreadable_and_foreign_files_are_user_errors(tmp_path):
         read_checkpoint(pickled_object)
     with pytest.raises(UserError, match="does not exist"):
         read_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resume_accepts_a_checkpoint_written_before_a_model_option_existed():
+    from attn_ocgan.engine.trainer import _same_run
+
+    config, _, _ = _small_run("attn-ocgan")
+    wanted = config.to_dict()
+    older = config.to_dict()
+    del older["model_args"]["mined_negative_fraction"]  # added after such runs started
+    assert _same_run(older, wanted)  # the new option takes its default, as a fresh run would
+    changed = dataclasses.replace(config, model_args={**config.model_args, "mined_negative_fraction": 0.5}).to_dict()
+    assert not _same_run(older, changed)  # a non-default value of the new option is another run
+    assert not _same_run({**older, "model_args": {**older["model_args"], "temperature": 1.0}}, wanted)
+    assert not _same_run({**older, "model_args": {**older["model_args"], "retired_option": 1}}, wanted)
