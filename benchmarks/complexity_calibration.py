@@ -34,7 +34,7 @@ from attn_ocgan.data import load_one_class  # noqa: E402
 from attn_ocgan.engine.calibration import COMPLEXITY_FLOOR, image_complexity  # noqa: E402
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint  # noqa: E402
 from attn_ocgan.engine.environment import machine_description  # noqa: E402
-from attn_ocgan.engine.evaluation import auc, complexity_metrics, compute_scores, score_columns  # noqa: E402
+from attn_ocgan.engine.evaluation import auc, complexity_metrics, scores_and_columns  # noqa: E402
 from attn_ocgan.engine.io import atomic_path, atomic_write_text  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
@@ -48,9 +48,8 @@ def checkpoint_result(path: Path, data_root: str | None) -> dict:
     config, model = model_from_checkpoint(payload)
     data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
     is_novel = data.test_is_novel.numpy()
-    test_scores = compute_scores(model, data.test)
-    train_raw = score_columns(model, data.train, compute_scores(model, data.train))
-    test_raw = score_columns(model, data.test, test_scores)
+    test_scores, test_raw = scores_and_columns(model, data.test)
+    _, train_raw = scores_and_columns(model, data.train)
     complexity = complexity_metrics(model, train_raw, test_raw, data.train, data.test, is_novel)
     if complexity["auc_calibrated"] is None:
         raise UserError(f"{path}: {complexity['note']}")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
 from attn_ocgan.engine.evaluation import (auc, complexity_metrics, compute_scores, has_attention,  # noqa: E402
-                                         mask_statistics, score_columns)
+                                         mask_statistics, scores_and_columns)
 from attn_ocgan.engine.protocol import parse_int_list  # noqa: E402
 from attn_ocgan.engine.trainer import _batches  # noqa: E402
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
@@ -203,7 +203,7 @@ def main(argv=None):
                     n_images += len(batch)
                 algorithm.end_epoch(data.train)  # e.g. score statistics (normal training images only)
                 rate = n_images / (time.perf_counter() - started)
-                val_scores = compute_scores(model, val_images)
+                val_scores, val_columns = scores_and_columns(model, val_images)
                 row = {"class": normal_class, "variant": overrides, "seed": args.seed, "epoch": epoch + 1,
                        "train_img_per_s": round(rate),
                        "val_auc": round(auc(val_is_novel.numpy(), val_scores), 4),
@@ -211,9 +211,8 @@ def main(argv=None):
                 if args.model != "ocgan":
                     row["model"] = args.model
                 if not args.no_calibration:
-                    complexity = complexity_metrics(model, score_columns(model, data.train, compute_scores(model, data.train)),
-                                                    score_columns(model, val_images, val_scores), data.train, val_images,
-                                                    val_is_novel.numpy())  # a diagnostic column; the summary does not select on it
+                    complexity = complexity_metrics(model, scores_and_columns(model, data.train)[1], val_columns,
+                                                    data.train, val_images, val_is_novel.numpy())  # a diagnostic column; the summary does not select on it
                     calibrated = complexity["auc_calibrated"]
                     row["val_auc_calibrated"] = None if calibrated is None else round(calibrated, 4)
                 if has_attention(model):

@@ -41,8 +41,8 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
 
     Besides the AUC: AUC per novel class, per score component (two-GAN models), the complexity
     diagnostic (``complexity_metrics``) and, with attention, mask statistics."""
-    test_scores = compute_scores(model, data.test)
-    train_scores = compute_scores(model, data.train)
+    test_scores, test_columns = scores_and_columns(model, data.test)
+    train_scores, train_columns = scores_and_columns(model, data.train)
     is_novel = data.test_is_novel.numpy()
     metrics = {
         "auc": auc(is_novel, test_scores),
@@ -62,11 +62,9 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             for c in sorted(set(data.test_classes.tolist())) if c != data.normal_class
         },
     }
-    test_columns = score_columns(model, data.test, test_scores)
     if "first_gan" in test_columns:
         metrics["auc_per_score_component"] = {name: auc(is_novel, scores) for name, scores in test_columns.items()}
-    metrics["complexity"] = complexity_metrics(model, score_columns(model, data.train, train_scores), test_columns,
-                                               data.train, data.test, is_novel)
+    metrics["complexity"] = complexity_metrics(model, train_columns, test_columns, data.train, data.test, is_novel)
     if has_attention(model):
         metrics["score_combination"] = score_combination(model)
         metrics["masks"] = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
@@ -102,18 +100,43 @@ def score_combination(model) -> dict:
 def score_columns(model, images: torch.Tensor, scores: np.ndarray, batch_size: int = 1000) -> dict[str, np.ndarray]:
     """The model's score split into its raw errors: ``first_gan`` and ``masked_gan`` for an attention
     model whose masked GAN has trained (``score_components``), else ``score`` (the given scores)."""
-    if not (has_attention(model) and int(getattr(model, "masked_gan_steps", 0)) > 0):
+    if not has_score_components(model):
         return {"score": scores}
     return component_columns(model, images, batch_size)
+
+
+def has_score_components(model) -> bool:
+    """True for an attention model whose masked GAN has trained: its score combines two errors."""
+    return has_attention(model) and int(getattr(model, "masked_gan_steps", 0)) > 0
+
+
+@torch.inference_mode()
+def scores_and_columns(model, images: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``compute_scores`` and ``score_columns`` in one pass over ``images``: a two-GAN model's score
+    is combined from the same components (``combine_score_components``, as its ``score`` does)."""
+    if not has_score_components(model):
+        scores = compute_scores(model, images, batch_size)
+        return scores, {"score": scores}
+    components = _components(model, images, batch_size)
+    scores = model.combine_score_components(components).double().numpy()
+    components = components.double().numpy()
+    return scores, {"first_gan": components[:, 0], "masked_gan": components[:, 1]}
+
+
+@torch.inference_mode()
+def _components(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    model.eval()
+    device = model_device(model)
+    if len(images) == 0:
+        return torch.zeros(0, 2)
+    return torch.cat([model.score_components(images[start:start + batch_size].to(device)).cpu()
+                      for start in range(0, len(images), batch_size)])
 
 
 @torch.inference_mode()
 def component_columns(model, images: torch.Tensor, batch_size: int = 1000) -> dict[str, np.ndarray]:
     """``score_components`` of a two-GAN model as named columns (N,): first GAN on x, masked GAN on x * M."""
-    model.eval()
-    device = model_device(model)
-    components = torch.cat([model.score_components(images[start:start + batch_size].to(device)).cpu()
-                            for start in range(0, len(images), batch_size)]).double().numpy()
+    components = _components(model, images, batch_size).double().numpy()
     return {"first_gan": components[:, 0], "masked_gan": components[:, 1]}
 
 
@@ -180,4 +203,5 @@ def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8, devi
 
 
 __all__ = ["auc", "complexity_metrics", "component_aucs", "component_columns", "compute_scores", "evaluate_model",
-           "has_attention", "mask_statistics", "save_panel_figure", "score_columns"]
+           "has_attention", "has_score_components", "mask_statistics", "save_panel_figure", "score_columns",
+           "scores_and_columns"]

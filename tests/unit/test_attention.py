@@ -148,6 +148,23 @@ def test_score_statistics_come_from_training_images_only():
         torch.testing.assert_close(model.score(test), 0.5 * z[:, 0] + 0.5 * z[:, 1])
 
 
+@pytest.mark.parametrize("masked_gan_steps", [0, 1])
+def test_one_scoring_pass_gives_the_scores_and_columns_of_two(masked_gan_steps):
+    """evaluate scores once: the combined score from the same components equals model.score."""
+    from attn_ocgan.engine.evaluation import compute_scores, score_columns, scores_and_columns
+
+    model = AttnOCGAN(small_config(masked_score_weight=0.3)).eval()
+    model.fit_score_statistics(images(20, seed=1))
+    model.masked_gan_steps.fill_(masked_gan_steps)
+    x = images(10, seed=2)
+    scores, columns = scores_and_columns(model, x, batch_size=4)
+    expected = compute_scores(model, x, batch_size=4)
+    assert scores.tobytes() == expected.tobytes()
+    want = score_columns(model, x, expected, batch_size=4)
+    assert columns.keys() == want.keys() == ({"first_gan", "masked_gan"} if masked_gan_steps else {"score"})
+    assert all(columns[name].tobytes() == want[name].tobytes() for name in want)
+
+
 def test_before_the_masked_gan_trains_the_score_is_the_first_gans():
     model = AttnOCGAN(small_config()).eval()
     x = images(6)

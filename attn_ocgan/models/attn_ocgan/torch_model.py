@@ -94,7 +94,12 @@ class AttnOCGAN(OCGAN):
         before the masked GAN has trained, vanilla OCGAN's score."""
         if not self.config.attention or int(self.masked_gan_steps) == 0:
             return super().score(images)
-        normalised = (self.score_components(images) - self.score_mean) / self.score_std
+        return self.combine_score_components(self.score_components(images))
+
+    def combine_score_components(self, components: torch.Tensor) -> torch.Tensor:
+        """(B, 2) raw errors (``score_components``) -> (B,) novelty score: each z-normalised with the
+        normal-training-image statistics, weighted ``1 - masked_score_weight`` / ``masked_score_weight``."""
+        normalised = (components - self.score_mean) / self.score_std
         weight = self.config.masked_score_weight
         return (1.0 - weight) * normalised[:, 0] + weight * normalised[:, 1]
 
