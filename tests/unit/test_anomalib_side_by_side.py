@@ -43,3 +43,31 @@ def test_export_split_writes_each_group_pixel_exact(side_by_side, tmp_path, chan
         expected = ((images + 1) * 127.5).round().to(torch.uint8).numpy()
         expected = expected[:, 0] if channels == 1 else np.moveaxis(expected, 1, -1)  # PNG: (H, W) or (H, W, C)
         np.testing.assert_array_equal(written, expected)
+
+
+def test_main_writes_one_json_with_both_sides_and_their_speed_ratio(side_by_side, tmp_path, monkeypatch):
+    """Both implementations get the same exported split; the JSON holds both results, the split's
+    sizes and the ratio of anomalib's median seconds per epoch to ours."""
+    seen = {}
+
+    def fake_anomalib(root, epochs, batch_size, seed):
+        seen["anomalib"] = sorted(p.name for p in Path(root).iterdir())
+        return {"auc": 0.7, "seconds_per_epoch": [30.0, 10.0, 12.0], "auc_per_epoch_validation_on_test": [0.6, 0.7, 0.7]}
+
+    def fake_ours(data_config, epochs, batch_size, seed, run_dir):
+        seen["ours"] = (data_config.name, data_config.normal_class, epochs, batch_size, seed)
+        return {"auc": 0.8, "seconds_per_epoch": 4.0}
+
+    monkeypatch.setattr(side_by_side, "run_anomalib", fake_anomalib)
+    monkeypatch.setattr(side_by_side, "run_ours", fake_ours)
+    out = tmp_path / "side_by_side.json"
+    argv = ["--dataset", "mnist5k", "--normal-class", "3", "--epochs", "3", "--batch-size", "16", "--out", str(out)]
+    assert side_by_side.main(argv) == 0
+    payload = __import__("json").loads(out.read_text())
+    assert seen == {"anomalib": ["test_abnormal", "test_normal", "train_normal"], "ours": ("mnist5k", 3, 3, 16, 0)}
+    assert payload["ratio_seconds_per_epoch_anomalib_over_ours"] == 3.0  # median 12 s / 4 s
+    assert payload["anomalib_ganomaly"]["auc"] == 0.7 and payload["attn_ocgan_ganomaly"]["auc"] == 0.8
+    assert payload["normal_class"] == 3 and payload["images"]["train_normal"] > 0
+    assert payload["images"]["test_normal"] + payload["images"]["test_abnormal"] > payload["images"]["test_normal"] > 0
+    assert payload["command"].endswith(" ".join(argv)) and payload["machine"] and payload["date"]
+    assert [p.name for p in tmp_path.iterdir()] == ["side_by_side.json"]  # written atomically, nothing else
