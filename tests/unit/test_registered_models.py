@@ -57,6 +57,22 @@ def test_anogan_latent_search_lowers_its_loss_and_leaves_the_weights_alone():
     torch.testing.assert_close(rows[2][1], (images - rows[1][1]).abs() - 1)
 
 
+def test_anogan_score_of_an_image_does_not_depend_on_its_batch():
+    """Every search starts from the same z0: an image scores the same alone, with other images
+    and at another position (before, each batch position had its own start)."""
+    model = AnoGAN(AnoGANConfig(**{**SMALL_MODEL_ARGS["anogan"], "search_steps": 5})).eval()
+    for layer in model.generator.modules():  # PyTorch's default init: G(z) then varies with z (DCGAN's barely does)
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            layer.reset_parameters()
+    images = _images(5)
+    together = model.score(images)
+    alone = torch.cat([model.score(images[i:i + 1]) for i in range(len(images))])
+    reversed_order = model.score(images.flip(0)).flip(0)
+    torch.testing.assert_close(alone, together, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(reversed_order, together, rtol=1e-6, atol=1e-5)
+    assert together.std() > 1e-3  # the images do get different scores
+
+
 def test_anogan_evaluation_writes_residual_images(tmp_path):
     """evaluate_model scores under inference_mode; AnoGAN's search must still run and draw residuals."""
     from attn_ocgan.data.one_class import OneClassData

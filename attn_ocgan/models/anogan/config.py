@@ -17,7 +17,7 @@ class AnoGANConfig:
     search_steps: int = 50  # the paper uses 500; the scoring time grows linearly with it (see README.md)
     search_lr: float = 0.05  # Adam on the latent
     discrimination_weight: float = 0.1  # lambda
-    search_seed: int = 0  # the search starts from the same latents on every call: repeatable scores
+    search_seed: int = 0  # draws the one start z0 of every image's search: repeatable, batch-independent scores
 
     def __post_init__(self):
         for name in ("latent_dim", "generator_width", "discriminator_width", "search_steps"):

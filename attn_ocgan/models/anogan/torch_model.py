@@ -46,8 +46,8 @@ class AnoGAN(nn.Module):
     def search_latent(self, images: torch.Tensor, steps: int | None = None):
         """Batched latent search: Adam on a leaf latent per image; G and D weights are not touched.
 
-        Returns the final latents (B, nz, 1, 1), their losses (B,) and the mean loss before each
-        step and after the last. Call with the model in eval mode (BatchNorm running statistics).
+        Every image starts from the same latent z0, drawn with ``search_seed``. Returns the final
+        latents (B, nz, 1, 1), their losses (B,) and the mean loss before each step and after the last. Call with the model in eval mode (BatchNorm running statistics).
         """
         steps = self.config.search_steps if steps is None else steps
         generator = torch.Generator().manual_seed(self.config.search_seed)
@@ -55,7 +55,11 @@ class AnoGAN(nn.Module):
             images = images.detach().clone()
             with torch.no_grad():
                 image_features = self.discriminator.features(images)
-            latent = self.sample_latent(len(images), generator).requires_grad_(True)
+            # One start z0 for every image: each latent's Adam steps depend on its own image only
+            # (per-element updates, BatchNorm in eval mode), so an image's score does not depend
+            # on the batch it is scored in or its position there.
+            start = self.sample_latent(1, generator)
+            latent = start.expand(len(images), *start.shape[1:]).clone().requires_grad_(True)
             optimizer = torch.optim.Adam([latent], lr=self.config.search_lr)
             history = []
             for _ in range(steps):
