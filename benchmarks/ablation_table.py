@@ -13,11 +13,12 @@ noise of a single seed is computed from the same files: how far the first GAN in
     python benchmarks/ablation_table.py --out results/ablation_cifar10-jpeg_attn-ocgan.md
 
 The settings and their protocol flags (``--print-settings`` lists them as ``name:flags`` lines for
-tools/device_protocols.sh); to run one on this CPU, two classes side by side:
+tools/device_protocols.sh). ``--run`` trains the missing cells itself (every setting x class not yet
+in its setting's CSV), ``--jobs`` protocol processes at a time, and rewrites the table after each
+cell; arguments after ``--`` go to every ``attn-ocgan protocol`` call:
 
-    python tools/parallel_protocol.py --models attn-ocgan --classes 0,1 --jobs 2 --logs logs/abl -- \\
-        --dataset folder --data-root ../shared/data/cifar10-jpeg --tag cifar10-jpeg-abl-noarea \\
-        --model-arg mask_area_weight=0 --epochs 25 --eval-every 0 --threads 1
+    python benchmarks/ablation_table.py --run --jobs 2 -- --dataset folder \\
+        --data-root ../shared/data/cifar10-jpeg --epochs 25 --eval-every 0 --threads 1
 """
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from attn_ocgan.engine.io import atomic_path, atomic_write_text  # noqa: E402
+from attn_ocgan.engine.processes import Job, run_jobs  # noqa: E402
 from attn_ocgan.engine.protocol import (check_classes, metrics_log_path, parse_int_list, read_metrics_log,  # noqa: E402
                                         read_rows, row_selection)
 from attn_ocgan.errors import UserError  # noqa: E402
@@ -181,6 +184,29 @@ def plot(rows: dict, classes: list[int], names, out: Path) -> None:
     plt.close(fig)
 
 
+RUN_FORBIDDEN = ("--model", "--classes", "--seeds", "--tag", "--results")
+
+
+def missing_cells(results_dir: Path, tag: str, settings: list[str], classes: list[int]) -> list[tuple[str, int]]:
+    """(setting, class) pairs whose setting's CSV has no seed-0 row for the class, setting-major."""
+    return [(name, k) for name in settings for k in classes
+            if k not in read_setting(results_dir, f"{tag}-abl-{name}")[0]]
+
+
+def cell_jobs(cells: list[tuple[str, int]], tag: str, results_dir: Path, protocol_args: list[str], logs: Path) -> list[Job]:
+    """One ``attn-ocgan protocol`` process per cell: the setting's tag and flags, seed 0."""
+    for option in RUN_FORBIDDEN:
+        if option in protocol_args:
+            raise UserError(f"{option} is set by --run (settings x --classes, seed 0, tag {tag}-abl-<name>, --results); "
+                            "remove it from the arguments after --")
+    return [Job(f"{name} class {k}",
+                [sys.executable, "-m", "attn_ocgan.cli", "protocol", "--model", "attn-ocgan", "--classes", str(k),
+                 "--seeds", "0", "--tag", f"{tag}-abl-{name}", "--results", str(results_dir),
+                 *shlex.split(SETTINGS[name][1]), *protocol_args],
+                logs / f"{name}_class{k}.log")
+            for name, k in cells]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results", help="Folder of the protocol tables.")
@@ -188,23 +214,55 @@ def main(argv=None) -> int:
     parser.add_argument("--classes", default="0,1,9", help="Ablation classes (columns).")
     parser.add_argument("--out", default=None, help="Markdown to write (default results/ablation_<tag>_attn-ocgan.md); a .png goes beside it.")
     parser.add_argument("--print-settings", action="store_true", help="Print 'name:flags' per setting and exit.")
+    parser.add_argument("--run", action="store_true", help="Train the missing cells first (protocol arguments after --).")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help="With --run: which settings, comma-separated.")
+    parser.add_argument("--jobs", type=int, default=2, help="With --run: protocol processes at a time.")
+    parser.add_argument("--logs", default="logs/ablation", help="With --run: one log per cell.")
+    parser.add_argument("protocol_args", nargs=argparse.REMAINDER, help="With --run: -- then arguments for every 'attn-ocgan protocol'.")
     args = parser.parse_args(argv)
     if args.print_settings:
         print("\n".join(f"{name}:{flags}" for name, (_, flags) in SETTINGS.items()))
         return 0
+    protocol_args = args.protocol_args[1:] if args.protocol_args[:1] == ["--"] else args.protocol_args
     results_dir = Path(args.results)
     out = Path(args.out or results_dir / f"ablation_{args.tag}_attn-ocgan.md")
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    # The table's own command (what re-draws it from the CSVs), without the training options.
+    table_options = [(option, value) for option, value, default in (
+        ("--results", args.results, "results"), ("--tag", args.tag, "cifar10-jpeg"), ("--classes", args.classes, "0,1,9"),
+        ("--out", args.out, None)) if value != default]
+    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(x for pair in table_options for x in pair)])
     try:
         classes = parse_int_list(args.classes, "classes")
         check_classes(classes, class_names(args.tag), args.tag)
-        text, rows = ablation_markdown(results_dir, args.tag, classes, command)
+        ablation_markdown(results_dir, args.tag, classes, command)  # the defaults' table exists: fail before training
+        jobs = []
+        if args.run:
+            settings = [name.strip() for name in args.settings.split(",") if name.strip()]
+            unknown = [name for name in settings if name not in SETTINGS]
+            if unknown:
+                raise UserError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+            if args.jobs < 1:
+                raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+            jobs = cell_jobs(missing_cells(results_dir, args.tag, settings, classes), args.tag, results_dir,
+                             protocol_args, Path(args.logs))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    atomic_write_text(out, text)
-    plot(rows, classes, class_names(args.tag), out.with_suffix(".png"))
-    print(f"wrote {out} and {out.with_suffix('.png')} ({sum(row['n'] > 0 for row in rows.values()) - 1} settings run)")
+
+    def write_table(*_):
+        text, rows = ablation_markdown(results_dir, args.tag, classes, command)
+        atomic_write_text(out, text)
+        plot(rows, classes, class_names(args.tag), out.with_suffix(".png"))
+        print(f"wrote {out} and {out.with_suffix('.png')} ({sum(row['n'] > 0 for row in rows.values()) - 1} settings run)", flush=True)
+
+    failed = []
+    if args.run:
+        print(f"{len(jobs)} cells to train: " + (", ".join(job.label for job in jobs) or "none"), flush=True)
+        failed = run_jobs(jobs, args.jobs, REPO, on_done=write_table)
+    write_table()
+    if failed:
+        print("failed cells (see their logs): " + ", ".join(job.label for job in failed), file=sys.stderr)
+        return 1
     return 0
 
 

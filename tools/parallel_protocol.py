@@ -14,14 +14,13 @@ cells already in the CSV are skipped as usual. Arguments after ``--`` go to ever
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from attn_ocgan.engine.processes import Job, run_jobs  # noqa: E402
 from attn_ocgan.engine.protocol import parse_int_list  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
@@ -57,28 +56,14 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: {error}") from None
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     logs = Path(args.logs)
-    logs.mkdir(parents=True, exist_ok=True)
-    waiting = cells(models, classes)
-    running: dict[subprocess.Popen, tuple[str, int, float]] = {}
-    failed = []
-    while waiting or running:
-        while waiting and len(running) < args.jobs:
-            model, normal_class = waiting.pop(0)
-            command = [sys.executable, "-m", "attn_ocgan.cli", "protocol", "--model", model, "--classes", str(normal_class),
-                       *args.protocol_args]
-            log = open(logs / f"{model}_class{normal_class}.log", "w")
-            running[subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)] = (model, normal_class, time.time())
-            log.close()
-            print(f"start {model} class {normal_class} (log {logs / f'{model}_class{normal_class}.log'})", flush=True)
-        time.sleep(1.0)
-        for process in [p for p in running if p.poll() is not None]:
-            model, normal_class, started = running.pop(process)
-            print(f"{'done' if process.returncode == 0 else 'FAILED'} {model} class {normal_class}: exit {process.returncode} "
-                  f"after {time.time() - started:.0f} s", flush=True)
-            if process.returncode != 0:
-                failed.append((model, normal_class))
+    jobs = [Job(f"{model} class {normal_class}",
+                [sys.executable, "-m", "attn_ocgan.cli", "protocol", "--model", model, "--classes", str(normal_class),
+                 *args.protocol_args],
+                logs / f"{model}_class{normal_class}.log")
+            for model, normal_class in cells(models, classes)]
+    failed = run_jobs(jobs, args.jobs, REPO)
     if failed:
-        print("failed cells (see their logs): " + ", ".join(f"{m} class {k}" for m, k in failed), file=sys.stderr)
+        print("failed cells (see their logs): " + ", ".join(job.label for job in failed), file=sys.stderr)
         return 1
     return 0
 

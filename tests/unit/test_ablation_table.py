@@ -85,3 +85,33 @@ def test_every_setting_is_valid_protocol_flags_that_change_the_attention_config(
         changed = resolve_model_config("attn-ocgan", "cifar10", config.model_args, 3, 32)
         differences = {f.name for f in dataclasses.fields(defaults) if getattr(defaults, f.name) != getattr(changed, f.name)}
         assert differences, f"setting {name} ({flags}) leaves the defaults unchanged"
+
+
+def test_run_trains_only_the_missing_cells_with_their_flags_and_redraws_the_table(ablation, tmp_path, capsys):
+    _cell(tmp_path, "mnist5k", "attn-ocgan", 3, 0.9)  # the defaults' row
+    out, logs = tmp_path / "ablation.md", tmp_path / "logs"
+    tiny = ["--dataset", "mnist5k", "--epochs", "1", "--batch-size", "100", "--eval-every", "0", "--threads", "1",
+            "--device", "cpu", "--runs", str(tmp_path / "runs"), "--model-arg", "generator_width=8",
+            "--model-arg", "latent_channels=6", "--model-arg", "guide_width=8", "--model-arg", "classifier_width=8",
+            "--model-arg", "visual_disc_width=4"]
+    table_args = ["--results", str(tmp_path), "--tag", "mnist5k", "--classes", "3", "--out", str(out)]
+    run_args = [*table_args, "--run", "--settings", "nowarmup,reset10", "--jobs", "2", "--logs", str(logs), "--", *tiny]
+    _cell(tmp_path, "mnist5k-abl-reset10", "attn-ocgan", 3, 0.8)  # already done: not trained again
+    assert ablation.main(run_args) == 0
+    printed = capsys.readouterr().out
+    assert "1 cells to train: nowarmup class 3" in printed
+    (row,) = ablation.read_rows(tmp_path / "mnist5k-abl-nowarmup_attn-ocgan.csv")
+    assert "--mask-warmup-epochs 0" in row["command"] and "--tag mnist5k-abl-nowarmup" in row["command"]
+    assert {p.name for p in logs.iterdir()} == {"nowarmup_class3.log"}
+    text = out.read_text()
+    nowarmup = next(line for line in text.splitlines() if line.startswith("| nowarmup"))
+    assert nowarmup.split(" | ")[1] == f"{float(row['auc']):.3f}"
+    produced_by = text.split("Produced by:")[1].strip().splitlines()[0]
+    assert produced_by.endswith(f"--results {tmp_path} --tag mnist5k --classes 3 --out {out}")  # re-draws, does not train
+    assert "--run" not in text and "--jobs" not in text
+    # nothing left to train: a second run only redraws
+    assert ablation.main(run_args) == 0
+    assert "0 cells to train: none" in capsys.readouterr().out
+    # options --run sets itself are refused after --
+    assert ablation.main([*table_args, "--run", "--", *tiny, "--tag", "other"]) == 2
+    assert "--tag is set by --run" in capsys.readouterr().err

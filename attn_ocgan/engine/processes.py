@@ -1,0 +1,45 @@
+"""Run independent commands (e.g. one ``attn-ocgan protocol`` cell each), at most ``jobs`` at a time.
+
+Used by ``tools/parallel_protocol.py`` and ``benchmarks/ablation_table.py --run``: each command
+writes its own log; a failure is reported and the others go on.
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Job:
+    label: str  # what progress lines and the failure list call it
+    command: list[str]
+    log: Path
+
+
+def run_jobs(jobs: list[Job], max_running: int, cwd: Path, on_done: Callable[[Job, int], None] | None = None,
+             poll_seconds: float = 1.0) -> list[Job]:
+    """Start ``jobs`` in order, ``max_running`` at a time; return the ones that exited non-zero.
+    ``on_done(job, returncode)`` runs in this process after each job ends."""
+    if max_running < 1:
+        raise ValueError(f"max_running must be >= 1, got {max_running}")
+    waiting, running, failed = list(jobs), {}, []
+    while waiting or running:
+        while waiting and len(running) < max_running:
+            job = waiting.pop(0)
+            job.log.parent.mkdir(parents=True, exist_ok=True)
+            with open(job.log, "w") as log:
+                running[subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)] = (job, time.time())
+            print(f"start {job.label} (log {job.log})", flush=True)
+        time.sleep(poll_seconds)
+        for process in [p for p in running if p.poll() is not None]:
+            job, started = running.pop(process)
+            print(f"{'done' if process.returncode == 0 else 'FAILED'} {job.label}: exit {process.returncode} "
+                  f"after {time.time() - started:.0f} s", flush=True)
+            if process.returncode != 0:
+                failed.append(job)
+            if on_done is not None:
+                on_done(job, process.returncode)
+    return failed
