@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from attn_ocgan.engine.io import atomic_path, atomic_write_text  # noqa: E402
-from attn_ocgan.engine.processes import Job, run_jobs  # noqa: E402
+from attn_ocgan.engine.processes import Job, exit_status, protocol_command, run_jobs  # noqa: E402
 from attn_ocgan.engine.protocol import (check_classes, metrics_log_path, parse_int_list, read_metrics_log,  # noqa: E402
                                         read_rows, row_selection)
 from attn_ocgan.errors import UserError  # noqa: E402
@@ -200,9 +200,8 @@ def cell_jobs(cells: list[tuple[str, int]], tag: str, results_dir: Path, protoco
             raise UserError(f"{option} is set by --run (settings x --classes, seed 0, tag {tag}-abl-<name>, --results); "
                             "remove it from the arguments after --")
     return [Job(f"{name} class {k}",
-                [sys.executable, "-m", "attn_ocgan.cli", "protocol", "--model", "attn-ocgan", "--classes", str(k),
-                 "--seeds", "0", "--tag", f"{tag}-abl-{name}", "--results", str(results_dir),
-                 *shlex.split(SETTINGS[name][1]), *protocol_args],
+                protocol_command("--model", "attn-ocgan", "--classes", str(k), "--seeds", "0", "--tag", f"{tag}-abl-{name}",
+                                 "--results", str(results_dir), *shlex.split(SETTINGS[name][1]), *protocol_args),
                 logs / f"{name}_class{k}.log")
             for name, k in cells]
 
@@ -260,10 +259,7 @@ def main(argv=None) -> int:
         print(f"{len(jobs)} cells to train: " + (", ".join(job.label for job in jobs) or "none"), flush=True)
         failed = run_jobs(jobs, args.jobs, REPO, on_done=write_table)
     write_table()
-    if failed:
-        print("failed cells (see their logs): " + ", ".join(job.label for job in failed), file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(failed)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from attn_ocgan.engine.processes import Job, run_jobs  # noqa: E402
+from attn_ocgan.engine.processes import Job, exit_status, protocol_command, run_jobs  # noqa: E402
 from attn_ocgan.engine.protocol import parse_int_list  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
@@ -57,15 +57,10 @@ def main(argv=None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     logs = Path(args.logs)
     jobs = [Job(f"{model} class {normal_class}",
-                [sys.executable, "-m", "attn_ocgan.cli", "protocol", "--model", model, "--classes", str(normal_class),
-                 *args.protocol_args],
+                protocol_command("--model", model, "--classes", str(normal_class), *args.protocol_args),
                 logs / f"{model}_class{normal_class}.log")
             for model, normal_class in cells(models, classes)]
-    failed = run_jobs(jobs, args.jobs, REPO)
-    if failed:
-        print("failed cells (see their logs): " + ", ".join(job.label for job in failed), file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(run_jobs(jobs, args.jobs, REPO))
 
 
 if __name__ == "__main__":

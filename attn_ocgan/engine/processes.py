@@ -6,6 +6,7 @@ writes its own log; a failure is reported and the others go on.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,3 +44,16 @@ def run_jobs(jobs: list[Job], max_running: int, cwd: Path, on_done: Callable[[Jo
             if on_done is not None:
                 on_done(job, process.returncode)
     return failed
+
+
+def protocol_command(*arguments: str) -> list[str]:
+    """``attn-ocgan protocol ARGUMENTS`` run by this interpreter (no console script needed)."""
+    return [sys.executable, "-m", "attn_ocgan.cli", "protocol", *arguments]
+
+
+def exit_status(failed: list[Job]) -> int:
+    """1 after naming the failed jobs on stderr, 0 when none failed."""
+    if failed:
+        print("failed cells (see their logs): " + ", ".join(job.label for job in failed), file=sys.stderr)
+        return 1
+    return 0
