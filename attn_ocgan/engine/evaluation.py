@@ -117,10 +117,17 @@ def scores_and_columns(model, images: torch.Tensor, batch_size: int = 1000) -> t
     if not has_score_components(model):
         scores = compute_scores(model, images, batch_size)
         return scores, {"score": scores}
-    components = _components(model, images, batch_size)
-    scores = model.combine_score_components(components).double().numpy()
-    components = components.double().numpy()
-    return scores, {"first_gan": components[:, 0], "masked_gan": components[:, 1]}
+    model.eval()
+    device = model_device(model)
+    scores, components = [], []
+    for start in range(0, len(images), batch_size):
+        batch_components = model.score_components(images[start:start + batch_size].to(device))
+        scores.append(model.combine_score_components(batch_components).cpu())  # on the model's device, as score()
+        components.append(batch_components.cpu())
+    if not components:
+        return np.zeros(0), {"first_gan": np.zeros(0), "masked_gan": np.zeros(0)}
+    combined, columns = torch.cat(scores).double().numpy(), torch.cat(components).double().numpy()
+    return combined, {"first_gan": columns[:, 0], "masked_gan": columns[:, 1]}
 
 
 @torch.inference_mode()

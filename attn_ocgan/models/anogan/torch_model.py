@@ -47,7 +47,8 @@ class AnoGAN(nn.Module):
         """Batched latent search: Adam on a leaf latent per image; G and D weights are not touched.
 
         Every image starts from the same latent z0, drawn with ``search_seed``. Returns the final
-        latents (B, nz, 1, 1), their losses (B,) and the mean loss before each step and after the last. Call with the model in eval mode (BatchNorm running statistics).
+        latents (B, nz, 1, 1), their losses (B,) and the mean loss before each step and after the
+        last. Call with the model in eval mode (BatchNorm running statistics).
         """
         steps = self.config.search_steps if steps is None else steps
         generator = torch.Generator().manual_seed(self.config.search_seed)
