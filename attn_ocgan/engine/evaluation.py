@@ -96,15 +96,6 @@ def score_combination(model) -> dict:
             "components": ["first_gan", "masked_gan"]}
 
 
-@torch.inference_mode()
-def score_columns(model, images: torch.Tensor, scores: np.ndarray, batch_size: int = 1000) -> dict[str, np.ndarray]:
-    """The model's score split into its raw errors: ``first_gan`` and ``masked_gan`` for an attention
-    model whose masked GAN has trained (``score_components``), else ``score`` (the given scores)."""
-    if not has_score_components(model):
-        return {"score": scores}
-    return component_columns(model, images, batch_size)
-
-
 def has_score_components(model) -> bool:
     """True for an attention model whose masked GAN has trained: its score combines two errors."""
     return has_attention(model) and int(getattr(model, "masked_gan_steps", 0)) > 0
@@ -112,8 +103,9 @@ def has_score_components(model) -> bool:
 
 @torch.inference_mode()
 def scores_and_columns(model, images: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``compute_scores`` and ``score_columns`` in one pass over ``images``: a two-GAN model's score
-    is combined from the same components (``combine_score_components``, as its ``score`` does)."""
+    """Scores (N,) and the columns they are made of, in one pass over ``images``: ``first_gan`` and
+    ``masked_gan`` (raw errors) for a two-GAN model, whose score is combined from the same components
+    (``combine_score_components``, as its ``score`` does); else ``score`` (the scores themselves)."""
     if not has_score_components(model):
         scores = compute_scores(model, images, batch_size)
         return scores, {"score": scores}
@@ -131,19 +123,12 @@ def scores_and_columns(model, images: torch.Tensor, batch_size: int = 1000) -> t
 
 
 @torch.inference_mode()
-def _components(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    model.eval()
-    device = model_device(model)
-    if len(images) == 0:
-        return torch.zeros(0, 2)
-    return torch.cat([model.score_components(images[start:start + batch_size].to(device)).cpu()
-                      for start in range(0, len(images), batch_size)])
-
-
-@torch.inference_mode()
 def component_columns(model, images: torch.Tensor, batch_size: int = 1000) -> dict[str, np.ndarray]:
     """``score_components`` of a two-GAN model as named columns (N,): first GAN on x, masked GAN on x * M."""
-    components = _components(model, images, batch_size).double().numpy()
+    model.eval()
+    device = model_device(model)
+    components = torch.cat([model.score_components(images[start:start + batch_size].to(device)).cpu()
+                            for start in range(0, len(images), batch_size)]).double().numpy()
     return {"first_gan": components[:, 0], "masked_gan": components[:, 1]}
 
 
@@ -210,5 +195,4 @@ def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8, devi
 
 
 __all__ = ["auc", "complexity_metrics", "component_aucs", "component_columns", "compute_scores", "evaluate_model",
-           "has_attention", "has_score_components", "mask_statistics", "save_panel_figure", "score_columns",
-           "scores_and_columns"]
+           "has_attention", "has_score_components", "mask_statistics", "save_panel_figure", "scores_and_columns"]

@@ -9,7 +9,7 @@ from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
 from attn_ocgan.data import load_one_class
 from attn_ocgan.engine.calibration import ComplexityCalibration, image_complexity, z_combination
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
-from attn_ocgan.engine.evaluation import auc, evaluate_model, score_columns
+from attn_ocgan.engine.evaluation import auc, evaluate_model, scores_and_columns
 from attn_ocgan.engine.trainer import train
 from attn_ocgan.errors import UserError
 from tests.conftest import SMALL_MODEL_ARGS, load_benchmark
@@ -98,7 +98,7 @@ def test_raw_columns_are_the_models_own_aucs_and_files_are_written(benchmark, ch
         assert result["aucs"]["masked_gan"][0] == pytest.approx(metrics["auc_per_score_component"]["masked_gan"], abs=1e-6)
         # z_combination (which combines the calibrated errors) rebuilds the model's own score from the raw ones
         data = load_one_class(config.data)
-        columns = {name: score_columns(trained, images, None) for name, images in (("train", data.train), ("test", data.test))}
+        columns = {name: scores_and_columns(trained, images)[1] for name, images in (("train", data.train), ("test", data.test))}
         rebuilt = z_combination(columns["test"], columns["train"], trained.config.masked_score_weight)
         assert auc(data.test_is_novel.numpy(), rebuilt) == pytest.approx(metrics["auc"], abs=2e-3)
     raw, calibrated = result["aucs"]["combined" if model == "attn-ocgan" else "score"]
