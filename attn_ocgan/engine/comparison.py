@@ -3,7 +3,7 @@
 Reads every protocol CSV ``results/<tag>_<model>.csv`` whose tag belongs to a dataset family
 (``mnist``: tags ``mnist`` and ``mnist-*``; ``cifar10``: tags starting with ``cifar10``), so
 variants such as ``mnist-ema`` or ``cifar10-jpeg`` appear as their own rows. Per class: the mean
-over seeds (± std when there are several); the mean column averages the classes present.
+over seeds (± sample std when there are several); the mean column averages the classes present.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from ..reference import CLASS_NAMES, PAPER_ROWS, is_floor, without_measured_floor
 from .io import atomic_write_text
-from .protocol import read_rows, row_selection
+from .protocol import SPREAD_NOTE, read_rows, row_selection, seed_cell
 
 MODEL_ORDER = ("ocgan", "attn-ocgan", "ganomaly", "anogan", "pixel-knn", "pixel-pca")
 CSV_NAME = re.compile(r"^(?P<tag>.+)_(?P<model>[a-z0-9-]+)\.csv$")
@@ -85,13 +85,6 @@ def published_rows(dataset: str, rows: list[MeasuredRow]) -> dict[str, list[floa
     return published
 
 
-def _cell(values: list[float]) -> str:
-    if not values:
-        return "—"
-    text = f"{np.mean(values):.3f}"
-    return text + (f" ± {np.std(values):.3f}" if len(values) > 1 else "")
-
-
 def _mean(per_class: dict[int, list[float]], n_classes: int) -> str:
     means = [float(np.mean(v)) for v in per_class.values() if v]
     if not means:
@@ -104,7 +97,7 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: 
     lines = [f"# {title} (ROC AUC, one normal class vs the rest)", "",
              "Written by `attn-ocgan compare` from the protocol tables in this folder; published rows from "
              "../shared/DESIGN.md. Ours: the model of the last epoch unless a note below says otherwise, never "
-             "selected on test labels; ± is the std over seeds; a mean over fewer than all classes says how many. "
+             "selected on test labels; " + SPREAD_NOTE + "; a mean over fewer than all classes says how many. "
              "The mean of a published row is the mean of its per-class values (the paper's own CIFAR-10 means are .6566 for OCGAN and .673 for attention "
              "OCGAN).", ""]
     for dataset in datasets:
@@ -112,7 +105,7 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: 
         rows = measured_rows(results_dir, dataset, tags, models, exclude)
         lines += [f"## {dataset}", "", "| method | " + " | ".join(names) + " | mean |", "|" + "---|" * (len(names) + 2)]
         for row in rows:
-            cells = [_cell(row.per_class.get(k, [])) for k in range(len(names))]
+            cells = [seed_cell(row.per_class.get(k, [])) for k in range(len(names))]
             lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {_mean(row.per_class, len(names))} |")
         for name, values in published_rows(dataset, rows).items():
             lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.4f} |")

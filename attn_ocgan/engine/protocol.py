@@ -162,6 +162,17 @@ def append_row(csv_path: Path, row: dict, class_names, dataset: str | None = Non
             atomic_write_text(log, "\n".join(lines) + "\n")
 
 
+SPREAD_NOTE = "± is the sample std over seeds (ddof 1)"
+
+
+def seed_cell(values: list[float]) -> str:
+    """One class's AUCs over seeds as a table cell: the mean, and ± the sample standard deviation
+    (ddof 1, the unbiased estimate for a handful of seeds) when there are several."""
+    if not values:
+        return "—"
+    return f"{np.mean(values):.3f}" + (f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else "")
+
+
 def reference_rows(dataset: str, tag: str) -> dict[str, list[float]]:
     """The published rows for this dataset: MNIST (not mnist5k, whose test set differs) and CIFAR-10
     (also as an image folder whose tag names it, e.g. --tag cifar10-jpeg)."""
@@ -173,7 +184,7 @@ def reference_rows(dataset: str, tag: str) -> dict[str, list[float]]:
 
 
 def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, dataset: str | None = None) -> Path:
-    """Per-class mean (+- std over seeds) AUC beside the published rows for this dataset."""
+    """Per-class mean (± sample std over seeds) AUC beside the published rows for this dataset."""
     rows = [r for r in read_rows(csv_path) if r["model"] == model and r["dataset"] == tag]
     n_classes = len(class_names)
     per_class: dict[int, list[float]] = {}
@@ -186,11 +197,8 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, data
     for k in range(n_classes):
         values = per_class.get(k, [])
         if values:
-            mean, std = float(np.mean(values)), float(np.std(values))
-            means.append(mean)
-            cells.append(f"{mean:.3f}" + (f" ± {std:.3f}" if len(values) > 1 else ""))
-        else:
-            cells.append("—")
+            means.append(float(np.mean(values)))
+        cells.append(seed_cell(values))
     overall = f"**{np.mean(means):.4f}**" + ("" if len(means) == n_classes else f" ({len(means)}/{n_classes} classes)") if means else "—"
     floor = is_floor(model)
     lines.append(f"| {model} ({'floor' if floor else 'ours'}) | " + " | ".join(cells) + f" | {overall} |")
@@ -206,7 +214,7 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, data
         selections = sorted({row_selection(r) for r in rows})
         chosen = sorted({int(r["selected_epoch"]) for r in rows if row_selection(r) != LAST_EPOCH and r.get("selected_epoch")})
         summary = (f"Ours: seeds {seeds}, epochs {epochs}; model: {'; '.join(selections)}"
-                   + (f" (chosen epochs {chosen})" if chosen else "") + "; never selected on test labels; ± is the std over seeds.")
+                   + (f" (chosen epochs {chosen})" if chosen else "") + f"; never selected on test labels; {SPREAD_NOTE}.")
     lines += ["", f"{summary} Rows: {csv_path.name}.", "", "Produced by:", ""]
     lines += [f"    {c}" for c in commands]
     negatives = sorted({r.get("negatives") or "strict one-class" for r in rows})
