@@ -1,12 +1,12 @@
 """attn-ocgan compare: one table per dataset family from the protocol CSVs, published rows beside them."""
 import csv
 import multiprocessing
-import time
 
 from attn_ocgan.cli import main
 from attn_ocgan.engine.comparison import measured_rows
-from attn_ocgan.engine.io import file_lock
 from attn_ocgan.engine.protocol import CSV_COLUMNS
+
+from .lock_worker import add_one
 
 
 def _write(path, rows):
@@ -54,22 +54,14 @@ def test_compare_writes_every_model_per_dataset_family(tmp_path):
     assert main(["compare", "--results", str(tmp_path), "--datasets", "svhn", "--out", str(out)]) == 2
 
 
-def _add_one(path, times):
-    for _ in range(times):
-        with file_lock(path):
-            value = int(path.read_text())
-            time.sleep(0.002)  # widen the read-modify-write window
-            path.write_text(str(value + 1))
-
-
 def test_file_lock_serialises_read_modify_write_across_processes(tmp_path):
     counter = tmp_path / "counter.txt"
     counter.write_text("0")
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_add_one, args=(counter, 25)) for _ in range(3)]
+    workers = [context.Process(target=add_one, args=(counter, 25)) for _ in range(3)]
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(60)
+        worker.join(300)
     assert [w.exitcode for w in workers] == [0, 0, 0]
     assert int(counter.read_text()) == 75
