@@ -172,6 +172,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     fixed_test = {group: data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:N_FIXED_TEST_IMAGES]].to(device)
                   for group, is_novel in (("test_normal", 0), ("test_novel", 1))}
 
+    progress_key = getattr(algorithm, "progress_loss", "generator/recon")
+    progress_name = progress_key.rsplit("/", 1)[-1]
     with SummaryWriter(log_dir=str(run_dir)) as writer:
         for epoch in range(start_epoch, config.train.epochs):
             started = time.perf_counter()
@@ -185,14 +187,15 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
                 for name, value in logs.items():
                     sums[name] = sums.get(name, 0.0) + value
                 n_steps += 1
-                if n_steps % 10 == 0:
-                    bar.set_postfix(recon=f"{logs.get('generator/recon', 0):.4f}")
+                if n_steps % 10 == 0 and progress_key in logs:  # e.g. attention pre-training logs no generator
+                    bar.set_postfix({progress_name: f"{logs[progress_key]:.4f}"})
             algorithm.end_epoch(train_images)  # e.g. score statistics, from normal training images only
             train_seconds += time.perf_counter() - started
             for name, total in sums.items():
                 writer.add_scalar(f"loss/{name}", total / max(n_steps, 1), epoch + 1)
             writer.add_scalar("time/train_seconds", train_seconds, epoch + 1)
-            message = f"epoch {epoch + 1}/{config.train.epochs}: recon {sums.get('generator/recon', 0) / max(n_steps, 1):.4f}"
+            message = (f"epoch {epoch + 1}/{config.train.epochs}: "
+                       f"{progress_name} {sums.get(progress_key, 0.0) / max(n_steps, 1):.4f}")
             if config.train.select_epoch == "validation":
                 val_auc = auc(validation_is_novel.numpy(), compute_scores(model, validation_images))
                 writer.add_scalar("auc/validation", val_auc, epoch + 1)

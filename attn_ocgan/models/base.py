@@ -15,6 +15,8 @@ class Algorithm:
     """Base of the per-model training recipes; subclasses fill ``self.optimizers`` and ``train_step``."""
 
     optimizers: dict[str, torch.optim.Optimizer]
+    # The train_step log the progress bar and the epoch line show (its last path part names it).
+    progress_loss: str = "generator/recon"
 
     def train_step(self, images: torch.Tensor, epoch: int) -> dict[str, float]:
         raise NotImplementedError

@@ -34,6 +34,8 @@ N_GRID_IMAGES = 8
 class AttnOCGANAlgorithm:
     """Owns the optimisers of both GANs and of the attention branch; attention off = vanilla OCGAN."""
 
+    progress_loss = "generator/recon"  # the first GAN's reconstruction, as vanilla OCGAN shows it
+
     def __init__(self, model: AttnOCGAN, config: AttnOCGANConfig, train: TrainConfig):
         self.model = model
         self.config = config
