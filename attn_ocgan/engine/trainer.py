@@ -172,7 +172,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     fixed_test = {group: data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:N_FIXED_TEST_IMAGES]].to(device)
                   for group, is_novel in (("test_normal", 0), ("test_novel", 1))}
 
-    progress_key = getattr(algorithm, "progress_loss", "generator/recon")
+    progress_key = algorithm.progress_loss
     progress_name = progress_key.rsplit("/", 1)[-1]
     with SummaryWriter(log_dir=str(run_dir)) as writer:
         for epoch in range(start_epoch, config.train.epochs):

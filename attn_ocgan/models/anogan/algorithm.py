@@ -14,6 +14,7 @@ N_RESIDUAL_IMAGES = 8  # per group: the latent search makes residual grids cost 
 
 class AnoGANAlgorithm(Algorithm):
     progress_loss = "generator"  # a plain DCGAN: no reconstruction term, its adversarial loss
+
     def __init__(self, model: AnoGAN, config: AnoGANConfig, train: TrainConfig):
         self.model = model
         self.config = config

@@ -14,6 +14,7 @@ from .torch_model import GANomaly
 
 class GANomalyAlgorithm(Algorithm):
     progress_loss = "generator/contextual"  # L1(G(x), x), the reconstruction term
+
     def __init__(self, model: GANomaly, config: GANomalyConfig, train: TrainConfig):
         self.model = model
         self.config = config
