@@ -42,7 +42,8 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
     Besides the AUC: AUC per novel class, per score component (two-GAN models), the complexity
     diagnostic (``complexity_metrics``) and, with attention, mask statistics."""
     test_scores, test_columns = scores_and_columns(model, data.test)
-    train_scores, train_columns = scores_and_columns(model, data.train)
+    train_images = train_statistics_images(model, data.train)
+    train_scores, train_columns = scores_and_columns(model, train_images)
     is_novel = data.test_is_novel.numpy()
     metrics = {
         "auc": auc(is_novel, test_scores),
@@ -50,7 +51,8 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
         "normal_class_name": data.class_names[data.normal_class],
         "n_test": int(len(is_novel)),
         "n_test_novel": int(is_novel.sum()),
-        "n_train": int(len(train_scores)),
+        "n_train": int(len(data.train)),
+        "n_train_scored": int(len(train_scores)),
         "score_mean": {
             "train_normal": float(train_scores.mean()),
             "test_normal": float(test_scores[is_novel == 0].mean()),
@@ -64,7 +66,7 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
     }
     if "first_gan" in test_columns:
         metrics["auc_per_score_component"] = {name: auc(is_novel, scores) for name, scores in test_columns.items()}
-    metrics["complexity"] = complexity_metrics(model, train_columns, test_columns, data.train, data.test, is_novel)
+    metrics["complexity"] = complexity_metrics(model, train_columns, test_columns, train_images, data.test, is_novel)
     if has_attention(model):
         metrics["score_combination"] = score_combination(model)
         metrics["masks"] = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
@@ -85,6 +87,21 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             save_panel_figure(out_dir / "residuals.png", model.eval().residual_panel, data, title, device=model_device(model))
         atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+TRAIN_STATISTICS_SEED = 0
+
+
+def train_statistics_images(model, train: torch.Tensor) -> torch.Tensor:
+    """The normal training images whose scores the statistics (score mean, histogram, complexity
+    diagnostic) are computed on: all of them, or, for a model whose scoring is expensive (it sets
+    ``train_statistics_images``, e.g. AnoGAN's per-image latent search), a subset of that many drawn
+    with a fixed seed. The test AUC never depends on it."""
+    limit = getattr(model, "train_statistics_images", None)
+    if limit is None or len(train) <= limit:
+        return train
+    chosen = torch.randperm(len(train), generator=torch.Generator().manual_seed(TRAIN_STATISTICS_SEED))[:limit]
+    return train[chosen.sort().values]
 
 
 def score_combination(model) -> dict:
@@ -195,4 +212,5 @@ def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8, devi
 
 
 __all__ = ["auc", "complexity_metrics", "component_aucs", "component_columns", "compute_scores", "evaluate_model",
-           "has_attention", "has_score_components", "mask_statistics", "save_panel_figure", "scores_and_columns"]
+           "has_attention", "has_score_components", "mask_statistics", "save_panel_figure", "scores_and_columns",
+           "train_statistics_images"]

@@ -87,3 +87,25 @@ def test_anogan_evaluation_writes_residual_images(tmp_path):
     metrics = evaluate_model(model, data, tmp_path, title="anogan")
     assert 0 <= metrics["auc"] <= 1
     assert {"metrics.json", "roc.png", "score_histogram.png", "residuals.png"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_anogan_train_statistics_use_a_seeded_subset_of_the_training_images(monkeypatch):
+    """AnoGAN's scores each cost a latent search: evaluation scores only ``train_statistics_images``
+    normal training images (the same ones every time) and all the test images."""
+    from attn_ocgan.data.one_class import OneClassData
+    from attn_ocgan.engine.evaluation import evaluate_model, train_statistics_images
+
+    model = AnoGAN(AnoGANConfig(**{**SMALL_MODEL_ARGS["anogan"], "search_steps": 2}))
+    monkeypatch.setattr(model, "train_statistics_images", 4, raising=False)
+    train = _images(10)
+    chosen = train_statistics_images(model, train)
+    assert len(chosen) == 4
+    torch.testing.assert_close(chosen, train_statistics_images(model, train))  # seeded: the same subset
+    assert not torch.equal(chosen, train[:4])  # drawn, not the first four
+    assert all(any(torch.equal(image, other) for other in train) for image in chosen)
+    data = OneClassData(train=train, validation=_images(0), test=_images(6, seed=1),
+                        test_is_novel=torch.tensor([0, 1] * 3), test_classes=torch.tensor([0, 1] * 3),
+                        normal_class=0, class_names=("a", "b"))
+    metrics = evaluate_model(model, data)
+    assert (metrics["n_train"], metrics["n_train_scored"], metrics["n_test"]) == (10, 4, 6)
+    assert train_statistics_images(torch.nn.Identity(), train) is train  # other models: every training image

@@ -77,6 +77,9 @@ class AnoGAN(nn.Module):
         return latent, final, history
 
     score_name = "anomaly loss after the latent search"
+    # Evaluation scores this many normal training images (seeded subset) for the train-normal
+    # statistics and histogram, not all: each score costs a whole latent search.
+    train_statistics_images = 1000
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Novelty score (B,): the anomaly loss after the latent search."""
