@@ -64,7 +64,7 @@ def common_options(function):
         click.option("--size", type=int, default=None, help="Image side in pixels (default 32)."),
         click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."),
         click.option("--device", default=None, help=f"Where to train and score: {DEVICE_HELP}. Default auto."),
-        click.option("--eval-every", type=int, default=None, help="Log test AUC to TensorBoard every N epochs (monitoring only)."),
+        click.option("--eval-every", type=int, default=None, help="Log test AUC to TensorBoard every N epochs and at the last (monitoring only; 0: never)."),
         click.option("--select-epoch", type=click.Choice(["last", "validation"]), default=None,
                      help="Which epoch's model is the result: last (default), or the best AUC on a validation split of "
                           "training images (held-out normal images vs other-class training images; never test images)."),

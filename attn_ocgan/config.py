@@ -49,7 +49,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: torch's default
     device: str = "auto"  # auto (cuda when available, else cpu), cpu, cuda, cuda:N
-    eval_every: int = 1  # evaluate test AUC for TensorBoard every N epochs (0: only at the end)
+    eval_every: int = 1  # test AUC to TensorBoard every N epochs and at the last (0: never; evaluation follows training)
     # Which epoch's model is the result: "last", or "validation" (the epoch with the best AUC on the
     # validation split drawn from the training images, as the official OCGAN code selected).
     select_epoch: str = "last"

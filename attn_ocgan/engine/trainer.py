@@ -204,8 +204,10 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
                     best = {"val_auc": val_auc, "epoch": epoch + 1}
                     save_checkpoint(selected, config, model, None, epoch + 1, extra={"train_seconds": train_seconds, "best": best})
             every = config.train.eval_every
-            if (every and (epoch + 1) % every == 0) or epoch + 1 == config.train.epochs:
+            if every and ((epoch + 1) % every == 0 or epoch + 1 == config.train.epochs):
                 # Monitoring only: never used to choose a model (--select-epoch validation uses the validation split).
+                # 0: never; train and protocol evaluate the final model afterwards anyway (AnoGAN's
+                # scoring is a latent search per image, as long as several epochs of training).
                 test_auc = auc(data.test_is_novel.numpy(), compute_scores(model, data.test))
                 writer.add_scalar("auc/test", test_auc, epoch + 1)
                 message += f", test AUC {test_auc:.4f}"

@@ -122,3 +122,16 @@ def test_runs_saved_before_the_selection_keys_existed_still_resume():
     del older["train"]["select_epoch"], older["data"]["val_novel"]
     assert trainer_module._same_run(older, wanted)
     assert not trainer_module._same_run(older, {**wanted, "train": {**wanted["train"], "select_epoch": "validation"}})
+
+
+@pytest.mark.parametrize("eval_every,scored_epochs", [(0, 0), (2, 2)])
+def test_eval_every_scores_the_test_set_every_n_epochs_and_at_the_last_and_zero_never(tmp_path, monkeypatch, eval_every, scored_epochs):
+    """--eval-every 0 leaves the test set to the evaluation after training (AnoGAN's scoring is a
+    latent search per image: scoring it twice cost a third of a protocol cell); 2 of 3 epochs: 2 and 3."""
+    n_test = len(trainer_module.load_one_class(_config().data).test)
+    sizes = []
+    real_compute_scores = trainer_module.compute_scores
+    monkeypatch.setattr(trainer_module, "compute_scores", lambda model, images: sizes.append(len(images)) or real_compute_scores(model, images))
+    config = dataclasses.replace(_config(), train=TrainConfig(epochs=3, batch_size=100, eval_every=eval_every))
+    trainer_module.train(config, tmp_path / "run", progress=False)
+    assert sizes.count(n_test) == scored_epochs
