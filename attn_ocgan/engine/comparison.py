@@ -131,7 +131,7 @@ def write_comparison(results_dir: Path, out: Path, datasets=("mnist", "cifar10")
         panels = {}
         for dataset in datasets:
             rows = measured_rows(results_dir, dataset, tags, models, exclude)
-            panels[dataset] = ([(r.label, {k: float(np.mean(v)) for k, v in r.per_class.items()}) for r in rows],
+            panels[dataset] = ([(r.label, r.model, {k: float(np.mean(v)) for k, v in r.per_class.items()}) for r in rows],
                                published_rows(dataset, rows), CLASS_NAMES[dataset])
         save_comparison_plot(figure, panels)
     return out

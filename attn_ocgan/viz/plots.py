@@ -126,18 +126,32 @@ def save_image_table(path: Path, panels: dict[str, tuple[list[str], "torch.Tenso
     return next(iter(grids.values()))[1]
 
 
+def method_colours(panels: dict) -> dict[str, tuple]:
+    """One colour per method across all panels: our rows by model name (every tag of one model shares
+    it), published rows by their label; assigned in order of first appearance."""
+    keys = []
+    for ours, published, _ in panels.values():
+        keys += [model for _, model, _ in ours] + list(published)
+    palette = list(plt.cm.tab10.colors) + list(plt.cm.Dark2.colors)
+    return {key: palette[i % len(palette)] for i, key in enumerate(dict.fromkeys(keys))}
+
+
 def save_comparison_plot(path: Path, panels: dict) -> None:
     """One panel per dataset: per-class AUC of each of our rows (filled markers, lines) and of the
-    published rows (hollow markers). ``panels``: {dataset: ([(label, {class: auc})], {name: [auc]}, class_names)}."""
+    published rows (hollow markers). ``panels``: {dataset: ([(label, model, {class: auc})], {name: [auc]},
+    class_names)}. A method keeps its colour in every panel; a model's second tag in a panel is dashed."""
+    colours = method_colours(panels)
     figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
     for axis, (dataset, (ours, published, names)) in zip(axes[0], panels.items()):
         x = np.arange(len(names))
-        colours = iter(plt.cm.tab10.colors * 2)  # one colour per row across ours and the published ones
-        for label, per_class in ours:
+        drawn = set()
+        for label, model, per_class in ours:
             classes = sorted(per_class)
-            axis.plot(classes, [per_class[k] for k in classes], "o-", lw=1.5, color=next(colours), label=label)
+            style = "o--" if model in drawn else "o-"
+            drawn.add(model)
+            axis.plot(classes, [per_class[k] for k in classes], style, lw=1.5, color=colours[model], label=label)
         for label, values in published.items():
-            axis.plot(x, values, linestyle="none", marker="s", markerfacecolor="none", color=next(colours), label=label)
+            axis.plot(x, values, linestyle="none", marker="s", markerfacecolor="none", color=colours[label], label=label)
         axis.set_xticks(x, names, rotation=45 if max(len(n) for n in names) > 2 else 0)
         axis.set(title=dataset, xlabel="normal class", ylabel="ROC AUC")
         axis.grid(alpha=0.3)

@@ -65,3 +65,15 @@ def test_file_lock_serialises_read_modify_write_across_processes(tmp_path):
         worker.join(300)
     assert [w.exitcode for w in workers] == [0, 0, 0]
     assert int(counter.read_text()) == 75
+
+
+def test_comparison_plot_gives_each_method_one_colour_in_every_panel():
+    from attn_ocgan.viz.plots import method_colours
+
+    panels = {"mnist": ([("ocgan (ours, mnist)", "ocgan", {0: 0.9}), ("ocgan (ours, mnist-ema)", "ocgan", {0: 0.9}),
+                         ("anogan (ours, mnist)", "anogan", {0: 0.9})], {"OCGAN (paper)": [0.9]}, ["0"]),
+              "cifar10": ([("anogan (ours, cifar10-jpeg)", "anogan", {0: 0.6})],
+                          {"OCGAN (paper)": [0.7], "DSVDD (paper)": [0.6]}, ["plane"])}
+    colours = method_colours(panels)
+    assert set(colours) == {"ocgan", "anogan", "OCGAN (paper)", "DSVDD (paper)"}  # one entry per method, not per panel
+    assert len(set(colours.values())) == 4  # and no two methods share one
