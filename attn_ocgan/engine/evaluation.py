@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
+from tqdm.auto import tqdm
 
 from ..errors import UserError
 from .calibration import calibrate_columns, image_complexity, z_combination
@@ -22,8 +23,18 @@ def compute_scores(model, images: torch.Tensor, batch_size: int = 1000) -> np.nd
     if len(images) == 0:
         return np.zeros(0, dtype=np.float64)
     device = model_device(model)
-    scores = [model.score(images[start:start + batch_size].to(device)).cpu() for start in range(0, len(images), batch_size)]
+    scores = [model.score(images[start:start + batch_size].to(device)).cpu() for start in batch_starts(len(images), batch_size)]
     return torch.cat(scores).double().numpy()
+
+
+SCORING_BAR_DELAY_S = 10.0
+
+
+def batch_starts(n: int, batch_size: int):
+    """The first index of each batch, with a progress bar that appears only when scoring takes longer
+    than SCORING_BAR_DELAY_S (AnoGAN's latent search: about a minute a batch on a CPU)."""
+    return tqdm(range(0, n, batch_size), desc=f"scoring {n} images", unit="batch", leave=False,
+                delay=SCORING_BAR_DELAY_S, dynamic_ncols=True)
 
 
 def auc(is_novel, scores) -> float:
@@ -129,7 +140,7 @@ def scores_and_columns(model, images: torch.Tensor, batch_size: int = 1000) -> t
     model.eval()
     device = model_device(model)
     scores, components = [], []
-    for start in range(0, len(images), batch_size):
+    for start in batch_starts(len(images), batch_size):
         batch_components = model.score_components(images[start:start + batch_size].to(device))
         scores.append(model.combine_score_components(batch_components).cpu())  # on the model's device, as score()
         components.append(batch_components.cpu())

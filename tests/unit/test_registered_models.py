@@ -109,3 +109,19 @@ def test_anogan_train_statistics_use_a_seeded_subset_of_the_training_images(monk
     metrics = evaluate_model(model, data)
     assert (metrics["n_train"], metrics["n_train_scored"], metrics["n_test"]) == (10, 4, 6)
     assert train_statistics_images(torch.nn.Identity(), train) is train  # other models: every training image
+
+
+def test_slow_scoring_shows_a_progress_bar_and_keeps_the_batch_order(monkeypatch, capsys):
+    from attn_ocgan.engine import evaluation
+
+    class MeanScorer(torch.nn.Module):
+        def score(self, x):
+            return x.flatten(1).mean(1)
+
+    images = torch.arange(5.0).view(5, 1, 1, 1)
+    assert evaluation.compute_scores(MeanScorer(), images, batch_size=2).tolist() == [0, 1, 2, 3, 4]
+    assert "scoring" not in capsys.readouterr().err  # fast scoring: no bar
+    monkeypatch.setattr(evaluation, "SCORING_BAR_DELAY_S", 0.0)
+    assert evaluation.compute_scores(MeanScorer(), images, batch_size=2).tolist() == [0, 1, 2, 3, 4]
+    bar = capsys.readouterr().err
+    assert "scoring 5 images" in bar and "0/3 " in bar  # counts three batches of at most 2
