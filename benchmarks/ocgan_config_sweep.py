@@ -9,8 +9,9 @@ for monitoring only, as in the trainer's TensorBoard view.
 Each row also carries ``val_auc_calibrated``, the validation AUC of the complexity-calibrated score
 (``attn_ocgan/engine/calibration.py``; a diagnostic, ``--no-calibration`` skips it).
 
-Each epoch prints and appends one JSON line to ``--log``; a (class, variant) whose last epoch
-is already in the log is skipped, so an interrupted sweep resumes where it stopped.
+Each epoch prints and appends one JSON line to ``--log`` (with the command, machine and date that
+produced it); a (class, variant) whose last epoch is already in the log is skipped, so an
+interrupted sweep resumes where it stopped.
 
     python benchmarks/ocgan_config_sweep.py --data-root ../shared/data --classes 8,5 --epochs 35 \\
         --variant '{}' --variant '{"latent_adv_weight": 10}' --log results/ocgan_sweep_mnist.jsonl
@@ -19,7 +20,9 @@ is already in the log is skipped, so an interrupted sweep resumes where it stopp
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,9 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
+from attn_ocgan.engine.environment import machine_description  # noqa: E402
 from attn_ocgan.engine.evaluation import (auc, complexity_metrics, compute_scores, has_attention,  # noqa: E402
                                          mask_statistics, scores_and_columns)
-from attn_ocgan.engine.protocol import parse_int_list  # noqa: E402
+from attn_ocgan.engine.io import atomic_write_text  # noqa: E402
+from attn_ocgan.engine.protocol import check_classes, parse_int_list  # noqa: E402
+from attn_ocgan.errors import UserError  # noqa: E402
 from attn_ocgan.engine.trainer import _batches  # noqa: E402
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
 
@@ -111,10 +117,31 @@ def summarise(log: Path, epochs_at=(15, 25, 35), window: tuple[int, int] = (16, 
     figure.tight_layout()
     png = log.with_suffix(".png")
     figure.savefig(png, dpi=100)
-    lines += attention_table(runs, window) + calibration_table(runs, window)
+    lines += attention_table(runs, window) + calibration_table(runs, window) + provenance(log)
     md = log.with_suffix(".md")
-    md.write_text("\n".join(lines + ["", f"![validation AUC per epoch]({png.name})", ""]))
+    atomic_write_text(md, "\n".join(lines + ["", f"![validation AUC per epoch]({png.name})", ""]))
     return md
+
+
+def provenance(log: Path) -> list[str]:
+    """'Produced by': each distinct command in the log with its machine(s) and dates (rows written
+    before the sweep recorded them are counted, not described)."""
+    sources: dict[str, dict[str, set]] = {}
+    unrecorded = 0
+    for line in log.read_text().splitlines():
+        row = json.loads(line)
+        if "command" not in row:
+            unrecorded += 1
+            continue
+        source = sources.setdefault(row["command"], {"machine": set(), "date": set()})
+        source["machine"].add(row["machine"])
+        source["date"].add(row["date"])
+    lines = ["", "Produced by:", ""]
+    for command, source in sources.items():
+        lines += [f"    {command}", "", f"on {'; '.join(sorted(source['machine']))}, {', '.join(sorted(source['date']))}.", ""]
+    if unrecorded:
+        lines.append(f"{unrecorded} rows predate the sweep's recording of its command (see results/README.md).")
+    return lines
 
 
 def calibration_table(runs: dict, window: tuple[int, int]) -> list[str]:
@@ -178,16 +205,53 @@ def main(argv=None):
     parser.add_argument("--summary-epochs", default="15,25,35", help="--summarise: epochs shown one by one")
     parser.add_argument("--window", default="16,25", help="--summarise: first,last epoch of the averaged window")
     args = parser.parse_args(argv)
-    if args.summarise:
-        window = tuple(int(v) for v in args.window.split(","))
-        print(summarise(Path(args.log), tuple(parse_int_list(args.summary_epochs, "epochs")), window))
-        return
+    command = "python benchmarks/ocgan_config_sweep.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        if args.summarise:
+            if not args.log or not Path(args.log).is_file():
+                raise UserError(f"--summarise reads an existing --log JSON-lines file; got {args.log!r}")
+            try:
+                window = tuple(int(v) for v in args.window.split(","))
+            except ValueError:
+                window = ()
+            if len(window) != 2:
+                raise UserError(f"--window takes first,last epoch (e.g. 16,25); got {args.window!r}")
+            print(summarise(Path(args.log), tuple(parse_int_list(args.summary_epochs, "epochs")), window))
+            return 0
+        splits, classes, variants = checked_sweep_inputs(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    run_sweep(args, splits, classes, variants, command)
+    return 0
+
+
+def checked_sweep_inputs(args):
+    """(splits, classes, variants), each checked before any training starts, so that a typo in the
+    last --variant fails at once instead of after hours of sweeping."""
+    variants = []
+    for text in args.variant or ["{}"]:
+        try:
+            overrides = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UserError(f"--variant {text!r} is not JSON ({error.msg}); pass a dict such as '{{\"latent_channels\": 8}}'") from None
+        if not isinstance(overrides, dict):
+            raise UserError(f"--variant {text!r} must be a JSON dict of model args, e.g. '{{\"latent_channels\": 8}}'")
+        variants.append(overrides)
     splits = load_splits(args.dataset, args.data_root)
+    classes = parse_int_list(args.classes, "classes")
+    check_classes(classes, splits.class_names, args.dataset)
+    for overrides in variants:  # unknown model args raise here
+        resolve_model_config(args.model, args.dataset, overrides, splits.in_channels, splits.train_images.shape[-1])
+    return splits, classes, variants
+
+
+def run_sweep(args, splits, classes, variants, command: str) -> None:
     log = Path(args.log) if args.log else None
-    for normal_class in parse_int_list(args.classes, "classes"):
+    for normal_class in classes:
         data, val_images, val_is_novel = validation_split(splits, normal_class, args.val_fraction, args.val_novel)
-        for variant in args.variant or ["{}"]:
-            overrides = json.loads(variant)
+        for overrides in variants:
             if log and finished(log, normal_class, overrides, args.seed, args.epochs, args.model):
                 print(f"skip class {normal_class} {overrides}: done in {log}", flush=True)
                 continue
@@ -210,6 +274,7 @@ def main(argv=None):
                        "test_auc_monitor_only": round(auc(data.test_is_novel.numpy(), compute_scores(model, data.test)), 4)}
                 if args.model != "ocgan":
                     row["model"] = args.model
+                row.update(command=command, machine=machine_description(), date=datetime.date.today().isoformat())
                 if not args.no_calibration:
                     complexity = complexity_metrics(model, scores_and_columns(model, data.train)[1], val_columns,
                                                     data.train, val_images, val_is_novel.numpy())  # a diagnostic column; the summary does not select on it
@@ -226,4 +291,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
