@@ -38,8 +38,8 @@ from attn_ocgan.engine.evaluation import (auc, complexity_metrics, compute_score
                                          mask_statistics, scores_and_columns)
 from attn_ocgan.engine.io import atomic_write_text  # noqa: E402
 from attn_ocgan.engine.protocol import check_classes, parse_int_list  # noqa: E402
-from attn_ocgan.errors import UserError  # noqa: E402
 from attn_ocgan.engine.trainer import _batches  # noqa: E402
+from attn_ocgan.errors import UserError  # noqa: E402
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
 
 
