@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
-from attn_ocgan.engine.environment import machine_description  # noqa: E402
+from attn_ocgan.engine.environment import machine_description, script_command  # noqa: E402
 from attn_ocgan.engine.evaluation import (auc, complexity_metrics, compute_scores, has_attention,  # noqa: E402
                                          mask_statistics, scores_and_columns)
 from attn_ocgan.engine.io import atomic_write_text  # noqa: E402
@@ -205,8 +204,7 @@ def main(argv=None):
     parser.add_argument("--summary-epochs", default="15,25,35", help="--summarise: epochs shown one by one")
     parser.add_argument("--window", default="16,25", help="--summarise: first,last epoch of the averaged window")
     args = parser.parse_args(argv)
-    command = "python benchmarks/ocgan_config_sweep.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = script_command("benchmarks/ocgan_config_sweep.py", argv)
     try:
         if args.summarise:
             if not args.log or not Path(args.log).is_file():

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
-from attn_ocgan.engine.environment import machine_description  # noqa: E402
+from attn_ocgan.engine.environment import machine_description, script_command  # noqa: E402
 from attn_ocgan.engine.evaluation import auc  # noqa: E402
 from attn_ocgan.engine.protocol import append_row, check_classes, parse_int_list, read_rows  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
@@ -96,7 +95,7 @@ def main(argv=None) -> int:
     if not 0 < args.pca_variance < 1:
         raise SystemExit(f"error: --pca-variance {args.pca_variance} must be between 0 and 1 (e.g. 0.9)")
     tag = args.tag or args.dataset
-    command = "python benchmarks/pixel_baselines.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = script_command("benchmarks/pixel_baselines.py", argv)
     try:
         splits = load_splits(args.dataset, args.data_root)
         classes = parse_int_list(args.classes, "classes")

@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import multiprocessing as mp
-import shlex
 import statistics
 import sys
 import time
@@ -101,7 +100,7 @@ def timed_block(connections, steps: int) -> list[float]:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from attn_ocgan.engine.environment import machine_description
+    from attn_ocgan.engine.environment import machine_description, script_command
     from attn_ocgan.engine.io import atomic_write_json
     from attn_ocgan.errors import UserError
     from attn_ocgan.registry import resolve_model_config
@@ -134,7 +133,7 @@ def main(argv=None) -> dict:
                   "median of per-block ratios of total img/s",
         "machine": machine_description(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python benchmarks/process_parallelism.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "command": script_command("benchmarks/process_parallelism.py", argv),
     }
     out = args.out if args.out is not None else str(REPO / "results" / f"process_parallelism_{args.model}.json")
     if out:

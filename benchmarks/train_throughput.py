@@ -14,7 +14,6 @@ import argparse
 import datetime
 import json
 import resource
-import shlex
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
-from attn_ocgan.engine.environment import machine_description  # noqa: E402
+from attn_ocgan.engine.environment import machine_description, script_command  # noqa: E402
 from attn_ocgan.engine.io import atomic_write_json  # noqa: E402
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
 
@@ -177,7 +176,7 @@ def main(argv=None) -> dict:
         "threads": torch.get_num_threads(),
         "machine": machine_description(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python benchmarks/train_throughput.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "command": script_command("benchmarks/train_throughput.py", argv),
         "quick": args.quick,
     }
     out = args.out if args.out is not None else str(REPO / "results" / ("throughput.json" if args.model == "ocgan" else f"throughput_{args.model}.json"))

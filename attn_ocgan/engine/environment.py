@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import platform
+import shlex
+import sys
 from pathlib import Path
 
 
@@ -24,3 +26,9 @@ def machine_description(device=None) -> str:
 
     where = describe_device(torch.device(device)) if device is not None else "cpu"
     return f"{platform.machine()} {cpu_model_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {where}"
+
+
+def script_command(script: str, argv: list[str] | None = None) -> str:
+    """The re-runnable command line recorded beside a script's results, e.g.
+    'python benchmarks/pixel_baselines.py --dataset mnist' (``argv`` defaults to sys.argv[1:])."""
+    return "python " + shlex.join([script, *(argv if argv is not None else sys.argv[1:])])

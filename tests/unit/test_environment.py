@@ -1,0 +1,18 @@
+"""engine/environment.py: what every result row records about how it was produced."""
+import shlex
+
+from attn_ocgan.engine.environment import machine_description, script_command
+
+
+def test_script_command_quotes_arguments_so_the_line_reruns_as_given():
+    argv = ["--variant", '{"latent_channels": 8}', "--log", "a b.jsonl"]
+    command = script_command("benchmarks/x.py", argv)
+    assert command.startswith("python benchmarks/x.py ")
+    assert shlex.split(command)[2:] == argv  # a shell splits it back into the same arguments
+
+
+def test_machine_description_names_threads_and_torch():
+    import torch
+
+    text = machine_description()
+    assert f"{torch.get_num_threads()} threads" in text and torch.__version__ in text and text.endswith("cpu")
