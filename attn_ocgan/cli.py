@@ -162,7 +162,7 @@ def protocol(config_file, model, dataset, epochs, batch_size, lr, data_root, dow
              model_args, classes, seeds, results_dir, runs_dir, tag, outlier_exposure, variant, device, select_epoch,
              val_fraction, val_novel, **attention_flags):
     """Protocol 2 over classes x seeds: resumable; appends to results/<tag>_<model>.csv and writes the .md table."""
-    from .engine.protocol import parse_int_list, run_protocol
+    from .protocol.runner import parse_int_list, run_protocol
 
     config = build_config(config_file, model, dataset, None, epochs, batch_size, lr, None, data_root, download, size,
                           threads, model_args, eval_every, attention_flags, outlier_exposure, variant, device,
@@ -188,8 +188,8 @@ def protocol(config_file, model, dataset, epochs, batch_size, lr, data_root, dow
 @click.option("--logdir", default="runs/classify", show_default=True, help="TensorBoard folder (one run per variant/seed).")
 def classify(data_root, variants, epochs, batch_size, lr, batch_norm, no_augment, seeds, results_prefix, logdir):
     """Masked vs unmasked COCO32: VGG11 from scratch on each variant, same seed and schedule."""
-    from .engine.classification import ClassifierSchedule, run_masked_vs_unmasked
-    from .engine.protocol import parse_int_list
+    from .studies.classification import ClassifierSchedule, run_masked_vs_unmasked
+    from .protocol.runner import parse_int_list
 
     schedule = ClassifierSchedule(epochs=epochs, batch_size=batch_size, lr=lr, augment=not no_augment,
                                   batch_norm=batch_norm)
@@ -222,7 +222,7 @@ def classify(data_root, variants, epochs, batch_size, lr, batch_norm, no_augment
 @click.option("--logdir", default=None, help="Also write the grids to TensorBoard here.")
 def gradcam(checkpoints, dataset, data_root, normal_class, variant, n_images, head, evidence, seed, out, logdir):
     """Grad-CAM of each checkpoint (and attention masks) on normal and novel test images."""
-    from .engine.explain import run_gradcam_comparison
+    from .studies.gradcam import run_gradcam_comparison
 
     path = run_gradcam_comparison(checkpoints, Path(out), n_images, head, evidence, dataset, data_root, normal_class,
                                   variant, Path(logdir) if logdir else None, seed)
@@ -242,7 +242,7 @@ def gradcam(checkpoints, dataset, data_root, normal_class, variant, n_images, he
 @click.option("--out", "out_prefix", required=True, help="Prefix: writes PREFIX_scores.png and PREFIX_residuals.png.")
 def figures(checkpoints, dataset, data_root, normal_class, n_images, limit, seed, out_prefix):
     """Score distributions and residual images of several models of one normal class."""
-    from .engine.model_figures import run_model_figures
+    from .studies.model_figures import run_model_figures
 
     paths = run_model_figures(checkpoints, Path(out_prefix), n_images, limit or None, seed, dataset, data_root, normal_class)
     click.echo("wrote " + " and ".join(str(path) for path in paths.values()))
@@ -261,7 +261,7 @@ def figures(checkpoints, dataset, data_root, normal_class, n_images, limit, seed
               help="CSV to write (a Markdown table goes beside it).")
 def localize(checkpoints, data_root, variant, split, head, out):
     """Pointing game and IoU of attention and Grad-CAM maps against COCO32 object masks."""
-    from .engine.localisation import run_localisation
+    from .studies.localisation import run_localisation
 
     command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     rows = run_localisation(checkpoints, Path(data_root), Path(out), variant, split, head, command)
@@ -285,7 +285,7 @@ def localize(checkpoints, data_root, variant, split, head, out):
 @click.option("--title", default="Comparison: every model on protocol 2", show_default=True, help="Heading of the table.")
 def compare(results_dir, datasets, out, tags, exclude_tags, models, title):
     """One table of every model's protocol results per dataset, beside the published rows."""
-    from .engine.comparison import write_comparison
+    from .protocol.comparison import write_comparison
     from .reference import CLASS_NAMES
 
     chosen = tuple(d.strip() for d in datasets.split(",") if d.strip())

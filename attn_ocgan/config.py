@@ -118,6 +118,6 @@ def load_config_file(path: str | Path) -> dict:
 
 
 def save_config(config: RunConfig, path: Path) -> None:
-    from .engine.io import atomic_write_text
+    from .utils.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

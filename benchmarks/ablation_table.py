@@ -32,10 +32,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from attn_ocgan.engine.io import atomic_path, atomic_write_text  # noqa: E402
-from attn_ocgan.engine.processes import Job, exit_status, protocol_command, run_jobs  # noqa: E402
-from attn_ocgan.engine.protocol import (check_classes, metrics_log_path, parse_int_list, read_metrics_log,  # noqa: E402
-                                        read_rows, row_selection)
+from attn_ocgan.utils.io import atomic_path, atomic_write_text  # noqa: E402
+from attn_ocgan.protocol.processes import Job, exit_status, protocol_command, run_jobs  # noqa: E402
+from attn_ocgan.protocol.runner import check_classes, parse_int_list  # noqa: E402
+from attn_ocgan.protocol.tables import metrics_log_path, read_metrics_log, read_rows, row_selection  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 from attn_ocgan.reference import CLASS_NAMES  # noqa: E402
 

@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO))
 from attn_ocgan.config import DataConfig, RunConfig, TrainConfig  # noqa: E402
 from attn_ocgan.data import load_one_class  # noqa: E402
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint  # noqa: E402
-from attn_ocgan.engine.environment import machine_description  # noqa: E402
+from attn_ocgan.utils.environment import machine_description  # noqa: E402
 from attn_ocgan.engine.evaluation import auc, compute_scores  # noqa: E402
-from attn_ocgan.engine.io import atomic_write_json  # noqa: E402
+from attn_ocgan.utils.io import atomic_write_json  # noqa: E402
 from attn_ocgan.engine.trainer import train  # noqa: E402
 
 

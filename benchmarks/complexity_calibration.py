@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from attn_ocgan.data import load_one_class  # noqa: E402
 from attn_ocgan.engine.calibration import COMPLEXITY_FLOOR, image_complexity  # noqa: E402
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint  # noqa: E402
-from attn_ocgan.engine.environment import machine_description  # noqa: E402
+from attn_ocgan.utils.environment import machine_description  # noqa: E402
 from attn_ocgan.engine.evaluation import auc, complexity_metrics, scores_and_columns  # noqa: E402
-from attn_ocgan.engine.io import atomic_path, atomic_write_text  # noqa: E402
+from attn_ocgan.utils.io import atomic_path, atomic_write_text  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
 N_FIGURE_NOVEL = 2000  # novel test images drawn per panel (of 9000 on CIFAR-10), so the normal ones stay visible

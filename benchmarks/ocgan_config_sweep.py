@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
-from attn_ocgan.engine.environment import machine_description, script_command  # noqa: E402
+from attn_ocgan.utils.environment import machine_description, script_command  # noqa: E402
 from attn_ocgan.engine.evaluation import (auc, complexity_metrics, compute_scores, has_attention,  # noqa: E402
                                          mask_statistics, scores_and_columns)
-from attn_ocgan.engine.io import atomic_write_text  # noqa: E402
-from attn_ocgan.engine.protocol import check_classes, parse_int_list  # noqa: E402
+from attn_ocgan.utils.io import atomic_write_text  # noqa: E402
+from attn_ocgan.protocol.runner import check_classes, parse_int_list  # noqa: E402
 from attn_ocgan.engine.trainer import _batches  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402

@@ -30,9 +30,10 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
-from attn_ocgan.engine.environment import machine_description, script_command  # noqa: E402
+from attn_ocgan.utils.environment import machine_description, script_command  # noqa: E402
 from attn_ocgan.engine.evaluation import auc  # noqa: E402
-from attn_ocgan.engine.protocol import append_row, check_classes, parse_int_list, read_rows  # noqa: E402
+from attn_ocgan.protocol.runner import check_classes, parse_int_list  # noqa: E402
+from attn_ocgan.protocol.tables import append_row, read_rows  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
 

@@ -100,8 +100,8 @@ def timed_block(connections, steps: int) -> list[float]:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from attn_ocgan.engine.environment import machine_description, script_command
-    from attn_ocgan.engine.io import atomic_write_json
+    from attn_ocgan.utils.environment import machine_description, script_command
+    from attn_ocgan.utils.io import atomic_write_json
     from attn_ocgan.errors import UserError
     from attn_ocgan.registry import resolve_model_config
 

@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attn_ocgan.data import load_one_class  # noqa: E402
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint  # noqa: E402
-from attn_ocgan.engine.environment import machine_description  # noqa: E402
+from attn_ocgan.utils.environment import machine_description  # noqa: E402
 from attn_ocgan.engine.evaluation import evaluate_model, has_attention  # noqa: E402
-from attn_ocgan.engine.io import atomic_write_text  # noqa: E402
-from attn_ocgan.engine.protocol import read_metrics_log  # noqa: E402
+from attn_ocgan.utils.io import atomic_write_text  # noqa: E402
+from attn_ocgan.protocol.tables import read_metrics_log  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
 COLUMNS = ("class", "seed", "epochs", "combined AUC (the score)", "first GAN alone", "masked GAN alone", "mask area",

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from attn_ocgan.config import TrainConfig  # noqa: E402
 from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
-from attn_ocgan.engine.environment import machine_description, script_command  # noqa: E402
-from attn_ocgan.engine.io import atomic_write_json  # noqa: E402
+from attn_ocgan.utils.environment import machine_description, script_command  # noqa: E402
+from attn_ocgan.utils.io import atomic_write_json  # noqa: E402
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from attn_ocgan.engine.io import atomic_path  # noqa: E402
+from attn_ocgan.utils.io import atomic_path  # noqa: E402
 
 
 def pack(root: Path, out: Path) -> int:

@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from attn_ocgan.engine.processes import Job, exit_status, protocol_command, run_jobs  # noqa: E402
-from attn_ocgan.engine.protocol import parse_int_list  # noqa: E402
+from attn_ocgan.protocol.processes import Job, exit_status, protocol_command, run_jobs  # noqa: E402
+from attn_ocgan.protocol.runner import parse_int_list  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 
 

@@ -1,1 +1,1 @@
-"""Training loop, evaluation, checkpoints and the protocol runner."""
+"""Core engine: the training loop, evaluation (scores -> AUC), checkpoints and devices. Names no model."""

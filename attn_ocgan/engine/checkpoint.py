@@ -11,7 +11,7 @@ import torch
 from ..config import RunConfig, run_config_from_dict
 from ..errors import UserError
 from ..registry import create_model, get_spec, update_dataclass
-from .io import atomic_path
+from ..utils.io import atomic_path
 
 CHECKPOINT_FORMAT = "attn-ocgan-checkpoint"
 CHECKPOINT_VERSION = 1

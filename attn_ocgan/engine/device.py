@@ -41,10 +41,3 @@ def prepare_device(device: torch.device) -> None:
     """Per-device speed settings: cuDNN picks the fastest convolution for our fixed 32x32 shapes."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-
-def describe_device(device: torch.device) -> str:
-    """'cpu' or the GPU's name, e.g. 'cuda NVIDIA H100 80GB HBM3'."""
-    if device.type == "cuda":
-        return f"cuda {torch.cuda.get_device_name(device)}"
-    return "cpu"

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from .calibration import calibrate_columns, image_complexity, z_combination
 from .device import model_device
-from .io import atomic_write_json
+from ..utils.io import atomic_write_json
 
 
 @torch.inference_mode()

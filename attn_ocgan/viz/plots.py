@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from ..engine.io import atomic_path  # noqa: E402
+from ..utils.io import atomic_path  # noqa: E402
 
 
 def _save(figure, path: Path) -> None:

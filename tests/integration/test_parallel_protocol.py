@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from attn_ocgan.engine.protocol import read_rows
+from attn_ocgan.protocol.tables import read_rows
 from tests.conftest import REPO
 
 TINY = ["--dataset", "mnist5k", "--epochs", "1", "--batch-size", "100", "--eval-every", "0", "--threads", "1",

@@ -1,9 +1,9 @@
 """Worker of the cross-process file-lock test, in a module of its own so that a spawned process
-imports only the standard library and attn_ocgan.engine.io (not torch): its start-up stays short
+imports only the standard library and attn_ocgan.utils.io (not torch): its start-up stays short
 even on a loaded machine."""
 import time
 
-from attn_ocgan.engine.io import file_lock
+from attn_ocgan.utils.io import file_lock
 
 
 def add_one(path, times):

@@ -5,7 +5,7 @@ import shlex
 import pytest
 
 from attn_ocgan.cli import build_config, protocol
-from attn_ocgan.engine.protocol import append_row
+from attn_ocgan.protocol.tables import append_row
 from attn_ocgan.reference import CLASS_NAMES
 from attn_ocgan.registry import resolve_model_config
 from tests.conftest import load_benchmark

@@ -7,7 +7,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from attn_ocgan.cli import main
 from attn_ocgan.data.coco32_build import build_coco32
 from attn_ocgan.data.datasets import LabeledSplits
-from attn_ocgan.engine.classification import ClassifierSchedule, build_vgg11, epochs_to_reach, train_classifier
+from attn_ocgan.studies.classification import ClassifierSchedule, build_vgg11, epochs_to_reach, train_classifier
 from tests.unit.test_coco32 import _options, write_fake_coco
 
 

@@ -3,8 +3,8 @@ import csv
 import multiprocessing
 
 from attn_ocgan.cli import main
-from attn_ocgan.engine.comparison import measured_rows
-from attn_ocgan.engine.protocol import CSV_COLUMNS
+from attn_ocgan.protocol.comparison import measured_rows
+from attn_ocgan.protocol.tables import CSV_COLUMNS
 
 from .lock_worker import add_one
 

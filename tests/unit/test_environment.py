@@ -1,7 +1,7 @@
-"""engine/environment.py: what every result row records about how it was produced."""
+"""utils/environment.py: what every result row records about how it was produced."""
 import shlex
 
-from attn_ocgan.engine.environment import machine_description, script_command
+from attn_ocgan.utils.environment import machine_description, script_command
 
 
 def test_script_command_quotes_arguments_so_the_line_reruns_as_given():

@@ -10,7 +10,8 @@ from attn_ocgan.data import make_one_class
 from attn_ocgan.data.datasets import LabeledSplits
 from attn_ocgan.engine import trainer as trainer_module
 from attn_ocgan.engine.checkpoint import read_checkpoint
-from attn_ocgan.engine.protocol import read_rows, run_protocol
+from attn_ocgan.protocol.runner import run_protocol
+from attn_ocgan.protocol.tables import read_rows
 from attn_ocgan.errors import UserError
 
 SMALL_OCGAN = {"generator_width": 8, "latent_channels": 8, "classifier_width": 8, "visual_disc_width": 4}
@@ -91,7 +92,7 @@ def test_cli_holds_out_ten_percent_for_validation_selection_unless_told():
 
 
 def test_protocol_evaluates_the_chosen_epoch_and_keeps_selections_in_separate_tables(tmp_path, monkeypatch):
-    import attn_ocgan.engine.protocol as protocol
+    import attn_ocgan.protocol.runner as protocol
 
     _scripted_validation_auc(monkeypatch, [0.8, 0.7])  # the best epoch is not the last
     evaluated = []

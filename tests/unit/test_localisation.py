@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from attn_ocgan.engine.localisation import centre_prior, localisation_metrics, pointing_hits, thresholded_iou
+from attn_ocgan.studies.localisation import centre_prior, localisation_metrics, pointing_hits, thresholded_iou
 from attn_ocgan.errors import UserError
 from attn_ocgan.models.attn_ocgan import AttnOCGAN, AttnOCGANConfig
 from attn_ocgan.models.ocgan import OCGAN, OCGANConfig

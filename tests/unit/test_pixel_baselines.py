@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from attn_ocgan.engine.comparison import measured_rows
-from attn_ocgan.engine.protocol import read_rows
+from attn_ocgan.protocol.comparison import measured_rows
+from attn_ocgan.protocol.tables import read_rows
 from tests.conftest import load_benchmark
 
 
@@ -49,7 +49,7 @@ def test_script_writes_protocol_tables_that_compare_reads(pixel_baselines, tmp_p
     assert pixel_baselines.main([*args, "--pca-variance", "0.95"]) == 0
     assert len(read_rows(tmp_path / "mnist-small_pixel-pca95.csv")) == 1 and len(read_rows(tmp_path / "mnist-small_pixel-pca.csv")) == 1
     # DESIGN.md's floor row stays beside a floor measured on other data, and goes once it is measured on MNIST itself
-    from attn_ocgan.engine.comparison import comparison_markdown
+    from attn_ocgan.protocol.comparison import comparison_markdown
     assert "nearest-neighbour floor (DESIGN.md)" in comparison_markdown(tmp_path, datasets=("mnist",))
     assert pixel_baselines.main(["--dataset", "mnist5k", "--tag", "mnist", "--classes", "1", "--results", str(tmp_path)]) == 0
     mnist_table = comparison_markdown(tmp_path, datasets=("mnist",))

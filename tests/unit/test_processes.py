@@ -1,9 +1,9 @@
-"""attn_ocgan.engine.processes: independent commands, a few at a time, each with its own log."""
+"""attn_ocgan.protocol.processes: independent commands, a few at a time, each with its own log."""
 import sys
 
 import pytest
 
-from attn_ocgan.engine.processes import Job, run_jobs
+from attn_ocgan.protocol.processes import Job, run_jobs
 
 
 def test_every_job_runs_logs_and_reports_its_exit(tmp_path):

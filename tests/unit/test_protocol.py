@@ -1,7 +1,8 @@
 import pytest
 
 from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
-from attn_ocgan.engine.protocol import parse_int_list, read_rows, reference_rows, run_protocol
+from attn_ocgan.protocol.runner import parse_int_list, run_protocol
+from attn_ocgan.protocol.tables import read_rows, reference_rows
 from attn_ocgan.errors import UserError
 
 
@@ -25,7 +26,7 @@ def test_runner_skips_finished_cells(tmp_path, monkeypatch):
     table = csv_path.with_suffix(".md").read_text()
     assert "| ocgan (ours) |" in table and "(2/10 classes)" in table and "cmd one" in table
 
-    import attn_ocgan.engine.protocol as protocol
+    import attn_ocgan.protocol.runner as protocol
 
     trained = []
     real_train = protocol.train

@@ -51,7 +51,8 @@ def test_before_the_masked_gan_trains_its_columns_say_so(score_components, tiny_
 
 def test_the_protocol_logs_each_cells_metrics_and_the_table_is_rebuilt_from_them(score_components, tiny_config, tmp_path):
     """Run folders are not kept: the runner's metrics log must give the same row as the checkpoint."""
-    from attn_ocgan.engine.protocol import metrics_log_path, read_metrics_log, run_protocol
+    from attn_ocgan.protocol.runner import run_protocol
+    from attn_ocgan.protocol.tables import metrics_log_path, read_metrics_log
 
     config = dataclasses.replace(tiny_config, model="attn-ocgan", model_args=SMALL_MODEL_ARGS["attn-ocgan"])
     csv_path = run_protocol(config, [1], [0], tmp_path / "results", tmp_path / "runs", "cmd", progress=False, echo=lambda _: None)
@@ -67,7 +68,7 @@ def test_the_protocol_logs_each_cells_metrics_and_the_table_is_rebuilt_from_them
 
 
 def read_rows_auc(csv_path):
-    from attn_ocgan.engine.protocol import read_rows
+    from attn_ocgan.protocol.tables import read_rows
 
     (row,) = read_rows(csv_path)
     return row["auc"]

@@ -22,8 +22,6 @@ def machine_description(device=None) -> str:
     CPUs); the last part names the GPU when ``device`` is a CUDA device."""
     import torch
 
-    from .device import describe_device
-
     where = describe_device(torch.device(device)) if device is not None else "cpu"
     return f"{platform.machine()} {cpu_model_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {where}"
 
@@ -32,3 +30,13 @@ def script_command(script: str, argv: list[str] | None = None) -> str:
     """The re-runnable command line recorded beside a script's results, e.g.
     'python benchmarks/pixel_baselines.py --dataset mnist' (``argv`` defaults to sys.argv[1:])."""
     return "python " + shlex.join([script, *(argv if argv is not None else sys.argv[1:])])
+
+
+def describe_device(device) -> str:
+    """'cpu' or the GPU's name, e.g. 'cuda NVIDIA H100 80GB HBM3'."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda {torch.cuda.get_device_name(device)}"
+    return "cpu"

@@ -11,8 +11,8 @@ from ..data import load_one_class
 from ..errors import UserError
 from ..viz.gradcam import gradcam_maps, overlay
 from ..viz.plots import save_image_table
-from .checkpoint import model_from_checkpoint, read_checkpoint
-from .evaluation import has_attention
+from ..engine.checkpoint import model_from_checkpoint, read_checkpoint
+from ..engine.evaluation import has_attention
 
 
 @dataclasses.dataclass

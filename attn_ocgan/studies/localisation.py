@@ -19,8 +19,8 @@ from ..data.datasets import load_coco32, load_coco32_masks
 from ..data.one_class import to_unit_range
 from ..errors import UserError
 from ..viz.gradcam import gradcam_maps
-from .explain import load_checkpoints
-from .io import atomic_path, atomic_write_text
+from .gradcam import load_checkpoints
+from ..utils.io import atomic_path, atomic_write_text
 
 
 def pointing_hits(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ CSV_FIELDS = ("checkpoint", "model", "trained_on", "map", "split", "images", "po
 def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: str = "unmasked", split: str = "test",
                      head: str = "visual_discriminator", command: str = "", batch_size: int = 256) -> list[dict]:
     """Rows (one per checkpoint x map kind, plus the centre baseline); writes CSV and a Markdown table."""
-    from .environment import machine_description
+    from ..utils.environment import machine_description
 
     images, masks, _, class_names = coco32_images_and_masks(Path(data_root), variant, split)
     if len(images) == 0:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..data.datasets import LabeledSplits, load_coco32
 from ..data.one_class import to_unit_range
 from ..errors import UserError
-from .io import atomic_path, atomic_write_text
+from ..utils.io import atomic_path, atomic_write_text
 
 # The original authors' numbers on the full 5500-crop COCO32 (5000 train / 500 test).
 REFERENCE = {"masked": {"final_accuracy": 0.9667, "epochs_to_80": 25},
@@ -138,7 +138,7 @@ def run_masked_vs_unmasked(data_root: Path, results_prefix: Path, logdir: Path, 
     """Train on each variant x seed; write PREFIX.csv (per epoch), PREFIX.png and PREFIX.md."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from .environment import machine_description
+    from ..utils.environment import machine_description
 
     histories: dict[tuple[str, int], list[dict]] = {}
     sizes = {}

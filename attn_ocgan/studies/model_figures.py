@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .evaluation import auc, compute_scores
-from .explain import LoadedCheckpoint, data_for, load_checkpoints, pick_test_images
+from ..engine.evaluation import auc, compute_scores
+from .gradcam import LoadedCheckpoint, data_for, load_checkpoints, pick_test_images
 
 
 @torch.no_grad()

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..reference import CLASS_NAMES, PAPER_ROWS, is_floor, without_measured_floor
-from .io import atomic_write_text
-from .protocol import SPREAD_NOTE, read_rows, row_selection, seed_cell
+from ..utils.io import atomic_write_text
+from .tables import SPREAD_NOTE, read_rows, row_selection, seed_cell
 
 MODEL_ORDER = ("ocgan", "attn-ocgan", "ganomaly", "anogan", "pixel-knn", "pixel-pca")
 CSV_NAME = re.compile(r"^(?P<tag>.+)_(?P<model>[a-z0-9-]+)\.csv$")

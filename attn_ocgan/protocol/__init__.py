@@ -1,0 +1,1 @@
+"""Grids of protocol cells (model x class x seed), their result tables and the cross-model comparison."""

@@ -1,0 +1,1 @@
+"""One module per study on trained checkpoints: classification, localisation, Grad-CAM, model figures."""
