@@ -13,39 +13,34 @@ from .errors import UserError
 
 @dataclass(frozen=True)
 class ModelSpec:
-    config_class: type
-    model_class: Callable
-    algorithm_class: Callable
-    dataset_presets: dict[str, dict]
+    config_class: type  # the model's config dataclass (saved in every checkpoint)
+    model_class: Callable  # NoveltyModel subclass, built from a config
+    algorithm_class: Callable  # its training recipe (models.base.Algorithm subclass)
+    dataset_presets: dict[str, dict]  # per-dataset overrides of the config defaults
+    test_args: dict[str, Any]  # a tiny configuration: the parametrised tests train every model with it
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, spec: ModelSpec) -> None:
-    _REGISTRY[name] = spec
+def register_model(name: str, *, config: type, model: Callable, algorithm: Callable,
+                   presets: dict[str, dict] | None = None, test_args: dict[str, Any] | None = None) -> None:
+    """Called by each model folder's ``__init__.py``: adding a model is one folder under ``models/``."""
+    if name in _REGISTRY and _REGISTRY[name].model_class is not model:
+        raise ValueError(f"model name {name!r} is registered twice")
+    _REGISTRY[name] = ModelSpec(config, model, algorithm, dict(presets or {}), dict(test_args or {}))
 
 
 def _ensure_builtin_models() -> None:
-    if "ocgan" not in _REGISTRY:
-        from .models import ocgan
+    """Import every sub-package of ``attn_ocgan.models`` once; each registers itself."""
+    import importlib
+    import pkgutil
 
-        register_model("ocgan", ModelSpec(ocgan.OCGANConfig, ocgan.OCGAN, ocgan.OCGANAlgorithm, ocgan.DATASET_PRESETS))
-    if "attn-ocgan" not in _REGISTRY:
-        from .models import attn_ocgan
+    from . import models
 
-        register_model("attn-ocgan", ModelSpec(attn_ocgan.AttnOCGANConfig, attn_ocgan.AttnOCGAN,
-                                               attn_ocgan.AttnOCGANAlgorithm, attn_ocgan.DATASET_PRESETS))
-    if "ganomaly" not in _REGISTRY:
-        from .models import ganomaly
-
-        register_model("ganomaly", ModelSpec(ganomaly.GANomalyConfig, ganomaly.GANomaly, ganomaly.GANomalyAlgorithm,
-                                             ganomaly.DATASET_PRESETS))
-    if "anogan" not in _REGISTRY:
-        from .models import anogan
-
-        register_model("anogan", ModelSpec(anogan.AnoGANConfig, anogan.AnoGAN, anogan.AnoGANAlgorithm,
-                                           anogan.DATASET_PRESETS))
+    for module in pkgutil.iter_modules(models.__path__):
+        if module.ispkg and module.name != "components":
+            importlib.import_module(f"{models.__name__}.{module.name}")
 
 
 def known_models() -> list[str]:

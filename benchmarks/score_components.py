@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from attn_ocgan.data import load_one_class  # noqa: E402
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint  # noqa: E402
 from attn_ocgan.utils.environment import machine_description  # noqa: E402
-from attn_ocgan.engine.evaluation import evaluate_model, has_attention  # noqa: E402
+from attn_ocgan.engine.evaluation import evaluate_model  # noqa: E402
 from attn_ocgan.utils.io import atomic_write_text  # noqa: E402
 from attn_ocgan.protocol.tables import read_metrics_log  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
@@ -46,7 +46,7 @@ def checkpoint_row(path: Path, data_root: str | None) -> tuple:
     """(normal class index, table cells) for one checkpoint."""
     payload = read_checkpoint(path)
     config, model = model_from_checkpoint(payload)
-    if not has_attention(model):
+    if model.attention_maps(torch.zeros(1, model.config.in_channels, model.config.image_size, model.config.image_size)) is None:
         raise UserError(f"{path} is a {config.model} checkpoint without attention; pass attn-ocgan checkpoints")
     data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
     metrics = evaluate_model(model, data)

@@ -8,20 +8,12 @@ import pytest
 import torch
 
 from attn_ocgan.config import RunConfig, DataConfig, TrainConfig
+from attn_ocgan.registry import get_spec, known_models
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Tiny versions of every registered model (a new model must add itself here: the
-# parametrized model and checkpoint tests fail on a missing entry).
-SMALL_MODEL_ARGS = {
-    "ocgan": {"latent_channels": 6, "generator_width": 8},
-    # mask_warmup_epochs=0: the masked GAN trains in the first step, so the combined score is used
-    # cbam_reduction=2: at width 8 the default reduction leaves one hidden unit, which a ReLU can kill
-    "attn-ocgan": {"latent_channels": 6, "generator_width": 8, "guide_width": 8, "mask_warmup_epochs": 0,
-                   "cbam_reduction": 2},
-    "ganomaly": {"latent_dim": 6, "generator_width": 8, "discriminator_width": 8},
-    "anogan": {"latent_dim": 6, "generator_width": 8, "discriminator_width": 8, "search_steps": 5},
-}
+# Tiny versions of every registered model: each model folder declares its own (``test_args``).
+SMALL_MODEL_ARGS = {name: get_spec(name).test_args for name in known_models()}
 
 
 def load_benchmark(name: str) -> ModuleType:

@@ -70,12 +70,13 @@ class ComplexityCalibration:
         return log_scores - (self.intercept + self.slope * log_complexity)
 
 
-def z_combination(columns: dict[str, np.ndarray], train_columns: dict[str, np.ndarray], weight: float) -> np.ndarray:
-    """The attention model's combination of its two errors, as ``AttnOCGAN.score``: each column
-    z-normalised with its training-image mean and std, then ``(1 - weight) * first + weight * masked``."""
-    first, masked = ((columns[name] - train_columns[name].mean()) / max(float(train_columns[name].std(ddof=1)), 1e-8)
-                     for name in ("first_gan", "masked_gan"))
-    return (1.0 - weight) * first + weight * masked
+def z_combination(columns: dict[str, np.ndarray], train_columns: dict[str, np.ndarray],
+                  weights: dict[str, float]) -> np.ndarray:
+    """A model's linear combination of its score components (``score_component_weights``, e.g. the
+    attention model's ``1 - w`` first GAN and ``w`` masked GAN): each column z-normalised with its
+    training-image mean and std, then weighted and summed."""
+    return sum(weight * (columns[name] - train_columns[name].mean()) / max(float(train_columns[name].std(ddof=1)), 1e-8)
+               for name, weight in weights.items())
 
 
 def calibrate_columns(train_columns: dict[str, np.ndarray], test_columns: dict[str, np.ndarray],

@@ -42,16 +42,12 @@ def auc(is_novel, scores) -> float:
     return float(roc_auc_score(np.asarray(is_novel), np.asarray(scores)))
 
 
-def has_attention(model) -> bool:
-    """True for models built with an attention branch (they expose ``attention_maps``)."""
-    return bool(getattr(getattr(model, "config", None), "attention", False)) and hasattr(model, "attention_maps")
-
-
 def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") -> dict:
     """Score train-normal and test images; write metrics.json, roc.png and score_histogram.png to ``out_dir``.
 
-    Besides the AUC: AUC per novel class, per score component (two-GAN models), the complexity
-    diagnostic (``complexity_metrics``) and, with attention, mask statistics."""
+    Besides the AUC: AUC per novel class, per score component (models with ``score_component_names``),
+    the complexity diagnostic (``complexity_metrics``), the model's ``diagnostics`` and, for models
+    with ``attention_maps``, mask statistics; each of the model's ``figure_panels`` as ``<name>.png``."""
     test_scores, test_columns = scores_and_columns(model, data.test)
     train_images = train_statistics_images(model, data.train)
     train_scores, train_columns = scores_and_columns(model, train_images)
@@ -75,13 +71,14 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             for c in sorted(set(data.test_classes.tolist())) if c != data.normal_class
         },
     }
-    if "first_gan" in test_columns:
+    if model.score_component_names:
         metrics["auc_per_score_component"] = {name: auc(is_novel, scores) for name, scores in test_columns.items()}
     metrics["complexity"] = complexity_metrics(model, train_columns, test_columns, train_images, data.test, is_novel)
-    if has_attention(model):
-        metrics["score_combination"] = score_combination(model)
-        metrics["masks"] = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
-                                                   "test_novel": data.test[is_novel == 1]})
+    metrics.update(model.diagnostics())
+    masks = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
+                                    "test_novel": data.test[is_novel == 1]})
+    if masks is not None:
+        metrics["masks"] = masks
     if out_dir is not None:
         from ..viz.plots import save_roc_curve, save_score_histogram
 
@@ -90,12 +87,9 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
         save_score_histogram(
             out_dir / "score_histogram.png",
             {"train normal": train_scores, "test normal": test_scores[is_novel == 0], "test novel": test_scores[is_novel == 1]},
-            title, getattr(model, "score_name", None),
+            title, model.score_name,
         )
-        if has_attention(model):
-            save_panel_figure(out_dir / "masks.png", model.eval().attention_panel, data, title, device=model_device(model))
-        if hasattr(model, "residual_panel"):
-            save_panel_figure(out_dir / "residuals.png", model.eval().residual_panel, data, title, device=model_device(model))
+        save_panel_figures(out_dir, model, data, title)
         atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
 
@@ -108,33 +102,20 @@ def train_statistics_images(model, train: torch.Tensor) -> torch.Tensor:
     diagnostic) are computed on: all of them, or, for a model whose scoring is expensive (it sets
     ``train_statistics_images``, e.g. AnoGAN's per-image latent search), a subset of that many drawn
     with a fixed seed. The test AUC never depends on it."""
-    limit = getattr(model, "train_statistics_images", None)
+    limit = getattr(model, "train_statistics_images", None)  # a NoveltyModel capability; None for plain modules
     if limit is None or len(train) <= limit:
         return train
     chosen = torch.randperm(len(train), generator=torch.Generator().manual_seed(TRAIN_STATISTICS_SEED))[:limit]
     return train[chosen.sort().values]
 
 
-def score_combination(model) -> dict:
-    """How an attention model's score combines its two errors: the recorded weight of the masked GAN
-    and the normal-training-image statistics each error is normalised with (``active`` False: the
-    masked GAN never trained, so the score is the first GAN's alone)."""
-    return {"masked_score_weight": float(model.config.masked_score_weight), "active": int(model.masked_gan_steps) > 0,
-            "component_mean": model.score_mean.tolist(), "component_std": model.score_std.tolist(),
-            "components": ["first_gan", "masked_gan"]}
-
-
-def has_score_components(model) -> bool:
-    """True for an attention model whose masked GAN has trained: its score combines two errors."""
-    return has_attention(model) and int(getattr(model, "masked_gan_steps", 0)) > 0
-
-
 @torch.inference_mode()
 def scores_and_columns(model, images: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Scores (N,) and the columns they are made of, in one pass over ``images``: ``first_gan`` and
-    ``masked_gan`` (raw errors) for a two-GAN model, whose score is combined from the same components
-    (``combine_score_components``, as its ``score`` does); else ``score`` (the scores themselves)."""
-    if not has_score_components(model):
+    """Scores (N,) and the columns they are made of, in one pass over ``images``: the raw errors named
+    ``score_component_names`` (e.g. ``first_gan`` and ``masked_gan``), whose combination is the score
+    (``combine_score_components``, as the model's ``score`` does); else ``score`` (the scores themselves)."""
+    names = model.score_component_names
+    if not names:
         scores = compute_scores(model, images, batch_size)
         return scores, {"score": scores}
     model.eval()
@@ -145,19 +126,20 @@ def scores_and_columns(model, images: torch.Tensor, batch_size: int = 1000) -> t
         scores.append(model.combine_score_components(batch_components).cpu())  # on the model's device, as score()
         components.append(batch_components.cpu())
     if not components:
-        return np.zeros(0), {"first_gan": np.zeros(0), "masked_gan": np.zeros(0)}
+        return np.zeros(0), {name: np.zeros(0) for name in names}
     combined, columns = torch.cat(scores).double().numpy(), torch.cat(components).double().numpy()
-    return combined, {"first_gan": columns[:, 0], "masked_gan": columns[:, 1]}
+    return combined, {name: columns[:, index] for index, name in enumerate(names)}
 
 
 @torch.inference_mode()
 def component_columns(model, images: torch.Tensor, batch_size: int = 1000) -> dict[str, np.ndarray]:
-    """``score_components`` of a two-GAN model as named columns (N,): first GAN on x, masked GAN on x * M."""
+    """``score_components`` as columns (N,) named ``score_component_names`` (e.g. first GAN on x,
+    masked GAN on x * M)."""
     model.eval()
     device = model_device(model)
     components = torch.cat([model.score_components(images[start:start + batch_size].to(device)).cpu()
                             for start in range(0, len(images), batch_size)]).double().numpy()
-    return {"first_gan": components[:, 0], "masked_gan": components[:, 1]}
+    return {name: components[:, index] for index, name in enumerate(model.score_component_names)}
 
 
 def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns: dict[str, np.ndarray],
@@ -171,8 +153,8 @@ def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns
         train_calibrated, test_calibrated, calibrations = calibrate_columns(train_columns, test_columns, train_images, test_images)
     except UserError as error:  # scores <= 0 or NaN (no log), or nothing to fit: recorded, not raised
         return {"auc_complexity_alone": complexity_alone, "auc_calibrated": None, "note": str(error)}
-    if "first_gan" in test_calibrated:
-        combined = z_combination(test_calibrated, train_calibrated, model.config.masked_score_weight)
+    if model.score_component_names:
+        combined = z_combination(test_calibrated, train_calibrated, model.score_component_weights)
     else:
         combined = test_calibrated["score"]
     return {"auc_complexity_alone": complexity_alone, "auc_calibrated": auc(is_novel, combined),
@@ -188,9 +170,10 @@ def component_aucs(model, images: torch.Tensor, is_novel: np.ndarray, batch_size
 
 
 @torch.inference_mode()
-def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 1000) -> dict:
+def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 1000) -> dict | None:
     """Per group: mean mask value (area), mean |M - 0.5| (0: uniform grey, 0.5: binary), and the
-    mean mask on bright pixels (x > 0, e.g. the strokes of a digit) and on the others."""
+    mean mask on bright pixels (x > 0, e.g. the strokes of a digit) and on the others. None for a
+    model without ``attention_maps``."""
     model.eval()
     device = model_device(model)
     statistics = {}
@@ -199,6 +182,8 @@ def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 10
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].to(device)
             masks = model.attention_maps(batch)
+            if masks is None:
+                return None
             bright = (batch.mean(1, keepdim=True) > 0).float()
             sums += torch.stack([masks.sum(), (masks - 0.5).abs().sum(), (masks * bright).sum(), bright.sum(),
                                  torch.tensor(float(masks.numel()), device=device)]).double().cpu()
@@ -210,18 +195,23 @@ def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 10
 
 
 @torch.inference_mode()
-def save_panel_figure(path: Path, panel, data, title: str = "", n: int = 8, device: torch.device | str = "cpu") -> None:
-    """For the first ``n`` normal and novel test images, the labelled rows of ``panel(images)``:
-    masks.png (``attention_panel``: input / mask / masked input / both reconstructions) or
-    residuals.png (``residual_panel``: input / G(z*) / |x - G(z*)|). Images go to ``device`` (the model's)."""
+def save_panel_figures(out_dir: Path, model, data, title: str = "", n: int = 8) -> list[Path]:
+    """For the first ``n`` normal and novel test images, each of the model's ``figure_panels`` as
+    ``<name>.png`` (e.g. masks.png: input / mask / masked input / both reconstructions; residuals.png:
+    input / G(z*) / |x - G(z*)|). Returns the paths written."""
     from ..viz.plots import save_image_rows
 
-    columns = {column: [(label, rows.cpu()) for label, rows in
-                        panel(data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:n]].to(device))]
-               for column, is_novel in (("normal test images", 0), ("novel test images", 1))}
-    save_image_rows(path, columns, title)
+    model.eval()
+    device = model_device(model)
+    panels = {column: model.figure_panels(data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:n]].to(device))
+              for column, is_novel in (("normal test images", 0), ("novel test images", 1))}
+    written = []
+    for name in panels["normal test images"]:
+        columns = {column: [(label, rows.cpu()) for label, rows in by_name[name]] for column, by_name in panels.items()}
+        save_image_rows(Path(out_dir) / f"{name}.png", columns, title)
+        written.append(Path(out_dir) / f"{name}.png")
+    return written
 
 
 __all__ = ["auc", "complexity_metrics", "component_aucs", "component_columns", "compute_scores", "evaluate_model",
-           "has_attention", "has_score_components", "mask_statistics", "save_panel_figure", "scores_and_columns",
-           "train_statistics_images"]
+           "mask_statistics", "save_panel_figures", "scores_and_columns", "train_statistics_images"]

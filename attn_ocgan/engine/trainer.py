@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig, run_config_from_dict, save_config
 from ..data import OneClassData, load_one_class
 from ..errors import UserError
-from ..registry import create_algorithm, create_model, get_spec, resolve_model_config
+from ..registry import create_algorithm, create_model, get_spec, known_models, resolve_model_config
 from .checkpoint import model_from_checkpoint, read_checkpoint, restore_rng, save_checkpoint
 from .device import prepare_device, resolve_device
 from .evaluation import auc, compute_scores
@@ -79,8 +79,12 @@ def _outlier_images(config: RunConfig, in_channels: int) -> torch.Tensor | None:
     """--outlier-exposure images, checked before anything is written to the run folder."""
     if not config.data.outlier_exposure:
         return None
-    if not hasattr(get_spec(config.model).algorithm_class, "set_outlier_images") or not config.model_args.get("attention", True):
-        raise UserError(f"--outlier-exposure needs a guiding classifier: use --model attn-ocgan with attention on, not {config.model}")
+    model_config = resolve_model_config(config.model, config.data.name, config.model_args, in_channels, config.data.size)
+    if not get_spec(config.model).algorithm_class.uses_outlier_images(model_config):
+        takers = [name for name in known_models() if get_spec(name).algorithm_class.uses_outlier_images(
+            resolve_model_config(name, config.data.name, {}, in_channels, config.data.size))]
+        raise UserError(f"--outlier-exposure needs a model that trains on auxiliary negatives ({', '.join(takers)}), "
+                        f"not {config.model} with these options")
     from ..data.outliers import load_outlier_images
 
     return load_outlier_images(config.data.outlier_exposure, config.data, in_channels)

@@ -1,1 +1,2 @@
-"""Models; each folder registers itself in :mod:`attn_ocgan.registry`."""
+"""Models: one folder per model, each registering itself (``register_model`` in its ``__init__.py``);
+``components/`` holds the parts several models share. The registry imports every folder here."""

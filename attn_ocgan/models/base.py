@@ -1,9 +1,72 @@
-"""What every training recipe shares: named Adam optimisers, one optimiser step, checkpoint state."""
+"""What every model and every training recipe shares.
+
+``NoveltyModel``: the scoring interface the engine uses, with optional capabilities whose
+defaults are neutral (no components, no attention maps, no extra figures), so that evaluation,
+the trainer, the studies and the CLI never test for a particular model.
+``Algorithm``: named Adam optimisers, one optimiser step, epoch hooks, checkpoint state.
+"""
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ..config import TrainConfig
+
+Panel = list[tuple[str, torch.Tensor]]  # labelled rows of images (B, C, H, W) in [-1, 1]
+
+
+class NoveltyModel(nn.Module):
+    """Base of every registered model. Subclasses implement ``score``; the rest is optional."""
+
+    config: object  # the model's config dataclass, saved in every checkpoint
+    score_name: str = "novelty score"  # what ``score`` measures, for axis labels
+    # Evaluation computes the train-normal statistics on at most this many (seeded) training
+    # images; None: all. For models whose scores are expensive (AnoGAN's latent search).
+    train_statistics_images: int | None = None
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Novelty score (B,) of images (B, C, H, W) in [-1, 1]; higher = more novel."""
+        raise NotImplementedError
+
+    # -- optional capabilities -----------------------------------------------------
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The model's reconstruction of ``images`` (B, C, H, W), or None if it has none."""
+        return None
+
+    @property
+    def score_component_names(self) -> tuple[str, ...]:
+        """Names of the raw errors ``score`` combines (``()``: the score is one number)."""
+        return ()
+
+    def score_components(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, K) raw errors named ``score_component_names`` (only where there are any)."""
+        raise NotImplementedError(f"{type(self).__name__} has no score components")
+
+    @property
+    def score_component_weights(self) -> dict[str, float]:
+        """Weights of the z-normalised components in the score, by name (a linear combination;
+        evaluation's complexity diagnostic recombines calibrated components with them)."""
+        return {}
+
+    def combine_score_components(self, components: torch.Tensor) -> torch.Tensor:
+        """(B, K) ``score_components`` -> (B,) the score, exactly as ``score`` combines them."""
+        raise NotImplementedError(f"{type(self).__name__} has no score components")
+
+    def attention_maps(self, images: torch.Tensor) -> torch.Tensor | None:
+        """Masks (B, 1, H, W) in (0, 1), or None for a model without attention."""
+        return None
+
+    def figure_panels(self, images: torch.Tensor) -> dict[str, Panel]:
+        """Named panels evaluation draws for normal and novel test images (``<name>.png``)."""
+        return {}
+
+    def gradcam_heads(self) -> dict[str, nn.Module]:
+        """Single-logit networks Grad-CAM can explain, by name; the first is the default."""
+        return {}
+
+    def diagnostics(self) -> dict:
+        """Extra entries for metrics.json (e.g. how the score's components are combined)."""
+        return {}
 
 
 def adam(modules, train: TrainConfig) -> torch.optim.Adam:
@@ -37,6 +100,20 @@ class Algorithm:
 
     def histograms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return {}
+
+    def image_grids(self, images: torch.Tensor, latent: torch.Tensor, test_normal: torch.Tensor | None = None,
+                    test_novel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Image grids for TensorBoard (tag -> images (N, C, H, W) in [-1, 1]); none by default."""
+        return {}
+
+    @classmethod
+    def uses_outlier_images(cls, config) -> bool:
+        """Whether this recipe, built with model ``config``, takes auxiliary negatives
+        (``--outlier-exposure``) through ``set_outlier_images``. None by default."""
+        return False
+
+    def set_outlier_images(self, images: torch.Tensor) -> None:
+        raise NotImplementedError(f"{type(self).__name__} takes no outlier images")
 
     # -- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict:

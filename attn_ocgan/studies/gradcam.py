@@ -12,7 +12,6 @@ from ..errors import UserError
 from ..viz.gradcam import gradcam_maps, overlay
 from ..viz.plots import save_image_table
 from ..engine.checkpoint import model_from_checkpoint, read_checkpoint
-from ..engine.evaluation import has_attention
 
 
 @dataclasses.dataclass
@@ -21,10 +20,6 @@ class LoadedCheckpoint:
     config: object  # RunConfig
     model: torch.nn.Module
     path: str
-
-    @property
-    def has_attention(self) -> bool:
-        return has_attention(self.model)
 
 
 def checkpoint_label(model_name: str, path) -> str:
@@ -82,15 +77,15 @@ def explanation_columns(checkpoints: list[LoadedCheckpoint], images: torch.Tenso
         columns.append(f"Grad-CAM\n{checkpoint.label}")
         tiles.append(overlay(images, maps))
     for checkpoint in checkpoints:
-        if checkpoint.has_attention:
-            with torch.no_grad():
-                masks = checkpoint.model.attention_maps(images)
+        with torch.no_grad():
+            masks = checkpoint.model.attention_maps(images)
+        if masks is not None:
             columns.append(f"mask\n{checkpoint.label}")
             tiles.append(masks.expand(-1, 3, -1, -1))
     return columns, torch.stack(tiles, dim=1)
 
 
-def run_gradcam_comparison(checkpoint_paths, out: Path, n: int = 16, head: str = "visual_discriminator",
+def run_gradcam_comparison(checkpoint_paths, out: Path, n: int = 16, head: str | None = None,
                            evidence: str = "normal", dataset=None, data_root=None, normal_class=None, variant=None,
                            logdir: Path | None = None, seed: int = 0) -> Path:
     """Write the comparison figure (and a TensorBoard image per group when ``logdir`` is given)."""
@@ -104,7 +99,8 @@ def run_gradcam_comparison(checkpoint_paths, out: Path, n: int = 16, head: str =
         panels[f"{group} test images"] = (columns, tiles)
     class_name = data.class_names[data.normal_class]
     dataset_name = data_config.name + (f" ({Path(data_config.root).name})" if data_config.name == "folder" and data_config.root else "")
-    title = f"{dataset_name}, normal class {data.normal_class} ({class_name}); Grad-CAM on {head} ({evidence} evidence)"
+    head_name = head or "each model's default head"
+    title = f"{dataset_name}, normal class {data.normal_class} ({class_name}); Grad-CAM on {head_name} ({evidence} evidence)"
     save_image_table(Path(out), panels, title=title)
     if logdir is not None:
         from torch.utils.tensorboard import SummaryWriter

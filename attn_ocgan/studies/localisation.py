@@ -70,7 +70,7 @@ CSV_FIELDS = ("checkpoint", "model", "trained_on", "map", "split", "images", "po
 
 
 def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: str = "unmasked", split: str = "test",
-                     head: str = "visual_discriminator", command: str = "", batch_size: int = 256) -> list[dict]:
+                     head: str | None = None, command: str = "", batch_size: int = 256) -> list[dict]:
     """Rows (one per checkpoint x map kind, plus the centre baseline); writes CSV and a Markdown table."""
     from ..utils.environment import machine_description
 
@@ -89,12 +89,12 @@ def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: 
         data = checkpoint.config.data
         trained_on = f"{data.name} class {data.normal_class}"
         kinds = {"gradcam": lambda x: gradcam_maps(checkpoint.model, x, head, "normal", where=str(path))}
-        if checkpoint.has_attention:
+        if _no_grad(checkpoint.model.attention_maps, images[:1]) is not None:
             kinds["attention"] = lambda x: _no_grad(checkpoint.model.attention_maps, x)
         for kind, compute in kinds.items():
             maps = torch.cat([compute(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
             rows.append({"checkpoint": str(path), "model": checkpoint.config.model, "trained_on": trained_on,
-                         "map": kind if kind == "attention" else f"Grad-CAM {head}", "split": split,
+                         "map": kind if kind == "attention" else f"Grad-CAM {head or next(iter(checkpoint.model.gradcam_heads()))}", "split": split,
                          "images": len(images), **localisation_metrics(maps, masks)})
     with atomic_path(out_csv) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, lineterminator="\n")

@@ -17,16 +17,13 @@ from .gradcam import LoadedCheckpoint, data_for, load_checkpoints, pick_test_ima
 def residual_rows(model, images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     """Labelled rows (B, C, H, W): input, the model's reconstruction, |x - reconstruction| (in [0, 2]).
 
-    AnoGAN reconstructs by its latent search (``residual_panel``: G(z*)); OCGAN, attention OCGAN
-    (its first GAN) and GANomaly by ``reconstruct``."""
+    Each model's ``reconstruct``: AnoGAN's is G(z*) after its latent search; attention OCGAN's is its
+    first GAN's."""
     model.eval()
-    if hasattr(model, "residual_panel"):
-        (_, inputs), (_, reconstruction), _ = model.residual_panel(images)
-    elif hasattr(model, "reconstruct"):
-        inputs, reconstruction = images, model.reconstruct(images)
-    else:
+    reconstruction = model.reconstruct(images)
+    if reconstruction is None:
         raise UserError(f"{type(model).__name__} has no reconstruction to draw residuals of")
-    return [("input", inputs), ("reconstruction", reconstruction), ("residual", (inputs - reconstruction).abs())]
+    return [("input", images), ("reconstruction", reconstruction), ("residual", (images - reconstruction).abs())]
 
 
 def seeded_subset(images: torch.Tensor, limit: int | None, seed: int) -> torch.Tensor:

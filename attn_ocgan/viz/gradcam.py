@@ -1,10 +1,11 @@
 """Grad-CAM (pytorch_grad_cam) on a single-logit head of an OCGAN-family model.
 
-The default head is the **visual discriminator** ``Dv``: of OCGAN's single-logit networks it
-is the one trained on raw images (real normal images vs decodes of random latents), so its
-logit on a test image is meaningful; the classifier ``C`` only ever sees decoder outputs.
-The attention model's ``guide`` (normal vs pseudo-anomalies, masked and unmasked) can be
-chosen with ``head="guide"``. The target is the logit itself (evidence for "normal") or its
+Each model names its single-logit networks (``gradcam_heads``); the first is the default. For
+OCGAN it is the **visual discriminator** ``Dv``: of its single-logit networks it is the one
+trained on raw images (real normal images vs decodes of random latents), so its logit on a test
+image is meaningful; the classifier ``C`` only ever sees decoder outputs. The attention model
+adds its ``guide`` (normal vs pseudo-anomalies, masked and unmasked); GANomaly and AnoGAN offer
+their ``discriminator``. The target is the logit itself (evidence for "normal") or its
 negation (``evidence="novel"``). Hooks live inside a ``with`` block and are released after use.
 """
 from __future__ import annotations
@@ -13,9 +14,6 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-
-HEADS = ("visual_discriminator", "classifier", "guide")
-
 
 class SingleLogit(nn.Module):
     """(B, C, H, W) -> (B, 1): a critic's logit in the shape pytorch_grad_cam's targets expect."""
@@ -38,18 +36,20 @@ def target_layer(critic: nn.Module, where: str = "checkpoint") -> nn.Module:
     return convolutions[-1]
 
 
-def find_head(model: nn.Module, head: str, where: str = "checkpoint") -> nn.Module:
-    if head not in HEADS:
-        raise UserError(f"unknown Grad-CAM head {head!r}; choose one of {', '.join(HEADS)}")
-    critic = getattr(model, head, None)
-    if not isinstance(critic, nn.Module):
-        available = [name for name in HEADS if isinstance(getattr(model, name, None), nn.Module)]
-        raise UserError(f"{where} has no {head!r} head to explain (available: {', '.join(available) or 'none'}); "
+def find_head(model: nn.Module, head: str | None = None, where: str = "checkpoint") -> nn.Module:
+    """The model's Grad-CAM head named ``head`` (``gradcam_heads``), or its default (the first) for None."""
+    heads = model.gradcam_heads() if hasattr(model, "gradcam_heads") else {}
+    if not heads:
+        raise UserError(f"{where}: {type(model).__name__} has no single-logit network for Grad-CAM to explain")
+    if head is None:
+        return next(iter(heads.values()))
+    if head not in heads:
+        raise UserError(f"{where} has no {head!r} head to explain (available: {', '.join(heads)}); "
                         "pass --head with one of those")
-    return critic
+    return heads[head]
 
 
-def gradcam_maps(model: nn.Module, images: torch.Tensor, head: str = "visual_discriminator",
+def gradcam_maps(model: nn.Module, images: torch.Tensor, head: str | None = None,
                  evidence: str = "normal", where: str = "checkpoint") -> torch.Tensor:
     """Grad-CAM maps (B, 1, H, W) in [0, 1] at the input resolution, each min-max scaled."""
     from pytorch_grad_cam import GradCAM

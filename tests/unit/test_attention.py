@@ -225,7 +225,7 @@ def _toy_masks(complement_weight: float, steps: int = 150) -> torch.Tensor:
     """Learn a free per-pixel mask with AttentionLoss on toy data whose only class evidence sits in
     the top-left 12x12 corner (normal: bright square there; anomalous: dark square); the rest is
     noise from the same distribution for both. Returns the learnt mask (32, 32)."""
-    from attn_ocgan.models.ocgan.torch_model import ConvCritic
+    from attn_ocgan.models.components import ConvCritic
 
     torch.manual_seed(0)
     logits = torch.zeros(1, 1, 32, 32, requires_grad=True)
@@ -277,10 +277,13 @@ def test_complement_game_gives_guide_and_attention_their_own_gradients():
 
 
 def test_component_aucs_score_each_gan_on_its_own():
-    """evaluate's diagnostic: column 0 is the first GAN's error, column 1 the masked GAN's."""
+    """evaluate's diagnostic: each column is named by the model's ``score_component_names``."""
     from attn_ocgan.engine.evaluation import component_aucs
+    from attn_ocgan.models.base import NoveltyModel
 
-    class TwoComponents(torch.nn.Module):
+    class TwoComponents(NoveltyModel):
+        score_component_names = ("first_gan", "masked_gan")
+
         def __init__(self):
             super().__init__()
             self.unused = torch.nn.Parameter(torch.zeros(1))
@@ -313,7 +316,7 @@ def test_tensorboard_mask_grids_hold_input_mask_masked_input_and_both_reconstruc
 def test_mined_pseudo_anomalies_are_decodes_of_mined_latents():
     """mined_negative_fraction: the decoded pseudo-anomalies come from latents moved by OCGAN's
     mining (tests/unit/test_mining.py: it lowers the classifier's logit); 0 keeps random latents."""
-    from attn_ocgan.models.attn_ocgan.torch_model import evaluating
+    from attn_ocgan.models.components import evaluating
     from attn_ocgan.models.ocgan.mining import mine_informative_negatives
 
     torch.manual_seed(3)

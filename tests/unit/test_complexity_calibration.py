@@ -58,7 +58,7 @@ def test_calibrated_score_is_the_residual_and_the_combination_matches_the_models
     train = {"first_gan": np.array([1.0, 2.0, 3.0]), "masked_gan": np.array([10.0, 10.0, 40.0])}
     test = {"first_gan": np.array([4.0]), "masked_gan": np.array([40.0])}
     # z = (4 - 2) / 1 = 2 and (40 - 20) / sqrt(300) (unbiased std, as torch.std in fit_score_statistics)
-    assert z_combination(test, train, weight=0.25) == pytest.approx([0.75 * 2 + 0.25 * 20 / np.sqrt(300)])
+    assert z_combination(test, train, {"first_gan": 0.75, "masked_gan": 0.25}) == pytest.approx([0.75 * 2 + 0.25 * 20 / np.sqrt(300)])
 
 
 def test_non_positive_scores_and_degenerate_fits_are_one_line_errors():
@@ -99,7 +99,7 @@ def test_raw_columns_are_the_models_own_aucs_and_files_are_written(benchmark, ch
         # z_combination (which combines the calibrated errors) rebuilds the model's own score from the raw ones
         data = load_one_class(config.data)
         columns = {name: scores_and_columns(trained, images)[1] for name, images in (("train", data.train), ("test", data.test))}
-        rebuilt = z_combination(columns["test"], columns["train"], trained.config.masked_score_weight)
+        rebuilt = z_combination(columns["test"], columns["train"], trained.score_component_weights)
         assert auc(data.test_is_novel.numpy(), rebuilt) == pytest.approx(metrics["auc"], abs=2e-3)
     raw, calibrated = result["aucs"]["combined" if model == "attn-ocgan" else "score"]
     assert raw == pytest.approx(metrics["auc"], abs=1e-9) and calibrated != raw

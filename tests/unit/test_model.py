@@ -3,7 +3,7 @@ import torch
 
 from attn_ocgan.config import TrainConfig
 from attn_ocgan.models.ocgan import OCGAN, OCGANAlgorithm, OCGANConfig
-from attn_ocgan.models.ocgan.loss import critic_loss
+from attn_ocgan.models.components import critic_loss
 
 
 @pytest.mark.parametrize("latent_size,channels", [(1, 1), (3, 3)])

@@ -16,7 +16,7 @@ def _images(n=8, seed=0):
 
 @pytest.mark.parametrize("name", known_models())
 def test_every_registered_model_trains_every_parameter_and_scores(name):
-    assert name in SMALL_MODEL_ARGS, f"add a tiny configuration of {name} to tests/conftest.py"
+    assert SMALL_MODEL_ARGS[name], f"give {name} a tiny test configuration: register_model(..., test_args=...)"
     config = resolve_model_config(name, "mnist5k", SMALL_MODEL_ARGS[name], 1, 32)
     model = create_model(name, config)
     algorithm = create_algorithm(name, model, config, TrainConfig())

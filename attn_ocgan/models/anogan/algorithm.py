@@ -5,7 +5,7 @@ import torch
 
 from ...config import TrainConfig
 from ..base import Algorithm, adam
-from ..ocgan.loss import bce_to, critic_loss
+from ..components import bce_to, critic_loss
 from .config import AnoGANConfig
 from .torch_model import AnoGAN
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ocgan.config import check_range
+from ..components import check_range
 
 
 @dataclass

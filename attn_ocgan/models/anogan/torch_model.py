@@ -5,11 +5,12 @@ import torch
 from torch import nn
 
 from ...layers import LatentDecoder, init_dcgan_weights
-from ..ocgan.torch_model import ConvCritic
+from ..base import NoveltyModel
+from ..components import ConvCritic
 from .config import AnoGANConfig
 
 
-class AnoGAN(nn.Module):
+class AnoGAN(NoveltyModel):
     def __init__(self, config: AnoGANConfig):
         super().__init__()
         self.config = config
@@ -86,8 +87,18 @@ class AnoGAN(nn.Module):
         return self.search_latent(images)[1]
 
     @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """G(z*): the generator's image at the latent the search found for each image."""
+        return self.generator(self.search_latent(images)[0])
+
+    @torch.no_grad()
     def residual_panel(self, images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         """Labelled rows (each (B, C, H, W) in [-1, 1]): input, G(z*), residual |x - G(z*)|."""
-        latent = self.search_latent(images)[0]
-        generated = self.generator(latent)
+        generated = self.reconstruct(images)
         return [("input", images), ("G(z*)", generated), ("|x - G(z*)|", (images - generated).abs() - 1)]
+
+    def figure_panels(self, images: torch.Tensor) -> dict[str, list[tuple[str, torch.Tensor]]]:
+        return {"residuals": self.residual_panel(images)}
+
+    def gradcam_heads(self) -> dict[str, nn.Module]:
+        return {"discriminator": self.discriminator}

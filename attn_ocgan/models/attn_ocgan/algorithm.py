@@ -21,17 +21,18 @@ from ...config import TrainConfig
 from ...errors import UserError
 from ...layers import init_dcgan_weights
 from ...layers.attention import apply_mask
-from ..base import adam
+from ..base import Algorithm, adam
+from ..components import evaluating
 from ..ocgan.algorithm import OCGANAlgorithm
 from ..ocgan.mining import mine_informative_negatives
 from .config import AttnOCGANConfig
 from .loss import AttentionLoss, patch_shuffle
-from .torch_model import AttnOCGAN, evaluating
+from .torch_model import AttnOCGAN
 
 N_GRID_IMAGES = 8
 
 
-class AttnOCGANAlgorithm:
+class AttnOCGANAlgorithm(Algorithm):
     """Owns the optimisers of both GANs and of the attention branch; attention off = vanilla OCGAN."""
 
     progress_loss = "generator/recon"  # the first GAN's reconstruction, as vanilla OCGAN shows it
@@ -75,6 +76,10 @@ class AttnOCGANAlgorithm:
             self.model.masked_gan_steps += 1
             logs.update({f"masked_gan/{name}": value for name, value in masked_logs.items()})
         return logs
+
+    @classmethod
+    def uses_outlier_images(cls, config: AttnOCGANConfig) -> bool:
+        return bool(config.attention)  # the guiding classifier takes them as negatives
 
     def set_outlier_images(self, images: torch.Tensor) -> None:
         """Outlier exposure: auxiliary negatives (N, C, H, W) in [-1, 1] from another dataset."""

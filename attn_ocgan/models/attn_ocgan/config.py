@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ocgan.config import DATASET_PRESETS as OCGAN_PRESETS
-from ..ocgan.config import OCGANConfig, check_range
+from ..components import check_range
+from ..ocgan.config import OCGANConfig
 
 
 @dataclass

@@ -1,26 +1,12 @@
 """Attention OCGAN networks: vanilla OCGAN + attention-map generator + guiding classifier + masked OCGAN."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
-from torch import nn
-
 from ...layers import init_dcgan_weights
 from ...layers.attention import AttentionMapGenerator, apply_mask
-from ..ocgan.torch_model import OCGAN, ConvCritic
+from ..components import ConvCritic, evaluating
+from ..ocgan.torch_model import OCGAN
 from .config import AttnOCGANConfig
-
-
-@contextlib.contextmanager
-def evaluating(module: nn.Module):
-    """Run ``module`` in eval mode (BatchNorm uses and keeps its running statistics), then restore."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
 
 
 class AttnOCGAN(OCGAN):
@@ -59,11 +45,18 @@ class AttnOCGAN(OCGAN):
         with torch.no_grad(), evaluating(self.encoder):
             return self.encoder.features.forward_features(images)
 
-    def attention_maps(self, images: torch.Tensor) -> torch.Tensor:
-        """Masks (B, 1, H, W) in (0, 1) for images (B, C, H, W)."""
+    def attention_maps(self, images: torch.Tensor) -> torch.Tensor | None:
+        """Masks (B, 1, H, W) in (0, 1) for images (B, C, H, W); None with attention off."""
         if not self.config.attention:
-            raise RuntimeError("this model was built with attention=False; it has no attention maps")
+            return None
         return self.attention(self.encoder_features(images))
+
+    def figure_panels(self, images: torch.Tensor) -> dict[str, list[tuple[str, torch.Tensor]]]:
+        return {"masks": self.attention_panel(images)} if self.config.attention else {}
+
+    def gradcam_heads(self) -> dict:
+        heads = super().gradcam_heads()
+        return {**heads, "guide": self.guide} if self.config.attention else heads
 
     @torch.no_grad()
     def attention_panel(self, images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
@@ -75,6 +68,31 @@ class AttnOCGAN(OCGAN):
                 ("recon. GAN 1", self.reconstruct(images)), ("recon. masked GAN", self.masked_gan.reconstruct(masked))]
 
     # -- scoring ---------------------------------------------------------------------
+    @property
+    def masked_gan_active(self) -> bool:
+        """The masked GAN has trained, so the score combines both GANs' errors."""
+        return bool(self.config.attention) and int(self.masked_gan_steps) > 0
+
+    @property
+    def score_component_names(self) -> tuple[str, ...]:
+        return ("first_gan", "masked_gan") if self.masked_gan_active else ()
+
+    @property
+    def score_component_weights(self) -> dict[str, float]:
+        weight = float(self.config.masked_score_weight)
+        return {"first_gan": 1.0 - weight, "masked_gan": weight} if self.masked_gan_active else {}
+
+    def diagnostics(self) -> dict:
+        """How the score combines the two errors: the masked GAN's weight and the normal-training-image
+        statistics each error is normalised with (``active`` False: the masked GAN never trained, so
+        the score is the first GAN's alone)."""
+        if not self.config.attention:
+            return {}
+        return {"score_combination": {
+            "masked_score_weight": float(self.config.masked_score_weight), "active": self.masked_gan_active,
+            "component_mean": self.score_mean.tolist(), "component_std": self.score_std.tolist(),
+            "components": ["first_gan", "masked_gan"]}}
+
     def score_components(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 2): reconstruction MSE of the first GAN on x and of the masked GAN on x * M."""
         first = super().score(images)
@@ -84,7 +102,7 @@ class AttnOCGAN(OCGAN):
 
     @property
     def score_name(self) -> str:
-        if not self.config.attention or int(self.masked_gan_steps) == 0:
+        if not self.masked_gan_active:
             return super().score_name
         return "normalised errors of both GANs, combined"
 
@@ -92,7 +110,7 @@ class AttnOCGAN(OCGAN):
         """Novelty score (B,): with attention, the weighted sum of the two errors, each z-normalised
         with normal-training-image statistics (``fit_score_statistics``); without attention, or
         before the masked GAN has trained, vanilla OCGAN's score."""
-        if not self.config.attention or int(self.masked_gan_steps) == 0:
+        if not self.masked_gan_active:
             return super().score(images)
         return self.combine_score_components(self.score_components(images))
 

@@ -6,7 +6,7 @@ import torch
 from ...config import TrainConfig
 from ...layers import init_dcgan_weights
 from ..base import Algorithm, adam, test_reconstruction_grids
-from ..ocgan.loss import critic_loss
+from ..components import critic_loss
 from .config import GANomalyConfig
 from .loss import GANomalyLoss
 from .torch_model import GANomaly

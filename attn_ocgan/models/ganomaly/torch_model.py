@@ -5,11 +5,12 @@ import torch
 from torch import nn
 
 from ...layers import LatentDecoder, LatentEncoder, init_dcgan_weights
-from ..ocgan.torch_model import ConvCritic
+from ..base import NoveltyModel
+from ..components import ConvCritic
 from .config import GANomalyConfig
 
 
-class GANomaly(nn.Module):
+class GANomaly(NoveltyModel):
     """x -> z = En1(x) -> x' = De(z) -> z' = En2(x'); novelty score = mean((z - z')^2)."""
 
     def __init__(self, config: GANomalyConfig):
@@ -41,3 +42,6 @@ class GANomaly(nn.Module):
         """Novelty score (B,): mean squared distance between the two latents."""
         _, latent, second_latent = self.generate(images)
         return (latent - second_latent).pow(2).flatten(1).mean(1)
+
+    def gradcam_heads(self) -> dict[str, nn.Module]:
+        return {"discriminator": self.discriminator}

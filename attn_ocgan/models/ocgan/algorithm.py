@@ -6,7 +6,8 @@ import torch
 from ...config import TrainConfig
 from ..base import Algorithm, adam, test_reconstruction_grids
 from .config import OCGANConfig
-from .loss import GeneratorLoss, critic_loss
+from ..components import critic_loss
+from .loss import GeneratorLoss
 from .mining import mine_informative_negatives
 from .torch_model import OCGAN
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...errors import UserError
+from ..components import check_range
 
 
 @dataclass
@@ -35,14 +35,6 @@ class OCGANConfig:
             check_range(self, name, 1, None)
         for name in ("noise_std", "mining_steps", "mining_start_epoch", "ae_warmup_epochs"):
             check_range(self, name, 0, None)
-
-
-def check_range(config, name: str, low, high) -> None:
-    """One-line UserError when ``config.name`` is outside [low, high] (``None``: unbounded)."""
-    value = getattr(config, name)
-    if (low is not None and value < low) or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise UserError(f"model option {name}={value} must be {bound}; change --model-arg {name} (or its flag)")
 
 
 # Per-dataset overrides of the defaults (measured; see README.md). The EMA decay is per

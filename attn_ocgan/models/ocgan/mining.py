@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .loss import bce_to
+from ..components import bce_to
 
 
 def mine_informative_negatives(decoder, classifier, latent: torch.Tensor, steps: int, step_size: float) -> torch.Tensor:

@@ -6,6 +6,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ...layers import ConvDownStack, ConvUpStack, init_dcgan_weights
+from ..base import NoveltyModel
+from ..components import ConvCritic
 from .config import OCGANConfig
 
 
@@ -44,18 +46,6 @@ class Decoder(nn.Module):
         return self.body(self.from_latent(latent))
 
 
-class ConvCritic(nn.Module):
-    """Image (B, C, S, S) -> one logit (B,). Used for the visual discriminator and the classifier."""
-
-    def __init__(self, in_channels: int, width: int, image_size: int):
-        super().__init__()
-        self.features = ConvDownStack(in_channels, width, image_size)
-        self.head = nn.Conv2d(self.features.out_channels, 1, 4)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images)).flatten()
-
-
 class LatentCritic(nn.Module):
     """Latent (B, C, L, L) -> one logit (B,): is it a uniform sample or an encoded image?"""
 
@@ -74,7 +64,7 @@ class LatentCritic(nn.Module):
         return self.net(latent).flatten()
 
 
-class OCGAN(nn.Module):
+class OCGAN(NoveltyModel):
     """Encoder, decoder, latent and visual discriminators, and the classifier of OCGAN."""
 
     def __init__(self, config: OCGANConfig):
@@ -136,3 +126,8 @@ class OCGAN(nn.Module):
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Novelty score (B,): per-image MSE between the clean input and its reconstruction."""
         return (self.reconstruct(images) - images).pow(2).flatten(1).mean(1)
+
+    def gradcam_heads(self) -> dict[str, nn.Module]:
+        """The visual discriminator first: of the single-logit networks it is the one trained on
+        raw images; the classifier only ever sees decoder outputs."""
+        return {"visual_discriminator": self.visual_discriminator, "classifier": self.classifier}

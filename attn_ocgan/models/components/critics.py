@@ -1,0 +1,20 @@
+"""The DCGAN-style image critic shared by OCGAN (visual discriminator, classifier), the attention
+model's guide, GANomaly's and AnoGAN's discriminators."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...layers import ConvDownStack
+
+
+class ConvCritic(nn.Module):
+    """Image (B, C, S, S) -> one logit (B,); ``features`` gives the last feature map (B, W', 4, 4)."""
+
+    def __init__(self, in_channels: int, width: int, image_size: int):
+        super().__init__()
+        self.features = ConvDownStack(in_channels, width, image_size)
+        self.head = nn.Conv2d(self.features.out_channels, 1, 4)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images)).flatten()
