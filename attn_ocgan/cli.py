@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 import yaml
 
+from typing import Any, Mapping
+
 from .config import RunConfig, load_config_file, run_config_from_dict
 from .engine.device import DEVICE_HELP
 from .errors import UserError
@@ -23,47 +25,106 @@ def _parse_model_args(pairs) -> dict:
     return values
 
 
-def build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size,
-                 threads=None, model_args=(), eval_every=None, attention_flags=None, outlier_exposure=None,
-                 variant=None, device=None, select_epoch=None, val_fraction=None, val_novel=None) -> RunConfig:
-    """Defaults < config file < flags (flags left unset do not override). ``--select-epoch validation``
-    without a hold-out holds out 10 % of the normal training images."""
+# Which config field each command-line option sets (options not listed here are not config).
+DATA_OPTIONS = {"dataset": "name", "normal_class": "normal_class", "data_root": "root", "folder": "folder", "size": "size",
+                "download": "download", "outlier_exposure": "outlier_exposure", "variant": "variant",
+                "val_fraction": "val_fraction", "val_novel": "val_novel"}
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "seed", "threads", "eval_every", "device", "select_epoch")
+ATTENTION_OPTIONS = ("temperature", "mask_warmup_epochs", "reset_masked_gan_at", "pretrain_attention_epochs")
+
+
+def build_config(options: Mapping[str, Any]) -> RunConfig:
+    """A run configuration from a command's parsed options (click's ``params``; absent or None = unset).
+
+    Defaults < ``--config`` file < flags (flags left unset do not override). The attention flags are
+    ``model_args`` keys; ``--model-arg KEY=VALUE`` wins over them. ``--select-epoch validation`` without
+    a hold-out holds out 10 % of the normal training images."""
+    given = {key: value for key, value in options.items() if value is not None and value is not False}
     config = RunConfig()
-    if config_file:
-        config = run_config_from_dict(load_config_file(config_file), config, where=str(config_file))
+    if given.get("config_file"):
+        config = run_config_from_dict(load_config_file(given["config_file"]), config, where=str(given["config_file"]))
     flags = {
-        "model": model,
-        "data": {k: v for k, v in dict(name=dataset, normal_class=normal_class, root=data_root, size=size,
-                                       download=download or None, outlier_exposure=outlier_exposure,
-                                       variant=variant, val_fraction=val_fraction, val_novel=val_novel).items() if v is not None},
-        "train": {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
-                                        eval_every=eval_every, device=device, select_epoch=select_epoch).items() if v is not None},
-        "model_args": {**{k: v for k, v in (attention_flags or {}).items() if v is not None}, **_parse_model_args(model_args)},
+        "data": {field: given[option] for option, field in DATA_OPTIONS.items() if option in given},
+        "train": {option: given[option] for option in TRAIN_OPTIONS if option in given},
+        "model_args": {**{option: given[option] for option in ATTENTION_OPTIONS if option in given},
+                       **_parse_model_args(given.get("model_args", ()))},
     }
-    if flags["model"] is None:
-        del flags["model"]
+    if "model" in given:
+        flags["model"] = given["model"]
     config = run_config_from_dict(flags, config, where="command-line flags")
-    if config.train.select_epoch == "validation" and config.data.val_fraction == 0 and val_fraction is None:
+    if config.train.select_epoch == "validation" and config.data.val_fraction == 0 and "val_fraction" not in given:
         config = run_config_from_dict({"data": {"val_fraction": 0.1}}, config)
     return config
 
 
+class SectionedOption(click.Option):
+    """An option listed under its own heading in ``--help`` (e.g. the attention model's options)."""
+
+    def __init__(self, *args, section: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.section = section
+
+
+class SectionedCommand(click.Command):
+    """``--help`` lists the common options, then each ``SectionedOption`` section under its heading."""
+
+    def format_options(self, ctx, formatter):
+        sections: dict[str, list] = {}
+        for parameter in self.get_params(ctx):
+            record = parameter.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(getattr(parameter, "section", "Options"), []).append(record)
+        for heading, records in sections.items():
+            with formatter.section(heading):
+                formatter.write_dl(records)
+
+
+def _options(function, options):
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def device_option(default="auto"):
+    return click.option("--device", default=default, show_default=default is not None,
+                        help=f"Where the model runs: {DEVICE_HELP}." + ("" if default else " Default auto."))
+
+
+def data_override_options(function):
+    """Options of the commands that read a checkpoint's dataset, with overrides."""
+    return _options(function, [
+        click.option("--dataset", default=None, help="Dataset of the images (default: the first checkpoint's)."),
+        click.option("--data-root", default=None, help="Data root (default: the first checkpoint's)."),
+        click.option("--folder", default=None, help="--dataset folder: the image tree below the data root."),
+        click.option("--normal-class", type=int, default=None, help="Normal class (default: the first checkpoint's)."),
+    ])
+
+
+ATTENTION_SECTION = "Attention OCGAN options (--model attn-ocgan)"
+
+
 def common_options(function):
-    options = [
-        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file with sections model/data/train/model_args."),
+    """The options that build a run configuration (train and protocol)."""
+    attention = dict(cls=SectionedOption, section=ATTENTION_SECTION)
+    return _options(function, [
+        click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                     help="YAML file with sections model/data/train/model_args (e.g. configs/ablation/*.yaml)."),
         click.option("--model", default=None, help="Registered model: attn-ocgan (default), ocgan, ganomaly, anogan."),
         click.option("--dataset", default=None,
                      help="mnist5k (embedded, default), mnist, fashion-mnist, cifar10, folder, coco32."),
+        click.option("--data-root", default=None,
+                     help="Folder holding the datasets, each in its own sub-folder (default: $ATTN_OCGAN_DATA, else datasets/)."),
+        click.option("--folder", default=None, help="--dataset folder: the image tree ROOT/<train,test>/<class>/ below the "
+                                                    "data root, or an absolute path (default: the data root itself)."),
         click.option("--variant", type=click.Choice(["unmasked", "masked"]), default=None,
                      help="coco32 only: unmasked crops (default) or masked crops (background 0)."),
         click.option("--epochs", type=int, default=None),
         click.option("--batch-size", type=int, default=None),
         click.option("--lr", type=float, default=None),
-        click.option("--data-root", default=None, help="Folder holding the data (default: $ATTN_OCGAN_DATA, else datasets/)."),
         click.option("--download", is_flag=True, default=False, help="Let torchvision download the dataset (online users)."),
         click.option("--size", type=int, default=None, help="Image side in pixels (default 32)."),
         click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."),
-        click.option("--device", default=None, help=f"Where to train and score: {DEVICE_HELP}. Default auto."),
+        device_option(default=None),
         click.option("--eval-every", type=int, default=None, help="Log test AUC to TensorBoard every N epochs and at the last (monitoring only; 0: never)."),
         click.option("--select-epoch", type=click.Choice(["last", "validation"]), default=None,
                      help="Which epoch's model is the result: last (default), or the best AUC on a validation split of "
@@ -74,38 +135,38 @@ def common_options(function):
                      help="Training images of the other classes in the validation split (default 2000)."),
         click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
                      help="Model hyper-parameter, repeatable (e.g. --model-arg latent_channels=32)."),
-        # Attention OCGAN's main knobs as flags (each is also a --model-arg key).
-        click.option("--temperature", type=float, default=None, help="attn-ocgan: mask = sigmoid(logits / T) (default 0.5)."),
+        click.option("--temperature", type=float, default=None, help="Mask = sigmoid(logits / T) (default 0.5). A model_args key.", **attention),
         click.option("--mask-warmup-epochs", type=int, default=None,
-                     help="attn-ocgan: epochs the attention generator and guide learn before the masked GAN starts."),
+                     help="Epochs the attention generator and guide learn before the masked GAN starts. A model_args key.", **attention),
         click.option("--reset-masked-gan-at", type=int, default=None,
-                     help="attn-ocgan: re-initialise the masked GAN at the start of this epoch (1-based; 0: never)."),
+                     help="Re-initialise the masked GAN at the start of this epoch (1-based; 0: never). A model_args key.", **attention),
         click.option("--pretrain-attention-epochs", type=int, default=None,
-                     help="attn-ocgan: epochs at the start where only the attention generator and guide learn."),
+                     help="Epochs at the start where only the attention generator and guide learn. A model_args key.", **attention),
         click.option("--outlier-exposure", default=None, metavar="NAME[:ROOT]",
-                     help="attn-ocgan: negatives for the guiding classifier from another dataset (default: none, strict one-class)."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+                     help="Negatives for the guiding classifier from another dataset (default: none, strict one-class).",
+                     **attention),
+    ])
+
+
+def _argv_command() -> str:
+    """The command line as typed, recorded with protocol rows and study tables."""
+    return "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="attn-ocgan")
 def cli():
-    """One-class novelty detection: OCGAN and attention OCGAN."""
+    """One-class novelty detection: OCGAN, attention OCGAN and GAN baselines."""
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand)
 @common_options
 @click.option("--normal-class", type=int, default=None, help="The class trained on (default 0).")
 @click.option("--seed", type=int, default=None)
 @click.option("--out", default=None, help="Run folder (default runs/<model>-<dataset>-class<K>-seed<S>).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
-def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download, size, threads,
-          eval_every, model_args, out, resume, overwrite, outlier_exposure, variant, device, select_epoch, val_fraction,
-          val_novel, **attention_flags):
+def train(out, resume, overwrite, **options):
     """Train a model on the images of one normal class; checkpoints and TensorBoard logs go to --out."""
     from .data import load_one_class
     from .engine.checkpoint import model_from_checkpoint, read_checkpoint
@@ -113,9 +174,7 @@ def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, see
     from .engine.evaluation import evaluate_model
     from .engine.trainer import train as run_training
 
-    config = build_config(config_file, model, dataset, normal_class, epochs, batch_size, lr, seed, data_root, download,
-                          size, threads, model_args, eval_every, attention_flags, outlier_exposure, variant, device,
-                          select_epoch, val_fraction, val_novel)
+    config = build_config(options)
     out = Path(out or f"runs/{config.model}-{config.data.name}-class{config.data.normal_class}-seed{config.train.seed}")
     data = load_one_class(config.data)
     result = run_training(config, out, resume=resume, overwrite=overwrite, data=data)
@@ -131,7 +190,7 @@ def train(config_file, model, dataset, normal_class, epochs, batch_size, lr, see
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by 'attn-ocgan train'.")
 @click.option("--data-root", default=None, help="Override the data root stored in the checkpoint.")
 @click.option("--out", default=None, help="Folder for metrics.json, roc.png, score_histogram.png (default: the run folder).")
-@click.option("--device", default="auto", show_default=True, help=f"Where to score: {DEVICE_HELP}.")
+@device_option()
 def evaluate(checkpoint, data_root, out, device):
     """Score the test split with a checkpoint: AUC, metrics.json, ROC curve and score histogram."""
     import dataclasses
@@ -147,35 +206,31 @@ def evaluate(checkpoint, data_root, out, device):
     out = Path(out) if out else Path(checkpoint).resolve().parent.parent
     metrics = evaluate_model(model, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}")
     click.echo(f"AUC {metrics['auc']:.4f} ({config.data.name}, normal class {config.data.normal_class}, {metrics['n_test']} test images)")
-    written = [out / name for name in ("metrics.json", "roc.png", "score_histogram.png", "masks.png", "residuals.png") if (out / name).is_file()]
+    written = [out / name for name in ("metrics.json", "roc.png", "score_histogram.png", *metrics["figures"])]
     click.echo("wrote " + ", ".join(str(path) for path in written))
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand)
 @common_options
 @click.option("--classes", default="0-9", show_default=True, help="Normal classes, e.g. 0-9 or 0,3,5.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds, e.g. 0,1,2.")
-@click.option("--results", "results_dir", default="results", show_default=True, help="Folder for the CSV and Markdown table.")
+@click.option("--results", "results_dir", default="results", show_default=True,
+              help="Results folder: tables go to RESULTS/<dataset>/<tag>_<model>.{csv,md,metrics.jsonl}.")
 @click.option("--runs", "runs_dir", default="runs/protocol", show_default=True, help="Folder for per-cell run folders.")
-@click.option("--tag", default=None, help="Dataset name used in results file names (default: --dataset).")
-def protocol(config_file, model, dataset, epochs, batch_size, lr, data_root, download, size, threads, eval_every,
-             model_args, classes, seeds, results_dir, runs_dir, tag, outlier_exposure, variant, device, select_epoch,
-             val_fraction, val_novel, **attention_flags):
-    """Protocol 2 over classes x seeds: resumable; appends to results/<tag>_<model>.csv and writes the .md table."""
+@click.option("--tag", default=None, help="Name of the table (default: the dataset, or the image tree's folder name).")
+def protocol(classes, seeds, results_dir, runs_dir, tag, **options):
+    """Protocol 2 over classes x seeds: resumable; appends to RESULTS/<dataset>/<tag>_<model>.csv and writes the .md table."""
     from .protocol.runner import parse_int_list, run_protocol
 
-    config = build_config(config_file, model, dataset, None, epochs, batch_size, lr, None, data_root, download, size,
-                          threads, model_args, eval_every, attention_flags, outlier_exposure, variant, device,
-                          select_epoch, val_fraction, val_novel)
-    command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    config = build_config(options)
     csv_path = run_protocol(config, parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"),
-                            Path(results_dir), Path(runs_dir), command, tag=tag, echo=click.echo)
+                            Path(results_dir), Path(runs_dir), _argv_command(), tag=tag, echo=click.echo)
     click.echo(f"results: {csv_path} and {csv_path.with_suffix('.md')}")
 
 
 @cli.command()
-@click.option("--data-root", default="datasets/coco32", show_default=True,
-              help="A COCO32 folder built by tools/build_coco_subset.py.")
+@click.option("--data-root", default=None,
+              help="Data root holding coco32/ (built by attn-ocgan build-coco32; default: $ATTN_OCGAN_DATA, else datasets/).")
 @click.option("--variants", default="masked,unmasked", show_default=True, help="Which crops to train on, in order.")
 @click.option("--epochs", type=int, default=100, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -183,10 +238,11 @@ def protocol(config_file, model, dataset, epochs, batch_size, lr, data_root, dow
 @click.option("--batch-norm", is_flag=True, help="Use timm's vgg11_bn instead of vgg11.")
 @click.option("--no-augment", is_flag=True, help="Train without random crops and flips.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds, e.g. 0 or 0,1,2 (same seeds for every variant).")
-@click.option("--results", "results_prefix", default="results/coco32_masked_vs_unmasked", show_default=True,
+@click.option("--results", "results_prefix", default="results/coco32/coco32_masked_vs_unmasked", show_default=True,
               help="Output prefix: writes PREFIX.csv (per epoch), PREFIX.png and PREFIX.md.")
 @click.option("--logdir", default="runs/classify", show_default=True, help="TensorBoard folder (one run per variant/seed).")
-def classify(data_root, variants, epochs, batch_size, lr, batch_norm, no_augment, seeds, results_prefix, logdir):
+@device_option()
+def classify(data_root, variants, epochs, batch_size, lr, batch_norm, no_augment, seeds, results_prefix, logdir, device):
     """Masked vs unmasked COCO32: VGG11 from scratch on each variant, same seed and schedule."""
     from .studies.classification import ClassifierSchedule, run_masked_vs_unmasked
     from .protocol.runner import parse_int_list
@@ -197,9 +253,8 @@ def classify(data_root, variants, epochs, batch_size, lr, batch_norm, no_augment
     unknown = [v for v in chosen if v not in ("masked", "unmasked")]
     if unknown or not chosen:
         raise UserError(f"--variants {variants!r} must list masked and/or unmasked")
-    command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    summary = run_masked_vs_unmasked(Path(data_root), Path(results_prefix), Path(logdir), schedule,
-                                     parse_int_list(seeds, "seeds"), command, chosen, echo=click.echo)
+    summary = run_masked_vs_unmasked(data_root, Path(results_prefix), Path(logdir), schedule,
+                                     parse_int_list(seeds, "seeds"), _argv_command(), chosen, echo=click.echo, device=device)
     for variant, row in summary.items():
         click.echo(f"{variant}: final test accuracy {row['final_accuracy_mean']:.4f}, 80 % at epoch(s) {row['epochs_to_80']}")
     click.echo(f"results: {results_prefix}.csv, .png, .md; TensorBoard: {logdir}")
@@ -208,63 +263,62 @@ def classify(data_root, variants, epochs, batch_size, lr, batch_norm, no_augment
 @cli.command()
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(dir_okay=False),
               help="A checkpoint to explain; repeat to compare (e.g. vanilla and attention).")
-@click.option("--dataset", default=None, help="Dataset of the test images (default: the first checkpoint's).")
-@click.option("--data-root", default=None, help="Data root (default: the first checkpoint's).")
-@click.option("--normal-class", type=int, default=None, help="Normal class (default: the first checkpoint's).")
+@data_override_options
 @click.option("--variant", type=click.Choice(["unmasked", "masked"]), default=None, help="coco32 only.")
 @click.option("--n", "n_images", type=int, default=16, show_default=True, help="Normal and novel test images each.")
-@click.option("--head", type=click.Choice(["visual_discriminator", "classifier", "guide"]), default="visual_discriminator",
-              show_default=True, help="Single-logit network whose logit Grad-CAM explains.")
+@click.option("--head", default=None,
+              help="Single-logit network whose logit Grad-CAM explains: visual_discriminator (OCGAN's default), classifier, "
+                   "guide (attention OCGAN), discriminator (GANomaly, AnoGAN). Default: each model's first.")
 @click.option("--evidence", type=click.Choice(["normal", "novel"]), default="normal", show_default=True,
               help="Explain the logit (evidence for 'normal') or its negation.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Which test images are drawn.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG figure to write.")
 @click.option("--logdir", default=None, help="Also write the grids to TensorBoard here.")
-def gradcam(checkpoints, dataset, data_root, normal_class, variant, n_images, head, evidence, seed, out, logdir):
+@device_option()
+def gradcam(checkpoints, dataset, data_root, folder, normal_class, variant, n_images, head, evidence, seed, out, logdir, device):
     """Grad-CAM of each checkpoint (and attention masks) on normal and novel test images."""
     from .studies.gradcam import run_gradcam_comparison
 
     path = run_gradcam_comparison(checkpoints, Path(out), n_images, head, evidence, dataset, data_root, normal_class,
-                                  variant, Path(logdir) if logdir else None, seed)
+                                  variant, Path(logdir) if logdir else None, seed, device=device, folder=folder)
     click.echo(f"wrote {path}" + (f"; TensorBoard: {logdir}" if logdir else ""))
 
 
 @cli.command()
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(dir_okay=False),
               help="A trained checkpoint of one normal class; repeat to compare models (ocgan, attn-ocgan, ganomaly, anogan).")
-@click.option("--dataset", default=None, help="Dataset of the images (default: the first checkpoint's).")
-@click.option("--data-root", default=None, help="Data root (default: the first checkpoint's).")
-@click.option("--normal-class", type=int, default=None, help="Normal class (default: the first checkpoint's).")
+@data_override_options
 @click.option("--n", "n_images", type=int, default=8, show_default=True, help="Normal and novel test images in the residual figure.")
 @click.option("--limit", type=int, default=2000, show_default=True,
               help="Score at most this many images per group (a seeded choice; AnoGAN's latent search is slow); 0: all.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Which images are drawn.")
 @click.option("--out", "out_prefix", required=True, help="Prefix: writes PREFIX_scores.png and PREFIX_residuals.png.")
-def figures(checkpoints, dataset, data_root, normal_class, n_images, limit, seed, out_prefix):
+@device_option()
+def figures(checkpoints, dataset, data_root, folder, normal_class, n_images, limit, seed, out_prefix, device):
     """Score distributions and residual images of several models of one normal class."""
     from .studies.model_figures import run_model_figures
 
-    paths = run_model_figures(checkpoints, Path(out_prefix), n_images, limit or None, seed, dataset, data_root, normal_class)
+    paths = run_model_figures(checkpoints, Path(out_prefix), n_images, limit or None, seed, dataset, data_root, normal_class,
+                              device=device, folder=folder)
     click.echo("wrote " + " and ".join(str(path) for path in paths.values()))
 
 
 @cli.command()
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(dir_okay=False),
               help="A checkpoint whose maps are measured; repeat to compare.")
-@click.option("--data-root", default="datasets/coco32", show_default=True, help="A COCO32 folder (with masks/).")
+@click.option("--data-root", default=None, help="Data root holding coco32/ (default: $ATTN_OCGAN_DATA, else datasets/).")
 @click.option("--variant", type=click.Choice(["unmasked", "masked"]), default="unmasked", show_default=True,
               help="Which crops the models look at.")
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True)
-@click.option("--head", type=click.Choice(["visual_discriminator", "classifier", "guide"]), default="visual_discriminator",
-              show_default=True, help="Single-logit network for Grad-CAM.")
-@click.option("--out", default="results/coco32_localisation.csv", show_default=True, type=click.Path(dir_okay=False),
+@click.option("--head", default=None, help="Single-logit network for Grad-CAM (default: each model's first; see gradcam --help).")
+@click.option("--out", default="results/coco32/coco32_localisation.csv", show_default=True, type=click.Path(dir_okay=False),
               help="CSV to write (a Markdown table goes beside it).")
-def localize(checkpoints, data_root, variant, split, head, out):
+@device_option()
+def localize(checkpoints, data_root, variant, split, head, out, device):
     """Pointing game and IoU of attention and Grad-CAM maps against COCO32 object masks."""
     from .studies.localisation import run_localisation
 
-    command = "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    rows = run_localisation(checkpoints, Path(data_root), Path(out), variant, split, head, command)
+    rows = run_localisation(checkpoints, data_root, Path(out), variant, split, head, _argv_command(), device=device)
     for row in rows:
         click.echo(f"{row['model']:<36} {row['map']:<32} pointing {row['pointing']:.3f}  "
                    f"IoU@0.5 {row['iou_at_0.5']:.3f}  IoU@mean {row['iou_at_mean']:.3f}")
@@ -273,7 +327,7 @@ def localize(checkpoints, data_root, variant, split, head, out):
 
 @cli.command()
 @click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False),
-              help="Folder holding the protocol tables <tag>_<model>.csv.")
+              help="Folder holding the protocol tables <dataset>/<tag>_<model>.csv.")
 @click.option("--datasets", default="mnist,cifar10", show_default=True, help="Dataset families, comma-separated.")
 @click.option("--out", default="results/comparison.md", show_default=True, type=click.Path(dir_okay=False),
               help="Markdown table to write; a .png with per-class AUCs is written beside it.")
@@ -301,11 +355,201 @@ def compare(results_dir, datasets, out, tags, exclude_tags, models, title):
     click.echo(f"wrote {out} and {out.with_suffix('.png')}")
 
 
+def _command_line(context: click.Context, keep: tuple[str, ...] | None = None) -> str:
+    """The re-runnable command recorded under a table's "Produced by": ``attn-ocgan <command>``, then
+    the options given on the command line (only those named in ``keep``, if given) in the order they
+    are declared, then the arguments."""
+    names, root = [], context
+    while root.parent is not None:
+        names.insert(0, root.info_name)
+        root = root.parent
+    options, arguments = [], []
+    for parameter in context.command.params:
+        value = context.params.get(parameter.name)
+        if context.get_parameter_source(parameter.name) != click.core.ParameterSource.COMMANDLINE or (
+                keep is not None and parameter.name not in keep):
+            continue
+        if isinstance(parameter, click.Argument):
+            arguments += [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
+        elif getattr(parameter, "is_flag", False):
+            options += [parameter.opts[0]] if value else []
+        else:
+            for single in value if parameter.multiple else [value]:
+                options += [parameter.opts[0], str(single)]
+    return shlex.join(["attn-ocgan", *names, *options, *arguments])
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@cli.group()
+def report():
+    """Tables from finished runs: score components, complexity calibration, the ablation, pixel floors."""
+
+
+@report.command("score-components")
+@click.option("--metrics", "metrics_log", default=None, type=click.Path(dir_okay=False),
+              help="A protocol runner's <tag>_attn-ocgan.metrics.jsonl instead of checkpoints (nothing is scored again).")
+@click.option("--data-root", default=None, help="Override the data root stored in the checkpoints.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
+@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
+@click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
+@click.pass_context
+def report_score_components(context, metrics_log, data_root, out, threads, checkpoints):
+    """AUC of each GAN of attention-OCGAN cells alone and combined, and their masks: one row per checkpoint
+    (e.g. runs/protocol/<tag>_attn-ocgan/class*/checkpoints/last.pt) or per cell of a metrics log."""
+    import torch
+
+    from .protocol.reports.score_components import write_score_components
+
+    torch.set_num_threads(threads)
+    rows = write_score_components(Path(out), _command_line(context), checkpoints,
+                                  Path(metrics_log) if metrics_log else None, data_root)
+    click.echo(f"wrote {out} ({rows} rows)")
+
+
+@report.command("complexity")
+@click.option("--data-root", default=None, help="Override the data root stored in the checkpoints.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Markdown table to write; the figure goes beside it (.png).")
+@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.pass_context
+def report_complexity(context, data_root, out, threads, checkpoints):
+    """Test AUC of image complexity alone and of each score raw and complexity-calibrated, one row per
+    checkpoint of one model (a diagnostic)."""
+    import torch
+
+    from .studies.complexity_calibration import write_complexity_calibration
+
+    torch.set_num_threads(threads)
+    results = write_complexity_calibration(checkpoints, Path(out), _command_line(context), data_root)
+    click.echo(f"wrote {out} and {Path(out).with_suffix('.png')} ({len(results)} rows)")
+
+
+@report.command("ablation")
+@click.option("--configs", "configs_dir", default="configs/ablation", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of the settings, one YAML per setting (configs/README.md).")
+@click.option("--results", "results_dir", default="results/cifar10-jpeg", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of the protocol tables (the defaults' and each setting's).")
+@click.option("--tag", default="cifar10-jpeg", show_default=True, help="Tag of the defaults' table; settings are <tag>-abl-<name>.")
+@click.option("--classes", default="0,1,9", show_default=True, help="Ablation classes (columns).")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Markdown to write (default RESULTS/ablation_<tag>_attn-ocgan.md); a .png goes beside it.")
+@click.option("--print-settings", is_flag=True, help="Print 'name:--config FILE' per setting and exit.")
+@click.option("--run", is_flag=True, help="Train the missing cells first (protocol arguments after --).")
+@click.option("--settings", "setting_names", default=None, help="With --run: which settings, comma-separated (default: all).")
+@click.option("--jobs", type=int, default=2, show_default=True, help="With --run: protocol processes at a time.")
+@click.option("--logs", default="logs/ablation", show_default=True, help="With --run: one log per cell.")
+@click.argument("protocol_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def report_ablation(context, configs_dir, results_dir, tag, classes, out, print_settings, run, setting_names, jobs, logs,
+                    protocol_args):
+    """The attention ablation table: each setting of --configs against the defaults (reads the protocol
+    tables; with --run, first trains the missing cells, arguments after -- going to every protocol call)."""
+    from .protocol.processes import exit_status, run_jobs
+    from .protocol.reports.ablation import (ablation_cell_jobs, chosen_settings, class_names, missing_cells,
+                                            read_settings, settings_lines, write_ablation)
+    from .protocol.runner import check_classes, parse_int_list
+
+    settings = read_settings(Path(configs_dir))
+    if print_settings:
+        click.echo("\n".join(settings_lines(settings)))
+        return
+    if protocol_args and not run:
+        raise UserError(f"unexpected arguments {' '.join(protocol_args)}; protocol arguments go after --run --")
+    results, out = Path(results_dir), Path(out or Path(results_dir) / f"ablation_{tag}_attn-ocgan.md")
+    command = _command_line(context, keep=("configs_dir", "results_dir", "tag", "classes", "out"))  # re-draws, never trains
+    chosen_classes = parse_int_list(classes, "classes")
+    check_classes(chosen_classes, class_names(tag), tag)
+
+    def write_table(*_):
+        ran = write_ablation(results, tag, chosen_classes, settings, out, command)
+        click.echo(f"wrote {out} and {out.with_suffix('.png')} ({ran} settings run)")
+
+    if not run:
+        write_table()
+        return
+    if jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    names = chosen_settings(settings, setting_names)
+    cells = ablation_cell_jobs(missing_cells(results, tag, names, chosen_classes), settings, tag, results,
+                               list(protocol_args), Path(logs))
+    write_table()  # the defaults' table exists: fail before training
+    click.echo(f"{len(cells)} cells to train: " + (", ".join(job.label for job in cells) or "none"))
+    failed = run_jobs(cells, jobs, Path.cwd(), on_done=write_table)
+    write_table()
+    return exit_status(failed)
+
+
+@report.command("pixel-floors")
+@click.option("--dataset", default="mnist", show_default=True, help="mnist, cifar10, folder, ... (as attn-ocgan protocol).")
+@click.option("--data-root", default=None, help="Folder holding the data (as attn-ocgan protocol).")
+@click.option("--tag", default=None, help="Table tag (default: the dataset name), e.g. cifar10-jpeg.")
+@click.option("--classes", default="0-9", show_default=True, help="Normal classes, e.g. 0-9 or 0,3,5.")
+@click.option("--pca-variance", type=float, default=0.9, show_default=True, help="Share of variance the PCA keeps (0-1).")
+@click.option("--results", "results_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder of the tables (default results/<tag>).")
+@click.pass_context
+def report_pixel_floors(context, dataset, data_root, tag, classes, pca_variance, results_dir):
+    """Training-free raw-pixel floors (nearest neighbour, PCA error) per class, as protocol tables
+    <tag>_pixel-knn and <tag>_pixel-pca that attn-ocgan compare shows beside the models."""
+    from .protocol.runner import parse_int_list
+    from .studies.pixel_floors import run_pixel_floors
+
+    tag = tag or dataset
+    paths = run_pixel_floors(dataset, data_root, tag, parse_int_list(classes, "classes"), pca_variance,
+                             Path(results_dir or Path("results") / tag), _command_line(context), echo=click.echo)
+    click.echo("tables: " + ", ".join(f"{path} and {path.with_suffix('.md')}" for path in paths.values()))
+
+
+@cli.command("build-coco32")
+@click.option("--coco-root", type=click.Path(file_okay=False), default=None,
+              help="COCO root with annotations/instances_<split>.json and <split>/ images "
+                   "(default: $ATTN_OCGAN_DATA/coco, else datasets/coco).")
+@click.option("--splits", default="train2017,val2017", show_default=True, help="COCO splits pooled as the source.")
+@click.option("--out", default="datasets/coco32", show_default=True, type=click.Path(file_okay=False))
+@click.option("--classes", default=None,
+              help="Comma-separated COCO class names (default: COCO32's ten, DEFAULT_CLASSES in attn_ocgan/data/coco32_build.py).")
+@click.option("--min-side", type=float, default=50.0, show_default=True, help="Keep boxes with width and height >= this (px).")
+@click.option("--aspect-range", type=(float, float), default=(0.5, 2.0), show_default=True,
+              help="Keep boxes whose w/h lies in [LOW, HIGH].")
+@click.option("--size", type=int, default=32, show_default=True, help="Crop side after resizing.")
+@click.option("--per-class", type=int, default=550, show_default=True, help="Objects per class (train + test).")
+@click.option("--test-per-class", type=int, default=50, show_default=True, help="Of those, objects for the test split.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--allow-fewer", is_flag=True, help="Build what exists when a class has fewer eligible objects.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--contact-sheet", type=click.Path(dir_okay=False), default=None,
+              help="Also write a PNG of unmasked vs masked crops per class here.")
+def build_coco32(coco_root, splits, out, classes, min_side, aspect_range, size, per_class, test_per_class, seed,
+                 allow_fewer, overwrite, quiet, contact_sheet):
+    """Build COCO32 from COCO 2017: every object cropped to SIZE x SIZE, unmasked and masked, with a manifest and a summary."""
+    from .data.coco32_build import DEFAULT_CLASSES, BuildOptions, build_coco32 as build, default_coco_root
+
+    options = BuildOptions(
+        coco_root=Path(coco_root) if coco_root else default_coco_root(), out=Path(out), splits=_names(splits),
+        classes=_names(classes) if classes is not None else DEFAULT_CLASSES, min_side=min_side, aspect_range=tuple(aspect_range), size=size, per_class=per_class,
+        test_per_class=test_per_class, seed=seed, allow_fewer=allow_fewer, overwrite=overwrite)
+    summary = build(options, progress=not quiet, echo=lambda line: click.echo(line, err=True))
+    click.echo(f"{'class':<14}{'eligible':>9}{'train':>7}{'test':>6}")
+    for name, counts in summary["classes"].items():
+        click.echo(f"{name:<14}{counts['eligible']:>9}{counts['train']:>7}{counts['test']:>6}")
+    total = summary["total"]
+    click.echo(f"wrote {total['train']} train + {total['test']} test crops (unmasked, masked, masks) to {out}")
+    if contact_sheet:
+        from .viz.coco32 import save_coco32_contact_sheet
+
+        click.echo(f"contact sheet: {save_coco32_contact_sheet(out, contact_sheet)}")
+
+
 def run_command(command: click.Command, argv=None, help_hint: str = "attn-ocgan --help") -> int:
     """Run a click command: user errors print their details (if any) and one line to stderr and
-    return 2, with no traceback; Ctrl-C returns 130."""
+    return 2, with no traceback; Ctrl-C returns 130; a command that returns an int exits with it."""
     try:
-        command.main(args=argv, standalone_mode=False)
+        status = command.main(args=argv, standalone_mode=False)
     except UserError as error:
         if error.details:
             click.echo(error.details, err=True)
@@ -317,7 +561,7 @@ def run_command(command: click.Command, argv=None, help_hint: str = "attn-ocgan 
     except click.ClickException as error:
         click.echo(f"error: {error.format_message()} (see {help_hint})", err=True)
         return error.exit_code
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,10 @@ DEFAULT_DATA_ROOT = "datasets"
 @dataclass
 class DataConfig:
     name: str = "mnist5k"
+    # The folder that holds the datasets, each in its own sub-folder (data.datasets.dataset_path).
     root: str | None = None  # None: $ATTN_OCGAN_DATA, else datasets/
+    # --dataset folder: the image tree, below the data root (or absolute); '' = the data root itself.
+    folder: str = ""
     normal_class: int = 0
     size: int = 32  # image side after resizing/padding
     download: bool = False
@@ -68,7 +71,8 @@ class RunConfig:
 
 
 def resolve_data_root(root: str | None) -> Path:
-    """--data-root, else $ATTN_OCGAN_DATA, else datasets/."""
+    """The one data-root rule of every command: --data-root, else $ATTN_OCGAN_DATA, else datasets/.
+    Each dataset lives in its own sub-folder below it (``attn_ocgan.data.datasets.dataset_path``)."""
     return Path(root or os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
 
 

@@ -137,7 +137,7 @@ def load_mnist5k(root: Path, size: int, download: bool) -> LabeledSplits:
 
 
 def load_coco32(root: Path, size: int, download: bool, variant: str = "unmasked") -> LabeledSplits:
-    """COCO32 built by ``tools/build_coco_subset.py``: ``root`` is its output folder.
+    """COCO32 built by ``attn-ocgan build-coco32``: ``root`` is its output folder (``dataset_path('coco32')``).
 
     Images are read in manifest order; class indices follow the builder's ``--classes`` order
     (airplane 0, car 1, bird 2, ... by default). ``variant`` picks the unmasked or masked crops.
@@ -208,23 +208,53 @@ DATASETS: dict[str, Callable[..., LabeledSplits]] = {
 }
 
 
-@functools.lru_cache(maxsize=2)
-def _load_cached(name: str, root: str, size: int, download: bool, variant: str) -> LabeledSplits:
+COCO32_FOLDER = "coco32"
+
+
+def dataset_path(name: str, root: str | Path | None = None, folder: str = "") -> Path:
+    """Where dataset ``name`` is read from, by the one data-root rule: the data root (--data-root, else
+    $ATTN_OCGAN_DATA, else datasets/), then the dataset's own sub-folder. torchvision's datasets add
+    theirs themselves (``MNIST/``, ``FashionMNIST/``, ``cifar-10-batches-py/``), so their path is the
+    data root; COCO32 is ``ROOT/coco32``; an image tree (``folder``) is ``ROOT/<folder>`` (an absolute
+    ``folder`` stands alone; none: the data root itself is the tree)."""
+    data_root = resolve_data_root(str(root) if root is not None else None)
     if name == "coco32":
-        return load_coco32(Path(root), size, download, variant)
-    return DATASETS[name](Path(root), size, download)
+        path = data_root / COCO32_FOLDER
+        if not path.exists() and (data_root / "manifest.csv").is_file():
+            raise UserError(f"{data_root} is a COCO32 folder itself; pass the folder above it as --data-root "
+                            f"({data_root.parent}): each dataset lives in its own sub-folder of the data root")
+        return path
+    if name == "folder" and folder:
+        return data_root / folder
+    return data_root
+
+
+def dataset_label(name: str, root: str | Path | None = None, folder: str = "") -> str:
+    """A short name for results folders and titles: the dataset's name, or an image tree's folder name."""
+    return dataset_path(name, root, folder).name if name == "folder" else name
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cached(name: str, path: str, size: int, download: bool, variant: str) -> LabeledSplits:
+    if name == "coco32":
+        return load_coco32(Path(path), size, download, variant)
+    return DATASETS[name](Path(path), size, download)
 
 
 def load_splits(name: str, root: str | None, size: int = 32, download: bool = False,
-                variant: str = "unmasked") -> LabeledSplits:
+                variant: str = "unmasked", folder: str = "") -> LabeledSplits:
     """Load a named dataset once per process (the protocol runner reuses it across cells)."""
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if size < 8:
         raise UserError(f"image size {size} is too small; use --size 32 (or any value >= 8)")
-    data_root = resolve_data_root(root)
-    if name != "mnist5k" and not data_root.is_dir() and not download:
+    if folder and name != "folder":
+        raise UserError(f"--folder names an image tree for --dataset folder, not for {name}; drop it")
+    path = dataset_path(name, root, folder)
+    if name != "mnist5k" and not path.is_dir() and not download:
+        where = "the data root" if path == resolve_data_root(root) else f"{name} folder"
         raise UserError(
-            f"data root {data_root} does not exist; pass --data-root (or set ATTN_OCGAN_DATA) to the folder holding the data"
+            f"{where} {path} does not exist; pass --data-root (or set ATTN_OCGAN_DATA) to the folder holding the data"
+            + (f" (with {path.name}/ below it)" if path != resolve_data_root(root) else "")
         )
-    return _load_cached(name, str(data_root), size, download, variant if name == "coco32" else "")
+    return _load_cached(name, str(path), size, download, variant if name == "coco32" else "")

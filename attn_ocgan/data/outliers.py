@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ..config import resolve_data_root
 from ..errors import UserError
-from .datasets import load_splits
+from .datasets import dataset_path, load_splits
 from .one_class import to_unit_range
 
 # Datasets that hold the same images under another name: mnist5k is a subset of MNIST.
@@ -47,12 +46,14 @@ def load_outlier_images(spec: str, data_config, in_channels: int) -> torch.Tenso
     name, root = parse_outlier_spec(spec)
     root = root if root is not None else data_config.root
     same_source = _SOURCE.get(name, name) == _SOURCE.get(data_config.name, data_config.name)
-    same_folder = name == data_config.name == "folder" and resolve_data_root(root).resolve() == resolve_data_root(data_config.root).resolve()
+    same_folder = name == data_config.name == "folder" and (
+        dataset_path(name, root).resolve() == dataset_path("folder", data_config.root, data_config.folder).resolve())
     if (same_source and name != "folder") or same_folder:
         raise UserError(f"--outlier-exposure {spec} is the dataset being evaluated ({data_config.name}); "
                         "choose a dataset whose classes are disjoint from the test classes, e.g. fashion-mnist for mnist")
     outliers = load_splits(name, root, data_config.size, data_config.download)
-    evaluated = load_splits(data_config.name, data_config.root, data_config.size, data_config.download, data_config.variant)
+    evaluated = load_splits(data_config.name, data_config.root, data_config.size, data_config.download, data_config.variant,
+                            data_config.folder)
     shared = shared_class_names(outliers.class_names, evaluated.class_names)
     if shared:
         raise UserError(f"--outlier-exposure {spec} shares the classes {', '.join(shared)} with the evaluated dataset "

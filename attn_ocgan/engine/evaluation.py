@@ -89,7 +89,7 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             {"train normal": train_scores, "test normal": test_scores[is_novel == 0], "test novel": test_scores[is_novel == 1]},
             title, model.score_name,
         )
-        save_panel_figures(out_dir, model, data, title)
+        metrics["figures"] = [path.name for path in save_panel_figures(out_dir, model, data, title)]
         atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
 

@@ -1,6 +1,6 @@
 """One table (and one figure) comparing every model's protocol results on a dataset with the published rows.
 
-Reads every protocol CSV ``results/<tag>_<model>.csv`` whose tag belongs to a dataset family
+Reads every protocol CSV ``results/<dataset>/<tag>_<model>.csv`` whose tag belongs to a dataset family
 (``mnist``: tags ``mnist`` and ``mnist-*``; ``cifar10``: tags starting with ``cifar10``), so
 variants such as ``mnist-ema`` or ``cifar10-jpeg`` appear as their own rows. Per class: the mean
 over seeds (± sample std when there are several); the mean column averages the classes present.
@@ -32,6 +32,7 @@ class MeasuredRow:
     negatives: list[str]
     machines: list[str]
     selections: list[str]  # how each cell's model was chosen (protocol.row_selection)
+    table: str = ""  # the CSV, relative to the results folder
 
     @property
     def label(self) -> str:
@@ -53,7 +54,7 @@ def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tupl
     ``exclude`` (and whose model is in ``models``, if given), ordered by model (``MODEL_ORDER``, then
     any other) then tag."""
     rows = []
-    for path in sorted(Path(results_dir).glob("*_*.csv")):
+    for path in sorted(Path(results_dir).glob("**/*_*.csv")):  # results/<dataset>/<tag>_<model>.csv
         match = CSV_NAME.match(path.name)
         if not match or not belongs_to(match["tag"], dataset) or not fnmatch.fnmatchcase(match["tag"], tags):
             continue
@@ -71,7 +72,8 @@ def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tupl
         rows.append(MeasuredRow(match["tag"], match["model"], per_class,
                                 sorted({int(c["seed"]) for c in cells}), sorted({int(c["epochs"]) for c in cells}),
                                 sorted({c.get("negatives") or "strict one-class" for c in cells}),
-                                sorted({c.get("machine", "") for c in cells}), sorted({row_selection(c) for c in cells})))
+                                sorted({c.get("machine", "") for c in cells}), sorted({row_selection(c) for c in cells}),
+                                path.relative_to(Path(results_dir)).as_posix()))
     order = {name: index for index, name in enumerate(MODEL_ORDER)}
     return sorted(rows, key=lambda r: (order.get(r.model, len(order)), r.tag))
 
@@ -115,7 +117,7 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: 
         for row in rows:
             chosen = "" if is_floor(row.model) else f"model: {'; '.join(row.selections)}; "  # a floor has no epochs
             lines.append(f"- {row.label}: seeds {row.seeds}, epochs {row.epochs}; {chosen}negatives: {'; '.join(row.negatives)}; "
-                         f"rows in `{row.tag}_{row.model}.csv`; machine(s): {'; '.join(row.machines)}")
+                         f"rows in `{row.table}`; machine(s): {'; '.join(row.machines)}")
         lines.append("")
     return "\n".join(lines)
 

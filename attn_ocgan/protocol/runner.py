@@ -6,7 +6,7 @@ import datetime
 from pathlib import Path
 
 from ..config import RunConfig
-from ..data import load_splits, make_one_class
+from ..data import dataset_label, load_splits, make_one_class
 from ..engine.checkpoint import model_from_checkpoint, read_checkpoint
 from ..engine.device import resolve_device
 from ..engine.evaluation import evaluate_model
@@ -14,6 +14,11 @@ from ..engine.trainer import selection_description, train
 from ..errors import UserError
 from ..utils.environment import machine_description
 from .tables import LAST_EPOCH, append_row, read_rows, row_selection
+
+
+def results_table_path(results_dir: Path, dataset: str, tag: str, model: str) -> Path:
+    """``results_dir/<dataset>/<tag>_<model>.csv``: results are filed by dataset (``dataset_label``)."""
+    return Path(results_dir) / dataset / f"{tag}_{model}.csv"
 
 
 def parse_int_list(text: str, what: str) -> list[int]:
@@ -58,15 +63,18 @@ def negatives_setting(config: RunConfig) -> str:
 
 def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
                  command: str, tag: str | None = None, progress: bool = True, echo=print) -> Path:
-    """Train and evaluate each missing (class, seed) cell; returns the CSV path."""
+    """Train and evaluate each missing (class, seed) cell; returns the CSV path,
+    ``results_dir/<dataset>/<tag>_<model>.csv`` (``results_table_path``)."""
+    label = dataset_label(base.data.name, base.data.root, base.data.folder)
     if tag is None:  # results of another variant or negatives setting go to their own table
-        tag = base.data.name + (f"-{base.data.variant}" if base.data.name == "coco32" else "")
+        tag = label + (f"-{base.data.variant}" if base.data.name == "coco32" else "")
         tag += f"-oe-{base.data.outlier_exposure.split(':')[0]}" if base.data.outlier_exposure else ""
         tag += "-valsel" if base.train.select_epoch == "validation" else ""
     results_dir = Path(results_dir)
     device = resolve_device(base.train.device)
-    csv_path = results_dir / f"{tag}_{base.model}.csv"
-    splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant)
+    csv_path = results_table_path(results_dir, label, tag, base.model)
+    splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant,
+                         base.data.folder)
     check_classes(classes, splits.class_names, tag)
     selection = selection_description(base)
     other = sorted({row_selection(r) for r in read_rows(csv_path) if r["dataset"] == tag and r["model"] == base.model} - {selection})

@@ -15,8 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.datasets import LabeledSplits, load_coco32
+from ..data.datasets import LabeledSplits, dataset_path, load_coco32
 from ..data.one_class import to_unit_range
+from ..engine.device import model_device, prepare_device, resolve_device
 from ..errors import UserError
 from ..utils.io import atomic_path, atomic_write_text
 
@@ -77,20 +78,27 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
 
 @torch.inference_mode()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+    """Share of ``images`` (on any device; batches go to the model's) classified as ``labels``."""
     model.eval()
-    correct = sum(int((model(images[i:i + batch_size]).argmax(1) == labels[i:i + batch_size]).sum())
+    device = model_device(model)
+    correct = sum(int((model(images[i:i + batch_size].to(device)).argmax(1).cpu() == labels[i:i + batch_size]).sum())
                   for i in range(0, len(images), batch_size))
     return correct / max(1, len(images))
 
 
-def train_classifier(splits: LabeledSplits, schedule: ClassifierSchedule, seed: int, writer=None, progress: bool = True):
-    """Train VGG11 on ``splits`` from scratch; returns one dict per epoch (loss, train/test accuracy)."""
+def train_classifier(splits: LabeledSplits, schedule: ClassifierSchedule, seed: int, writer=None, progress: bool = True,
+                     device: str | torch.device = "cpu"):
+    """Train VGG11 on ``splits`` from scratch on ``device``; returns one dict per epoch (loss, train/test
+    accuracy). Batches are drawn and augmented on the CPU with a seeded generator (the same on every
+    device), then moved."""
     from tqdm import tqdm
 
+    device = resolve_device(device)
+    prepare_device(device)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = build_vgg11(len(splits.class_names), splits.in_channels, schedule.batch_norm)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=schedule.lr, momentum=schedule.momentum,
                                 weight_decay=schedule.weight_decay)
     train_images, train_labels = to_unit_range(splits.train_images), splits.train_labels
@@ -106,7 +114,8 @@ def train_classifier(splits: LabeledSplits, schedule: ClassifierSchedule, seed: 
             images = train_images[index]
             if schedule.augment:
                 images = augment_batch(images, generator)
-            loss = F.cross_entropy(model(images.contiguous(memory_format=torch.channels_last)), train_labels[index])
+            images = images.to(device).contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(model(images), train_labels[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -134,7 +143,7 @@ CSV_FIELDS = ("variant", "seed", "epoch", "train_loss", "train_accuracy", "test_
 
 def run_masked_vs_unmasked(data_root: Path, results_prefix: Path, logdir: Path, schedule: ClassifierSchedule,
                            seeds: list[int], command: str, variants=("masked", "unmasked"), progress: bool = True,
-                           echo=print) -> dict:
+                           echo=print, device: str = "cpu") -> dict:
     """Train on each variant x seed; write PREFIX.csv (per epoch), PREFIX.png and PREFIX.md."""
     from torch.utils.tensorboard import SummaryWriter
 
@@ -143,19 +152,19 @@ def run_masked_vs_unmasked(data_root: Path, results_prefix: Path, logdir: Path, 
     histories: dict[tuple[str, int], list[dict]] = {}
     sizes = {}
     for variant in variants:
-        splits = load_coco32(Path(data_root), 32, False, variant)
+        splits = load_coco32(dataset_path("coco32", data_root), 32, False, variant)
         sizes[variant] = (len(splits.train_labels), len(splits.test_labels), len(splits.class_names))
         if sizes[variant][1] == 0:
             raise UserError(f"COCO32 at {data_root} has no test crops; rebuild it with --test-per-class >= 1")
         for seed in seeds:
             echo(f"train VGG11 on {variant} crops, seed {seed} ({sizes[variant][0]} train / {sizes[variant][1]} test)")
             with SummaryWriter(str(Path(logdir) / f"{variant}_seed{seed}")) as writer:
-                histories[variant, seed] = train_classifier(splits, schedule, seed, writer, progress)
+                histories[variant, seed] = train_classifier(splits, schedule, seed, writer, progress, device)
             last = histories[variant, seed][-1]
             echo(f"  final test accuracy {last['test_accuracy']:.4f}, "
                  f"80 % at epoch {epochs_to_reach(histories[variant, seed])}")
     summary = summarise(histories, sizes)
-    _write_outputs(Path(results_prefix), histories, summary, schedule, sizes, command, machine_description())
+    _write_outputs(Path(results_prefix), histories, summary, schedule, sizes, command, machine_description(resolve_device(device)))
     return summary
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import torch
 
-from ..data import load_one_class
+from ..data import dataset_label, load_one_class
 from ..errors import UserError
 from ..viz.gradcam import gradcam_maps, overlay
 from ..viz.plots import save_image_table
 from ..engine.checkpoint import model_from_checkpoint, read_checkpoint
+from ..engine.device import model_device, resolve_device
 
 
 @dataclasses.dataclass
@@ -31,21 +32,23 @@ def checkpoint_label(model_name: str, path) -> str:
     return "\n".join([model_name, *textwrap.wrap(run_name, 22, break_on_hyphens=True)])
 
 
-def load_checkpoints(paths) -> list[LoadedCheckpoint]:
-    """Each checkpoint rebuilt from the file alone, labelled ``checkpoint_label``."""
+def load_checkpoints(paths, device: str | torch.device = "cpu") -> list[LoadedCheckpoint]:
+    """Each checkpoint rebuilt from the file alone on ``device`` (--device), labelled ``checkpoint_label``."""
+    device = resolve_device(device)
     loaded = []
     for path in paths:
-        config, model = model_from_checkpoint(read_checkpoint(path))
+        config, model = model_from_checkpoint(read_checkpoint(path), device)
         loaded.append(LoadedCheckpoint(checkpoint_label(config.model, path), config, model.eval(), str(path)))
     if not loaded:
         raise UserError("pass at least one --checkpoint")
     return loaded
 
 
-def data_for(checkpoints: list[LoadedCheckpoint], dataset=None, data_root=None, normal_class=None, variant=None):
+def data_for(checkpoints: list[LoadedCheckpoint], dataset=None, data_root=None, normal_class=None, variant=None,
+             folder=None):
     """The first checkpoint's data settings with the given overrides; checks every model fits it."""
     overrides = {k: v for k, v in dict(name=dataset, root=data_root, normal_class=normal_class,
-                                        variant=variant).items() if v is not None}
+                                        variant=variant, folder=folder).items() if v is not None}
     data_config = dataclasses.replace(checkpoints[0].config.data, **overrides)
     data = load_one_class(data_config)
     for checkpoint in checkpoints:
@@ -73,32 +76,32 @@ def explanation_columns(checkpoints: list[LoadedCheckpoint], images: torch.Tenso
     rgb = ((images + 1) / 2).clamp(0, 1).expand(-1, 3, -1, -1)
     columns, tiles = ["input"], [rgb]
     for checkpoint in checkpoints:
-        maps = gradcam_maps(checkpoint.model, images, head, evidence, where=checkpoint.path)
+        maps = gradcam_maps(checkpoint.model, images.to(model_device(checkpoint.model)), head, evidence, where=checkpoint.path)
         columns.append(f"Grad-CAM\n{checkpoint.label}")
         tiles.append(overlay(images, maps))
     for checkpoint in checkpoints:
         with torch.no_grad():
-            masks = checkpoint.model.attention_maps(images)
+            masks = checkpoint.model.attention_maps(images.to(model_device(checkpoint.model)))
         if masks is not None:
             columns.append(f"mask\n{checkpoint.label}")
-            tiles.append(masks.expand(-1, 3, -1, -1))
+            tiles.append(masks.cpu().expand(-1, 3, -1, -1))
     return columns, torch.stack(tiles, dim=1)
 
 
 def run_gradcam_comparison(checkpoint_paths, out: Path, n: int = 16, head: str | None = None,
                            evidence: str = "normal", dataset=None, data_root=None, normal_class=None, variant=None,
-                           logdir: Path | None = None, seed: int = 0) -> Path:
+                           logdir: Path | None = None, seed: int = 0, device: str = "cpu", folder=None) -> Path:
     """Write the comparison figure (and a TensorBoard image per group when ``logdir`` is given)."""
     if n < 1:
         raise UserError("--n must be >= 1")
-    checkpoints = load_checkpoints(checkpoint_paths)
-    data_config, data = data_for(checkpoints, dataset, data_root, normal_class, variant)
+    checkpoints = load_checkpoints(checkpoint_paths, device)
+    data_config, data = data_for(checkpoints, dataset, data_root, normal_class, variant, folder)
     panels = {}
     for group, images in pick_test_images(data, n, seed).items():
         columns, tiles = explanation_columns(checkpoints, images, head, evidence)
         panels[f"{group} test images"] = (columns, tiles)
     class_name = data.class_names[data.normal_class]
-    dataset_name = data_config.name + (f" ({Path(data_config.root).name})" if data_config.name == "folder" and data_config.root else "")
+    dataset_name = data_config.name + (f" ({dataset_label('folder', data_config.root, data_config.folder)})" if data_config.name == "folder" else "")
     head_name = head or "each model's default head"
     title = f"{dataset_name}, normal class {data.normal_class} ({class_name}); Grad-CAM on {head_name} ({evidence} evidence)"
     save_image_table(Path(out), panels, title=title)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
-from ..data.datasets import load_coco32, load_coco32_masks
+from ..data.datasets import dataset_path, load_coco32, load_coco32_masks
 from ..data.one_class import to_unit_range
 from ..errors import UserError
 from ..viz.gradcam import gradcam_maps
+from ..engine.device import model_device, resolve_device
 from .gradcam import load_checkpoints
 from ..utils.io import atomic_path, atomic_write_text
 
@@ -58,7 +59,8 @@ def coco32_images_and_masks(root: Path, variant: str, split: str):
     """Images in [-1, 1], bool masks and class labels of COCO32 ``split`` ('train', 'test' or 'all')."""
     if split not in ("train", "test", "all"):
         raise UserError(f"--split {split!r} must be train, test or all")
-    splits = load_coco32(Path(root), 32, False, variant)
+    root = dataset_path("coco32", root)
+    splits = load_coco32(root, 32, False, variant)
     parts = ("train", "test") if split == "all" else (split,)
     images = torch.cat([splits.train_images if part == "train" else splits.test_images for part in parts])
     labels = torch.cat([splits.train_labels if part == "train" else splits.test_labels for part in parts])
@@ -70,7 +72,7 @@ CSV_FIELDS = ("checkpoint", "model", "trained_on", "map", "split", "images", "po
 
 
 def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: str = "unmasked", split: str = "test",
-                     head: str | None = None, command: str = "", batch_size: int = 256) -> list[dict]:
+                     head: str | None = None, command: str = "", batch_size: int = 256, device: str = "cpu") -> list[dict]:
     """Rows (one per checkpoint x map kind, plus the centre baseline); writes CSV and a Markdown table."""
     from ..utils.environment import machine_description
 
@@ -81,16 +83,16 @@ def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: 
                  "whole image (constant map)": torch.ones(len(images), 1, 32, 32)}
     rows = [{"checkpoint": "-", "model": name, "trained_on": "-", "map": "baseline", "split": split,
              "images": len(images), **localisation_metrics(maps, masks)} for name, maps in baselines.items()]
-    for checkpoint in load_checkpoints(checkpoint_paths):
-        path = checkpoint.path
+    for checkpoint in load_checkpoints(checkpoint_paths, device):
+        path, on_device = checkpoint.path, model_device(checkpoint.model)
         if checkpoint.model.config.in_channels != images.shape[1]:
             raise UserError(f"{path} takes {checkpoint.model.config.in_channels}-channel images but COCO32 is RGB; "
                             "localise checkpoints trained on RGB data (coco32, cifar10, folder)")
         data = checkpoint.config.data
         trained_on = f"{data.name} class {data.normal_class}"
-        kinds = {"gradcam": lambda x: gradcam_maps(checkpoint.model, x, head, "normal", where=str(path))}
-        if _no_grad(checkpoint.model.attention_maps, images[:1]) is not None:
-            kinds["attention"] = lambda x: _no_grad(checkpoint.model.attention_maps, x)
+        kinds = {"gradcam": lambda x: gradcam_maps(checkpoint.model, x.to(on_device), head, "normal", where=str(path))}
+        if _no_grad(checkpoint.model.attention_maps, images[:1].to(on_device)) is not None:
+            kinds["attention"] = lambda x: _no_grad(checkpoint.model.attention_maps, x.to(on_device)).cpu()
         for kind, compute in kinds.items():
             maps = torch.cat([compute(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
             rows.append({"checkpoint": str(path), "model": checkpoint.config.model, "trained_on": trained_on,
@@ -108,7 +110,7 @@ def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: 
                      f"{row['iou_at_0.5']:.3f} | {row['iou_at_mean']:.3f} |")
     lines += ["", "Pointing game: the map's maximum lies inside the true instance mask (constant maps miss). "
               "IoU: the map thresholded, against the instance mask at 32x32.", "",
-              "Produced by:", "", f"    {command}", "", f"Machine: {machine_description()}", ""]
+              "Produced by:", "", f"    {command}", "", f"Machine: {machine_description(resolve_device(device))}", ""]
     atomic_write_text(Path(out_csv).with_suffix(".md"), "\n".join(lines))
     return rows
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import dataset_label
 from ..errors import UserError
 from ..engine.evaluation import auc, compute_scores
 from .gradcam import LoadedCheckpoint, data_for, load_checkpoints, pick_test_images
@@ -64,16 +65,16 @@ def _device(checkpoint: LoadedCheckpoint) -> torch.device:
 
 
 def run_model_figures(checkpoint_paths, out_prefix: Path, n: int = 8, limit: int | None = 2000, seed: int = 0,
-                      dataset=None, data_root=None, normal_class=None) -> dict[str, Path]:
+                      dataset=None, data_root=None, normal_class=None, device: str = "cpu", folder=None) -> dict[str, Path]:
     """``<prefix>_scores.png`` (one score-distribution panel per checkpoint, with its AUC on the scored
     test images) and ``<prefix>_residuals.png`` (``n`` normal and ``n`` novel test images)."""
     from ..viz.plots import save_image_table, save_score_histograms
 
     if n < 1 or (limit is not None and limit < 1):
         raise UserError("--n and --limit must be >= 1")
-    checkpoints = load_checkpoints(checkpoint_paths)
-    data_config, data = data_for(checkpoints, dataset, data_root, normal_class)
-    where = f"{data_config.name}" + (f" ({Path(data_config.root).name})" if data_config.name == "folder" and data_config.root else "")
+    checkpoints = load_checkpoints(checkpoint_paths, device)
+    data_config, data = data_for(checkpoints, dataset, data_root, normal_class, folder=folder)
+    where = data_config.name if data_config.name != "folder" else f"folder ({dataset_label('folder', data_config.root, data_config.folder)})"
     title = f"{where}, normal class {data.normal_class} ({data.class_names[data.normal_class]})"
     panels, score_names = {}, {}
     for checkpoint in checkpoints:
@@ -81,7 +82,7 @@ def run_model_figures(checkpoint_paths, out_prefix: Path, n: int = 8, limit: int
         value = auc(np.r_[np.zeros(len(groups["test normal"])), np.ones(len(groups["test novel"]))],
                     np.r_[groups["test normal"], groups["test novel"]])
         name = f"{checkpoint.label}\ntest AUC {value:.4f}"
-        panels[name], score_names[name] = groups, getattr(checkpoint.model, "score_name", None)
+        panels[name], score_names[name] = groups, checkpoint.model.score_name
     paths = {"scores": Path(f"{out_prefix}_scores.png"), "residuals": Path(f"{out_prefix}_residuals.png")}
     subset = "" if limit is None else f"; at most {limit} images per group, a seeded choice"
     save_score_histograms(paths["scores"], panels, f"{title}: score distributions{subset}", score_names)

@@ -22,7 +22,7 @@ def trained(tmp_path_factory):
     for model in ("ocgan", "attn-ocgan"):
         out = root / "runs" / model
         extra = ["--model-arg", "guide_width=8", "--mask-warmup-epochs", "1"] if model == "attn-ocgan" else []
-        assert main(["train", "--model", model, "--dataset", "coco32", "--data-root", str(root / "coco32"),
+        assert main(["train", "--model", model, "--dataset", "coco32", "--data-root", str(root),
                      "--normal-class", "0", "--out", str(out), *TINY, *extra]) == 0
         checkpoints[model] = out / "checkpoints" / "last.pt"
     return root, checkpoints
@@ -48,7 +48,7 @@ def test_localize_cli_measures_attention_and_gradcam_against_object_masks(traine
     root, checkpoints = trained
     out = root / "localisation.csv"
     assert main(["localize", "--checkpoint", str(checkpoints["ocgan"]), "--checkpoint", str(checkpoints["attn-ocgan"]),
-                 "--data-root", str(root / "coco32"), "--split", "all", "--out", str(out)]) == 0
+                 "--data-root", str(root), "--split", "all", "--out", str(out)]) == 0
     with out.open() as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["model"].split(" ")[0], r["map"]) for r in rows] == [

@@ -37,7 +37,7 @@ def test_classify_cli_writes_csv_plot_table_and_tensorboard(tmp_path, capsys):
     write_fake_coco(tmp_path / "coco")
     build_coco32(_options(tmp_path), progress=False)
     prefix, logdir = tmp_path / "results" / "mvu", tmp_path / "tb"
-    assert main(["classify", "--data-root", str(tmp_path / "coco32"), "--epochs", "2", "--batch-size", "8",
+    assert main(["classify", "--data-root", str(tmp_path), "--epochs", "2", "--batch-size", "8",
                  "--results", str(prefix), "--logdir", str(logdir)]) == 0
     with prefix.with_suffix(".csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -48,4 +48,4 @@ def test_classify_cli_writes_csv_plot_table_and_tensorboard(tmp_path, capsys):
     events = EventAccumulator(str(logdir / "masked_seed0"))
     events.Reload()
     assert {"train/loss", "test/accuracy", "train/accuracy"} <= set(events.Tags()["scalars"])
-    assert main(["classify", "--data-root", str(tmp_path / "coco32"), "--variants", "blurred"]) == 2
+    assert main(["classify", "--data-root", str(tmp_path), "--variants", "blurred"]) == 2

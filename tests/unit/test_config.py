@@ -7,10 +7,7 @@ from attn_ocgan.registry import resolve_model_config
 
 
 def _build(config_file=None, **flags):
-    args = dict(model=None, dataset=None, normal_class=None, epochs=None, batch_size=None, lr=None, seed=None,
-                data_root=None, download=False, size=None)
-    args.update(flags)
-    return build_config(config_file, **args)
+    return build_config({"config_file": config_file, **flags})
 
 
 def test_precedence_defaults_then_file_then_flags(tmp_path):

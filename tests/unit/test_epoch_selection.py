@@ -84,11 +84,10 @@ def test_last_epoch_selection_is_the_default_and_validation_needs_a_split(tmp_pa
 
 
 def test_cli_holds_out_ten_percent_for_validation_selection_unless_told():
-    flags = dict(model="ocgan", dataset=None, normal_class=None, epochs=None, batch_size=None, lr=None, seed=None,
-                 data_root=None, download=False, size=None)
-    assert build_config(None, **flags, select_epoch="validation").data.val_fraction == 0.1
-    assert build_config(None, **flags, select_epoch="validation", val_fraction=0.2, val_novel=50).data.val_novel == 50
-    assert build_config(None, **flags).data.val_fraction == 0.0
+    flags = dict(model="ocgan", dataset=None, normal_class=None, epochs=None, download=False)
+    assert build_config({**flags, "select_epoch": "validation"}).data.val_fraction == 0.1
+    assert build_config({**flags, "select_epoch": "validation", "val_fraction": 0.2, "val_novel": 50}).data.val_novel == 50
+    assert build_config(flags).data.val_fraction == 0.0
 
 
 def test_protocol_evaluates_the_chosen_epoch_and_keeps_selections_in_separate_tables(tmp_path, monkeypatch):
