@@ -21,6 +21,7 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+MODELS_PACKAGE = "attn_ocgan.models"
 
 
 def register_model(name: str, *, config: type, model: Callable, algorithm: Callable,
@@ -32,15 +33,16 @@ def register_model(name: str, *, config: type, model: Callable, algorithm: Calla
 
 
 def _ensure_builtin_models() -> None:
-    """Import every sub-package of ``attn_ocgan.models`` once; each registers itself."""
+    """Discover the model folders: import every sub-package of ``attn_ocgan.models`` once (each
+    registers itself). Discovery by name, like a plugin entry point: the registry sits below the
+    models and does not depend on any of them."""
     import importlib
     import pkgutil
 
-    from . import models
-
+    models = importlib.import_module(MODELS_PACKAGE)
     for module in pkgutil.iter_modules(models.__path__):
         if module.ispkg and module.name != "components":
-            importlib.import_module(f"{models.__name__}.{module.name}")
+            importlib.import_module(f"{MODELS_PACKAGE}.{module.name}")
 
 
 def known_models() -> list[str]:
