@@ -39,6 +39,11 @@ class DataConfig:
     # attn-ocgan only: auxiliary negatives from another dataset, 'NAME' or 'NAME:ROOT'
     # ('' = strict one-class: the model makes its own pseudo-anomalies).
     outlier_exposure: str = ""
+    # attn-ocgan only, the original authors' setting: K other classes of the same dataset whose
+    # *training* images are the guide's negatives (0 = strict one-class). Which K is drawn with
+    # known_anomaly_seed and the normal class (not the training seed: a grid's seeds share them).
+    known_anomalies: int = 0
+    known_anomaly_seed: int = 0
     # coco32 only: which crops, 'unmasked' or 'masked' (background set to 0).
     variant: str = "unmasked"
 

@@ -9,4 +9,5 @@ def load_one_class(data_config) -> OneClassData:
     """Load the dataset named in ``data_config`` and select its normal class."""
     splits = load_splits(data_config.name, data_config.root, data_config.size, data_config.download,
                          data_config.variant, data_config.folder)
-    return make_one_class(splits, data_config.normal_class, data_config.val_fraction, data_config.val_novel)
+    return make_one_class(splits, data_config.normal_class, data_config.val_fraction, data_config.val_novel,
+                          data_config.known_anomalies, data_config.known_anomaly_seed)

@@ -25,6 +25,9 @@ class OneClassData:
     class_names: tuple[str, ...]
     # training images of the other classes for epoch selection (``--select-epoch validation``; may be empty)
     validation_novel: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    # --known-anomalies: the seen anomaly classes and their *training* images in [-1, 1] (else empty)
+    known_anomaly_classes: tuple[int, ...] = ()
+    known_anomalies: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
 
     def validation_set(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, is_novel): held-out normal training images, then other-class training images."""
@@ -41,11 +44,23 @@ class OneClassData:
         return int(self.train.shape[-1])
 
 
-def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float = 0.0, val_novel: int = 0) -> OneClassData:
+def choose_known_anomaly_classes(n_classes: int, normal_class: int, k: int, seed: int = 0) -> tuple[int, ...]:
+    """K classes other than ``normal_class``, drawn with ``seed`` and the normal class (sorted)."""
+    others = [c for c in range(n_classes) if c != normal_class]
+    if not 0 <= k <= len(others):
+        raise UserError(f"--known-anomalies {k} must be in 0..{len(others)} (the other classes of this dataset)")
+    order = torch.randperm(len(others), generator=torch.Generator().manual_seed(seed * 1000 + normal_class))
+    return tuple(sorted(others[i] for i in order[:k].tolist()))
+
+
+def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float = 0.0, val_novel: int = 0,
+                   known_anomalies: int = 0, known_anomaly_seed: int = 0) -> OneClassData:
     """Protocol 2 data for one normal class. ``val_fraction`` holds out the last share of the class's
     training images; with a hold-out, ``val_novel`` training images of the other classes (a fixed
     sample per class, independent of the training seed) join them as a validation split. Test images
-    never enter it."""
+    never enter it. ``known_anomalies`` K: the training images of K other classes
+    (``choose_known_anomaly_classes``) become ``known_anomalies``; the validation split then draws
+    its novel images from the unseen classes only."""
     n_classes = len(splits.class_names)
     if not 0 <= normal_class < n_classes:
         raise UserError(
@@ -60,9 +75,11 @@ def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float
     n_validation = int(round(len(normal) * val_fraction))
     # Deterministic hold-out: the last images of the class (no dependence on the training seed).
     train, validation = normal[: len(normal) - n_validation], normal[len(normal) - n_validation:]
+    known = choose_known_anomaly_classes(n_classes, normal_class, known_anomalies, known_anomaly_seed)
+    is_known = torch.isin(splits.train_labels, torch.tensor(known, dtype=torch.long))
     validation_novel = splits.train_images[:0]
     if n_validation and val_novel:
-        others = torch.nonzero(splits.train_labels != normal_class).flatten()
+        others = torch.nonzero((splits.train_labels != normal_class) & ~is_known).flatten()
         order = torch.randperm(len(others), generator=torch.Generator().manual_seed(normal_class))
         validation_novel = splits.train_images[others[order[:val_novel]]]
     return OneClassData(
@@ -74,4 +91,6 @@ def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float
         normal_class=normal_class,
         class_names=splits.class_names,
         validation_novel=to_unit_range(validation_novel),
+        known_anomaly_classes=known,
+        known_anomalies=to_unit_range(splits.train_images[is_known]),
     )

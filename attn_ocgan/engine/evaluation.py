@@ -71,6 +71,9 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
             for c in sorted(set(data.test_classes.tolist())) if c != data.normal_class
         },
     }
+    if data.known_anomaly_classes:  # --known-anomalies: seen and unseen anomaly classes apart
+        metrics.update(seen_unseen_aucs(is_novel, test_scores, data.test_classes.numpy(), data.known_anomaly_classes,
+                                        data.class_names))
     if model.score_component_names:
         metrics["auc_per_score_component"] = {name: auc(is_novel, scores) for name, scores in test_columns.items()}
     metrics["complexity"] = complexity_metrics(model, train_columns, test_columns, train_images, data.test, is_novel)
@@ -92,6 +95,18 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
         metrics["figures"] = [path.name for path in save_panel_figures(out_dir, model, data, title)]
         atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def seen_unseen_aucs(is_novel: np.ndarray, scores: np.ndarray, classes: np.ndarray, seen: tuple[int, ...],
+                     class_names) -> dict:
+    """AUC of normal test images against the test images of the anomaly classes seen in training
+    (``--known-anomalies``), and against those of the unseen classes."""
+    is_seen = np.isin(classes, seen)
+    result = {"known_anomaly_classes": [class_names[c] for c in seen]}
+    for name, chosen in (("auc_seen_anomalies", is_seen), ("auc_unseen_anomalies", ~is_seen & (is_novel == 1))):
+        keep = chosen | (is_novel == 0)
+        result[name] = auc(is_novel[keep], scores[keep]) if chosen.any() else None
+    return result
 
 
 TRAIN_STATISTICS_SEED = 0

@@ -75,16 +75,25 @@ def _same_run(saved: dict, wanted: dict) -> bool:
     return saved == wanted
 
 
-def _outlier_images(config: RunConfig, in_channels: int) -> torch.Tensor | None:
-    """--outlier-exposure images, checked before anything is written to the run folder."""
-    if not config.data.outlier_exposure:
+def _outlier_images(config: RunConfig, data: OneClassData) -> torch.Tensor | None:
+    """The guide's real negatives: --outlier-exposure images (another dataset) or --known-anomalies
+    (training images of K other classes of this one); checked before anything is written to the run folder."""
+    in_channels = data.in_channels
+    if config.data.outlier_exposure and config.data.known_anomalies:
+        raise UserError("--outlier-exposure and --known-anomalies both give the guide negatives; use one of them")
+    if not config.data.outlier_exposure and not config.data.known_anomalies:
         return None
+    option = "--outlier-exposure" if config.data.outlier_exposure else "--known-anomalies"
     model_config = resolve_model_config(config.model, config.data.name, config.model_args, in_channels, config.data.size)
     if not get_spec(config.model).algorithm_class.uses_outlier_images(model_config):
         takers = [name for name in known_models() if get_spec(name).algorithm_class.uses_outlier_images(
             resolve_model_config(name, config.data.name, {}, in_channels, config.data.size))]
-        raise UserError(f"--outlier-exposure needs a model that trains on auxiliary negatives ({', '.join(takers)}), "
+        raise UserError(f"{option} needs a model that trains on auxiliary negatives ({', '.join(takers)}), "
                         f"not {config.model} with these options")
+    if config.data.known_anomalies:
+        if len(data.known_anomaly_classes) != config.data.known_anomalies:
+            raise ValueError("train() got data made without the config's --known-anomalies; build it with load_one_class")
+        return data.known_anomalies
     from ..data.outliers import load_outlier_images
 
     return load_outlier_images(config.data.outlier_exposure, config.data, in_channels)
@@ -125,7 +134,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         raise UserError(f"class {config.data.normal_class} has {len(data.train)} training images; need at least 2")
     check_epoch_selection(config, data)
     config = resolve_run_config(config, data)
-    outlier_images = _outlier_images(config, data.in_channels)
+    outlier_images = _outlier_images(config, data)
 
     last = checkpoint_path(run_dir)
     start_epoch, train_seconds, payload = 0, 0.0, None

@@ -54,10 +54,15 @@ def _is_done(rows: list[dict], dataset: str, model: str, normal_class: int, seed
     )
 
 
-def negatives_setting(config: RunConfig) -> str:
-    """Which negatives trained the model: recorded with every result row."""
+def negatives_setting(config: RunConfig, data=None) -> str:
+    """Which negatives trained the model: recorded with every result row (``data``: the cell's
+    OneClassData, which names the known anomaly classes)."""
     if config.data.outlier_exposure:
         return f"outlier exposure: {config.data.outlier_exposure}"
+    if config.data.known_anomalies:
+        names = "" if data is None else " (" + ", ".join(data.class_names[c] for c in data.known_anomaly_classes) + ")"
+        return (f"known anomalies: training images of {config.data.known_anomalies} other classes{names}, "
+                f"drawn with seed {config.data.known_anomaly_seed}")
     return "strict one-class"
 
 
@@ -69,6 +74,7 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
     if tag is None:  # results of another variant or negatives setting go to their own table
         tag = label + (f"-{base.data.variant}" if base.data.name == "coco32" else "")
         tag += f"-oe-{base.data.outlier_exposure.split(':')[0]}" if base.data.outlier_exposure else ""
+        tag += f"-known{base.data.known_anomalies}" if base.data.known_anomalies else ""
         tag += "-valsel" if base.train.select_epoch == "validation" else ""
     results_dir = Path(results_dir)
     device = resolve_device(base.train.device)
@@ -91,7 +97,8 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
                 data=dataclasses.replace(base.data, normal_class=normal_class),
                 train=dataclasses.replace(base.train, seed=seed),
             )
-            data = make_one_class(splits, normal_class, config.data.val_fraction, config.data.val_novel)
+            data = make_one_class(splits, normal_class, config.data.val_fraction, config.data.val_novel,
+                                  config.data.known_anomalies, config.data.known_anomaly_seed)
             cell = f"class{normal_class}_seed{seed}_e{base.train.epochs}" + ("_valsel" if selection != LAST_EPOCH else "")
             run_dir = Path(runs_dir) / f"{tag}_{base.model}" / cell
             echo(f"train {tag} {base.model} class {normal_class} seed {seed} -> {run_dir}")
@@ -103,11 +110,13 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
             row = {
                 "dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed,
                 "epochs": base.train.epochs, "auc": f"{metrics['auc']:.6f}",
-                "train_seconds": f"{result['train_seconds']:.1f}", "negatives": negatives_setting(config),
+                "train_seconds": f"{result['train_seconds']:.1f}", "negatives": negatives_setting(config, data),
                 "machine": machine_description(device),
                 "date": datetime.date.today().isoformat(), "command": command, "selection": selection,
                 "selected_epoch": result["selected_epoch"],
                 "val_auc": "" if result["val_auc"] is None else f"{result['val_auc']:.6f}",
+                **{column: "" if metrics.get(key) is None else f"{metrics[key]:.6f}"
+                   for column, key in (("auc_seen", "auc_seen_anomalies"), ("auc_unseen", "auc_unseen_anomalies"))},
             }
             append_row(csv_path, row, splits.class_names, dataset=base.data.name, metrics=metrics)
     return csv_path

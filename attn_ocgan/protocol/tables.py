@@ -13,7 +13,7 @@ from ..reference import PAPER_ROWS, is_floor, without_measured_floor
 from ..utils.io import atomic_write_text, file_lock
 
 CSV_COLUMNS = ["dataset", "model", "normal_class", "seed", "epochs", "auc", "train_seconds", "negatives", "machine", "date",
-               "command", "selection", "selected_epoch", "val_auc"]
+               "command", "selection", "selected_epoch", "val_auc", "auc_seen", "auc_unseen"]
 LAST_EPOCH = "last epoch"  # the selection of rows written before the column existed
 
 
@@ -64,6 +64,20 @@ def append_row(csv_path: Path, row: dict, class_names, dataset: str | None = Non
             atomic_write_text(log, "\n".join(lines) + "\n")
 
 
+def _class_means(rows: list[dict], column: str, n_classes: int) -> list[float]:
+    """The per-class means of ``column`` over the classes that have a value."""
+    means = []
+    for k in range(n_classes):
+        values = [float(r[column]) for r in rows if int(r["normal_class"]) == k and r.get(column)]
+        if values:
+            means.append(float(np.mean(values)))
+    return means
+
+
+def _mean_cell(values: list[float]) -> str:
+    return f"{np.mean(values):.3f}" if values else "—"
+
+
 SPREAD_NOTE = "± is the sample std over seeds (ddof 1)"
 
 
@@ -104,6 +118,11 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, data
     overall = f"**{np.mean(means):.4f}**" + ("" if len(means) == n_classes else f" ({len(means)}/{n_classes} classes)") if means else "—"
     floor = is_floor(model)
     lines.append(f"| {model} ({'floor' if floor else 'ours'}) | " + " | ".join(cells) + f" | {overall} |")
+    for column, label in (("auc_seen", "seen anomaly classes"), ("auc_unseen", "unseen anomaly classes")):
+        if any(r.get(column) for r in rows):  # --known-anomalies: the AUC against each group apart
+            lines.append(f"| {model}: {label} only | " + " | ".join(
+                _mean_cell([float(r[column]) for r in rows if int(r["normal_class"]) == k and r.get(column)])
+                for k in range(n_classes)) + f" | {_mean_cell(_class_means(rows, column, n_classes))} |")
     published = reference_rows(dataset or tag, tag)
     for name, values in (without_measured_floor(published) if floor else published).items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.4f} |")
