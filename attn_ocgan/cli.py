@@ -28,7 +28,8 @@ def _parse_model_args(pairs) -> dict:
 # Which config field each command-line option sets (options not listed here are not config).
 DATA_OPTIONS = {"dataset": "name", "normal_class": "normal_class", "data_root": "root", "folder": "folder", "size": "size",
                 "download": "download", "outlier_exposure": "outlier_exposure", "variant": "variant",
-                "val_fraction": "val_fraction", "val_novel": "val_novel"}
+                "val_fraction": "val_fraction", "val_novel": "val_novel", "known_anomalies": "known_anomalies",
+                "known_anomaly_seed": "known_anomaly_seed"}
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "seed", "threads", "eval_every", "device", "select_epoch")
 ATTENTION_OPTIONS = ("temperature", "mask_warmup_epochs", "reset_masked_gan_at", "pretrain_attention_epochs")
 
@@ -145,6 +146,12 @@ def common_options(function):
         click.option("--outlier-exposure", default=None, metavar="NAME[:ROOT]",
                      help="Negatives for the guiding classifier from another dataset (default: none, strict one-class).",
                      **attention),
+        click.option("--known-anomalies", type=int, default=None, metavar="K",
+                     help="The original authors' setting: training images of K other classes of this dataset are the "
+                          "guide's negatives; the test AUC is also reported on seen and unseen classes apart (default 0).",
+                     **attention),
+        click.option("--known-anomaly-seed", type=int, default=None,
+                     help="Which K classes --known-anomalies draws (with the normal class; default 0).", **attention),
     ])
 
 
@@ -394,9 +401,10 @@ def report():
 @click.option("--data-root", default=None, help="Override the data root stored in the checkpoints.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
 @click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
+@click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}.")
 @click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
 @click.pass_context
-def report_score_components(context, metrics_log, data_root, out, threads, checkpoints):
+def report_score_components(context, metrics_log, data_root, out, threads, device, checkpoints):
     """AUC of each GAN of attention-OCGAN cells alone and combined, and their masks: one row per checkpoint
     (e.g. runs/protocol/<tag>_attn-ocgan/class*/checkpoints/last.pt) or per cell of a metrics log."""
     import torch
@@ -405,7 +413,7 @@ def report_score_components(context, metrics_log, data_root, out, threads, check
 
     torch.set_num_threads(threads)
     rows = write_score_components(Path(out), _command_line(context), checkpoints,
-                                  Path(metrics_log) if metrics_log else None, data_root)
+                                  Path(metrics_log) if metrics_log else None, data_root, device)
     click.echo(f"wrote {out} ({rows} rows)")
 
 
@@ -414,9 +422,10 @@ def report_score_components(context, metrics_log, data_root, out, threads, check
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Markdown table to write; the figure goes beside it (.png).")
 @click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
+@click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}.")
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.pass_context
-def report_complexity(context, data_root, out, threads, checkpoints):
+def report_complexity(context, data_root, out, threads, device, checkpoints):
     """Test AUC of image complexity alone and of each score raw and complexity-calibrated, one row per
     checkpoint of one model (a diagnostic)."""
     import torch
@@ -424,19 +433,20 @@ def report_complexity(context, data_root, out, threads, checkpoints):
     from .studies.complexity_calibration import write_complexity_calibration
 
     torch.set_num_threads(threads)
-    results = write_complexity_calibration(checkpoints, Path(out), _command_line(context), data_root)
+    results = write_complexity_calibration(checkpoints, Path(out), _command_line(context), data_root, device)
     click.echo(f"wrote {out} and {Path(out).with_suffix('.png')} ({len(results)} rows)")
 
 
 @report.command("ablation")
 @click.option("--configs", "configs_dir", default="configs/ablation", show_default=True, type=click.Path(file_okay=False),
               help="Folder of the settings, one YAML per setting (configs/README.md).")
-@click.option("--results", "results_dir", default="results/cifar10-jpeg", show_default=True, type=click.Path(file_okay=False),
-              help="Folder of the protocol tables (the defaults' and each setting's).")
+@click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="The protocol's --results folder: the defaults' table <tag>_attn-ocgan.csv is in it or in one of "
+                   "its dataset folders, each setting's beside it.")
 @click.option("--tag", default="cifar10-jpeg", show_default=True, help="Tag of the defaults' table; settings are <tag>-abl-<name>.")
 @click.option("--classes", default="0,1,9", show_default=True, help="Ablation classes (columns).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
-              help="Markdown to write (default RESULTS/ablation_<tag>_attn-ocgan.md); a .png goes beside it.")
+              help="Markdown to write (default: ablation_<tag>_attn-ocgan.md beside the tables); a .png goes beside it.")
 @click.option("--print-settings", is_flag=True, help="Print 'name:--config FILE' per setting and exit.")
 @click.option("--run", is_flag=True, help="Train the missing cells first (protocol arguments after --).")
 @click.option("--settings", "setting_names", default=None, help="With --run: which settings, comma-separated (default: all).")
@@ -448,59 +458,39 @@ def report_ablation(context, configs_dir, results_dir, tag, classes, out, print_
                     protocol_args):
     """The attention ablation table: each setting of --configs against the defaults (reads the protocol
     tables; with --run, first trains the missing cells, arguments after -- going to every protocol call)."""
-    from .protocol.processes import exit_status, run_jobs
-    from .protocol.reports.ablation import (ablation_cell_jobs, chosen_settings, class_names, missing_cells,
-                                            read_settings, settings_lines, write_ablation)
-    from .protocol.runner import check_classes, parse_int_list
+    from .protocol.reports.ablation import read_settings, run_ablation, settings_lines
+    from .protocol.runner import parse_int_list
 
     settings = read_settings(Path(configs_dir))
     if print_settings:
         click.echo("\n".join(settings_lines(settings)))
-        return
+        return 0
     if protocol_args and not run:
         raise UserError(f"unexpected arguments {' '.join(protocol_args)}; protocol arguments go after --run --")
-    results, out = Path(results_dir), Path(out or Path(results_dir) / f"ablation_{tag}_attn-ocgan.md")
     command = _command_line(context, keep=("configs_dir", "results_dir", "tag", "classes", "out"))  # re-draws, never trains
-    chosen_classes = parse_int_list(classes, "classes")
-    check_classes(chosen_classes, class_names(tag), tag)
-
-    def write_table(*_):
-        ran = write_ablation(results, tag, chosen_classes, settings, out, command)
-        click.echo(f"wrote {out} and {out.with_suffix('.png')} ({ran} settings run)")
-
-    if not run:
-        write_table()
-        return
-    if jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {jobs}")
-    names = chosen_settings(settings, setting_names)
-    cells = ablation_cell_jobs(missing_cells(results, tag, names, chosen_classes), settings, tag, results,
-                               list(protocol_args), Path(logs))
-    write_table()  # the defaults' table exists: fail before training
-    click.echo(f"{len(cells)} cells to train: " + (", ".join(job.label for job in cells) or "none"))
-    failed = run_jobs(cells, jobs, Path.cwd(), on_done=write_table)
-    write_table()
-    return exit_status(failed)
+    return run_ablation(settings, Path(results_dir), tag, parse_int_list(classes, "classes"), command,
+                        Path(out) if out else None, run, setting_names, jobs, Path(logs), protocol_args, echo=click.echo)
 
 
 @report.command("pixel-floors")
 @click.option("--dataset", default="mnist", show_default=True, help="mnist, cifar10, folder, ... (as attn-ocgan protocol).")
-@click.option("--data-root", default=None, help="Folder holding the data (as attn-ocgan protocol).")
-@click.option("--tag", default=None, help="Table tag (default: the dataset name), e.g. cifar10-jpeg.")
+@click.option("--data-root", default=None,
+              help="Folder holding the datasets, each in its own sub-folder (default: $ATTN_OCGAN_DATA, else datasets/).")
+@click.option("--folder", default="", help="--dataset folder: the image tree below the data root (default: the data root itself).")
+@click.option("--tag", default=None, help="Table tag (default: the dataset's name), e.g. cifar10-jpeg.")
 @click.option("--classes", default="0-9", show_default=True, help="Normal classes, e.g. 0-9 or 0,3,5.")
 @click.option("--pca-variance", type=float, default=0.9, show_default=True, help="Share of variance the PCA keeps (0-1).")
-@click.option("--results", "results_dir", default=None, type=click.Path(file_okay=False),
-              help="Folder of the tables (default results/<tag>).")
+@click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results folder; the tables go to RESULTS/<dataset>/ as the protocol's.")
 @click.pass_context
-def report_pixel_floors(context, dataset, data_root, tag, classes, pca_variance, results_dir):
+def report_pixel_floors(context, dataset, data_root, folder, tag, classes, pca_variance, results_dir):
     """Training-free raw-pixel floors (nearest neighbour, PCA error) per class, as protocol tables
     <tag>_pixel-knn and <tag>_pixel-pca that attn-ocgan compare shows beside the models."""
     from .protocol.runner import parse_int_list
     from .studies.pixel_floors import run_pixel_floors
 
-    tag = tag or dataset
-    paths = run_pixel_floors(dataset, data_root, tag, parse_int_list(classes, "classes"), pca_variance,
-                             Path(results_dir or Path("results") / tag), _command_line(context), echo=click.echo)
+    paths = run_pixel_floors(dataset, data_root, tag, parse_int_list(classes, "classes"), pca_variance, Path(results_dir),
+                             _command_line(context), folder, echo=click.echo)
     click.echo("tables: " + ", ".join(f"{path} and {path.with_suffix('.md')}" for path in paths.values()))
 
 
