@@ -24,7 +24,7 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
 
 
 def is_floor(model: str) -> bool:
-    """Training-free raw-pixel baselines (benchmarks/pixel_baselines.py: ``pixel-knn``,
+    """Training-free raw-pixel baselines (``attn-ocgan report pixel-floors``: ``pixel-knn``,
     ``pixel-pca``, ``pixel-pca95``, ...): the floor a trained model must beat."""
     return model.startswith("pixel-")
 

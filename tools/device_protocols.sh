@@ -43,9 +43,9 @@ packer=$!
 common=(--epochs "$epochs" --eval-every 0 --device "$device" --threads 1 --results "$results" --runs /tmp/runs --select-epoch "$select")
 if [ "$what" = ablation ]; then
   # One attention setting changed at a time against the defaults (the tag cifar10-jpeg rows of the
-  # main run are the baseline); each setting is its own table, results/cifar10-jpeg-abl-<name>_attn-ocgan.*;
-  # the settings live in benchmarks/ablation_table.py, which also compiles the table afterwards
-  listed=$($python benchmarks/ablation_table.py --print-settings) || exit 3
+  # main run are the baseline); each setting is its own table, results/cifar10-jpeg/cifar10-jpeg-abl-<name>_attn-ocgan.*;
+  # the settings are configs/ablation/<name>.yaml ('name:--config FILE' lines); 'report ablation' compiles the table afterwards
+  listed=$($python -m attn_ocgan.cli report ablation --print-settings) || exit 3
   mapfile -t settings <<< "$listed"
   status=0; pids=()
   for setting in "${settings[@]}"; do
@@ -55,7 +55,7 @@ if [ "$what" = ablation ]; then
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-  $python benchmarks/ablation_table.py --results "$results" --tag "cifar10-jpeg$suffix" || status=1
+  $python -m attn_ocgan.cli report ablation --results "$results" --tag "cifar10-jpeg$suffix" || status=1
 else
   $python tools/parallel_protocol.py --models "$models" --classes "${CLASSES:-0-9}" --jobs "$jobs" --logs logs/device -- \
     "${data[@]}" "${common[@]}"

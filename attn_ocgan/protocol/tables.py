@@ -39,7 +39,7 @@ def row_selection(row: dict) -> str:
 def metrics_log_path(csv_path: Path) -> Path:
     """``<tag>_<model>.metrics.jsonl`` beside the table: each cell's whole metrics.json (AUC per novel
     class, score means, for attention models the AUC of each GAN and the mask statistics), so the
-    diagnostics outlive the run folders (``benchmarks/score_components.py --metrics``)."""
+    diagnostics outlive the run folders (``attn-ocgan report score-components --metrics``)."""
     return Path(csv_path).with_suffix(".metrics.jsonl")
 
 
@@ -130,7 +130,7 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, data
     epochs = sorted({int(r["epochs"]) for r in rows})
     commands = sorted({r["command"] for r in rows})
     if floor:
-        summary = "Floor: training-free, fitted on the normal training images only (benchmarks/pixel_baselines.py)."
+        summary = "Floor: training-free, fitted on the normal training images only (attn-ocgan report pixel-floors)."
     else:
         selections = sorted({row_selection(r) for r in rows})
         chosen = sorted({int(r["selected_epoch"]) for r in rows if row_selection(r) != LAST_EPOCH and r.get("selected_epoch")})

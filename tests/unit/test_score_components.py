@@ -1,18 +1,16 @@
-"""benchmarks/score_components.py: one diagnostic row per attention checkpoint."""
+"""attn-ocgan report score-components (attn_ocgan/protocol/reports/score_components.py): one diagnostic row
+per attention checkpoint or per logged protocol cell."""
 import dataclasses
 from pathlib import Path
 
-import pytest
-
+from attn_ocgan.cli import main
 from attn_ocgan.data import load_one_class
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from attn_ocgan.engine.evaluation import evaluate_model
 from attn_ocgan.engine.trainer import train
-from tests.conftest import SMALL_MODEL_ARGS, load_benchmark
-
-@pytest.fixture(scope="module")
-def score_components():
-    return load_benchmark("score_components")
+from attn_ocgan.protocol.runner import run_protocol
+from attn_ocgan.protocol.tables import metrics_log_path, read_metrics_log, read_rows
+from tests.conftest import SMALL_MODEL_ARGS
 
 
 def _checkpoint(tiny_config, folder: Path, **model_args) -> Path:
@@ -20,61 +18,57 @@ def _checkpoint(tiny_config, folder: Path, **model_args) -> Path:
     return Path(train(config, folder, progress=False)["checkpoint"])
 
 
-def test_rows_hold_the_protocol_auc_and_each_component(score_components, tiny_config, tmp_path):
+def _cells(out: Path, normal_class: int = 1) -> list[str]:
+    row = next(line for line in out.read_text().splitlines() if line.startswith(f"| {normal_class} |"))
+    return [cell.strip() for cell in row.strip("|").split("|")]
+
+
+def test_rows_hold_the_protocol_auc_and_each_component(tiny_config, tmp_path):
     checkpoint = _checkpoint(tiny_config, tmp_path / "run")
     out = tmp_path / "components.md"
-    assert score_components.main([str(checkpoint), "--out", str(out)]) == 0
+    assert main(["report", "score-components", "--out", str(out), str(checkpoint)]) == 0
     config, model = model_from_checkpoint(read_checkpoint(checkpoint))
     metrics = evaluate_model(model, load_one_class(config.data))
-    row = next(line for line in out.read_text().splitlines() if line.startswith("| 1 |"))
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    cells = _cells(out)
     assert cells[:3] == ["1", "0", "1"]  # class, seed, epochs of the checkpoint
     expected = [metrics["auc"], metrics["auc_per_score_component"]["first_gan"], metrics["auc_per_score_component"]["masked_gan"]]
     assert cells[3:6] == [f"{value:.4f}" for value in expected]
     assert len({cells[3], cells[4], cells[5]}) > 1  # three different scores, not one copied thrice
+    assert f"    attn-ocgan report score-components --out {out} {checkpoint}\n" in out.read_text()  # "Produced by"
 
 
-def test_a_checkpoint_without_attention_is_refused_and_nothing_written(score_components, tiny_config, tmp_path, capsys):
+def test_a_checkpoint_without_attention_is_refused_and_nothing_written(tiny_config, tmp_path, capsys):
     checkpoint = _checkpoint(tiny_config, tmp_path / "run", attention=False)
     out = tmp_path / "components.md"
-    assert score_components.main([str(checkpoint), "--out", str(out)]) == 2
+    assert main(["report", "score-components", "--out", str(out), str(checkpoint)]) == 2
     assert "without attention" in capsys.readouterr().err and not out.exists()
 
 
-def test_before_the_masked_gan_trains_its_columns_say_so(score_components, tiny_config, tmp_path):
+def test_before_the_masked_gan_trains_its_columns_say_so(tiny_config, tmp_path):
     checkpoint = _checkpoint(tiny_config, tmp_path / "run", mask_warmup_epochs=5)  # 1 epoch: the masked GAN never steps
     out = tmp_path / "components.md"
-    assert score_components.main([str(checkpoint), "--out", str(out)]) == 0
-    cells = [cell.strip() for cell in next(line for line in out.read_text().splitlines() if line.startswith("| 1 |")).strip("|").split("|")]
-    assert cells[4:6] == ["—", "— (untrained)"]
+    assert main(["report", "score-components", "--out", str(out), str(checkpoint)]) == 0
+    assert _cells(out)[4:6] == ["—", "— (untrained)"]
 
 
-def test_the_protocol_logs_each_cells_metrics_and_the_table_is_rebuilt_from_them(score_components, tiny_config, tmp_path):
+def test_the_protocol_logs_each_cells_metrics_and_the_table_is_rebuilt_from_them(tiny_config, tmp_path):
     """Run folders are not kept: the runner's metrics log must give the same row as the checkpoint."""
-    from attn_ocgan.protocol.runner import run_protocol
-    from attn_ocgan.protocol.tables import metrics_log_path, read_metrics_log
-
     config = dataclasses.replace(tiny_config, model="attn-ocgan", model_args=SMALL_MODEL_ARGS["attn-ocgan"])
     csv_path = run_protocol(config, [1], [0], tmp_path / "results", tmp_path / "runs", "cmd", progress=False, echo=lambda _: None)
     (cell,) = read_metrics_log(metrics_log_path(csv_path))
     assert (cell["normal_class"], cell["seed"], cell["model"]) == (1, 0, "attn-ocgan")
-    assert f"{cell['metrics']['auc']:.6f}" == read_rows_auc(csv_path)
-    from_log, from_checkpoint = tmp_path / "log.md", tmp_path / "checkpoint.md"
-    assert score_components.main(["--metrics", str(metrics_log_path(csv_path)), "--out", str(from_log)]) == 0
-    checkpoint = next((tmp_path / "runs").rglob("last.pt"))
-    assert score_components.main([str(checkpoint), "--out", str(from_checkpoint)]) == 0
-    row = [line for line in from_log.read_text().splitlines() if line.startswith("| 1 |")]
-    assert row and row == [line for line in from_checkpoint.read_text().splitlines() if line.startswith("| 1 |")]
-
-
-def read_rows_auc(csv_path):
-    from attn_ocgan.protocol.tables import read_rows
-
     (row,) = read_rows(csv_path)
-    return row["auc"]
+    assert f"{cell['metrics']['auc']:.6f}" == row["auc"]
+    from_log, from_checkpoint = tmp_path / "log.md", tmp_path / "checkpoint.md"
+    assert main(["report", "score-components", "--metrics", str(metrics_log_path(csv_path)), "--out", str(from_log)]) == 0
+    checkpoint = next((tmp_path / "runs").rglob("last.pt"))
+    assert main(["report", "score-components", "--out", str(from_checkpoint), str(checkpoint)]) == 0
+    assert _cells(from_log) == _cells(from_checkpoint)
 
 
-def test_a_missing_metrics_log_is_a_one_line_error(score_components, tmp_path, capsys):
+def test_missing_or_ambiguous_input_is_a_one_line_error(tmp_path, capsys):
     out = tmp_path / "components.md"
-    assert score_components.main(["--metrics", str(tmp_path / "nope.metrics.jsonl"), "--out", str(out)]) == 2
-    assert "does not exist" in capsys.readouterr().err and not out.exists()
+    assert main(["report", "score-components", "--metrics", str(tmp_path / "nope.metrics.jsonl"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["report", "score-components", "--out", str(out)]) == 2
+    assert "pass either checkpoints or --metrics FILE" in capsys.readouterr().err and not out.exists()

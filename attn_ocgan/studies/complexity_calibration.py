@@ -1,51 +1,39 @@
 """How much of a checkpoint's novelty score is image complexity: AUC of the raw and the complexity-calibrated score.
 
-For every checkpoint (one normal class each) the whole test split is scored again. Each score
-(for attention models: the first GAN's error, the masked GAN's error and their combination; for
-the others: the model's score) is reported raw and complexity-calibrated
-(``attn_ocgan/engine/calibration.py``: ``log score`` regressed on ``log complexity`` over the
-normal *training* images, the residual is the score), beside the AUC of the complexity alone
-(total variation per pixel: higher = more novel). A diagnostic on the test split, like
-``score_components.py``: nothing is selected with it and no model's default changes.
-
-    python benchmarks/complexity_calibration.py --data-root ../shared/data/cifar10-jpeg \\
-        --out results/complexity_calibration_cifar10-jpeg_attn-ocgan.md \\
-        runs/protocol/cifar10-jpeg_attn-ocgan/class*_seed0_e25/checkpoints/last.pt
-
-writes the table (``--out``) and a figure beside it (same name, ``.png``): per class, log score
-against log complexity for normal and novel test images, with the line fitted on training images.
+For every checkpoint (one normal class each) the whole test split is scored again. Each score (for
+models with score components, e.g. attention OCGAN: each component and their combination; for the
+others: the model's score) is reported raw and complexity-calibrated (``engine/calibration.py``:
+``log score`` regressed on ``log complexity`` over the normal *training* images, the residual is the
+score), beside the AUC of the complexity alone (total variation per pixel: higher = more novel). A
+diagnostic on the test split: nothing is selected with it and no model's default changes. The figure
+shows, per class, log score against log complexity for normal and novel test images, with the line
+fitted on training images.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from attn_ocgan.data import load_one_class  # noqa: E402
-from attn_ocgan.engine.calibration import COMPLEXITY_FLOOR, image_complexity  # noqa: E402
-from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint  # noqa: E402
-from attn_ocgan.utils.environment import machine_description  # noqa: E402
-from attn_ocgan.engine.evaluation import auc, complexity_metrics, scores_and_columns  # noqa: E402
-from attn_ocgan.utils.io import atomic_path, atomic_write_text  # noqa: E402
-from attn_ocgan.errors import UserError  # noqa: E402
+from ..data import load_one_class
+from ..engine.calibration import COMPLEXITY_FLOOR, image_complexity
+from ..engine.checkpoint import model_from_checkpoint, read_checkpoint
+from ..engine.device import resolve_device
+from ..engine.evaluation import auc, complexity_metrics, scores_and_columns
+from ..errors import UserError
+from ..utils.environment import machine_description
+from ..utils.io import atomic_path, atomic_write_text
 
 N_FIGURE_NOVEL = 2000  # novel test images drawn per panel (of 9000 on CIFAR-10), so the normal ones stay visible
 
 
-def checkpoint_result(path: Path, data_root: str | None) -> dict:
-    """AUCs of one checkpoint: complexity alone, and raw / calibrated per score; plus figure data.
-    The calibrated numbers are those every evaluation logs (``evaluation.complexity_metrics``)."""
+def checkpoint_result(path: Path, data_root: str | None = None, device: str = "cpu") -> dict:
+    """AUCs of one checkpoint (scored on ``device``): complexity alone, and raw / calibrated per score;
+    plus figure data. The calibrated numbers are those every evaluation logs (``evaluation.complexity_metrics``)."""
     payload = read_checkpoint(path)
-    config, model = model_from_checkpoint(payload)
+    config, model = model_from_checkpoint(payload, resolve_device(device))
     data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
     is_novel = data.test_is_novel.numpy()
     test_scores, test_raw = scores_and_columns(model, data.test)
@@ -55,7 +43,7 @@ def checkpoint_result(path: Path, data_root: str | None) -> dict:
         raise UserError(f"{path}: {complexity['note']}")
     calibrated = complexity["auc_calibrated_per_column"]
     aucs = {name: (auc(is_novel, test_raw[name]), calibrated[name]) for name in test_raw}
-    if "first_gan" in test_raw:  # the model's own score is the combination of the two errors
+    if "score" not in test_raw:  # the columns are components: the model's own score is their combination
         aucs["combined"] = (auc(is_novel, test_scores), complexity["auc_calibrated"])
     first = next(iter(test_raw))
     log_complexity = np.log(np.maximum(image_complexity(data.test), COMPLEXITY_FLOOR))
@@ -64,7 +52,7 @@ def checkpoint_result(path: Path, data_root: str | None) -> dict:
             "fit": complexity["fit"][first], "figure": (first, log_complexity, np.log(test_raw[first]), is_novel)}
 
 
-def table(results: list[dict], command: str) -> str:
+def calibration_markdown(results: list[dict], command: str) -> str:
     names = list(results[0]["aucs"])
     columns = ["class", "model", "epoch", "complexity alone"] + [f"{name}: raw → calibrated" for name in names] + \
               [f"slope, r ({names[0]}, training images)"]
@@ -86,7 +74,7 @@ def table(results: list[dict], command: str) -> str:
     return "\n".join(lines)
 
 
-def save_figure(results: list[dict], path: Path) -> None:
+def save_calibration_figure(results: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -119,33 +107,24 @@ def save_figure(results: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", nargs="+", help="checkpoints of any registered model with positive scores (one row each)")
-    parser.add_argument("--data-root", default=None, help="Override the data root stored in the checkpoints.")
-    parser.add_argument("--out", required=True, help="Markdown table to write; the figure goes beside it (.png).")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    try:
-        models = {str(read_checkpoint(Path(path))["config"]["model"]) for path in args.checkpoints}
-        if len(models) > 1:  # refused before minutes of scoring
-            raise UserError(f"the checkpoints are of different models ({', '.join(sorted(models))}); pass one model's")
-        results = sorted((checkpoint_result(Path(path), args.data_root) for path in tqdm(args.checkpoints, desc="checkpoints")),
-                         key=lambda result: result["class"])
-        if len({tuple(result["aucs"]) for result in results}) > 1:
-            raise UserError("the checkpoints have different score columns (a masked GAN that never trained gives one "
-                            "column); pass checkpoints whose masked GANs all trained, or none")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    out, text = Path(args.out), table(results, command)
-    save_figure(results, out.with_suffix(".png"))
+def write_complexity_calibration(checkpoints, out: Path, command: str, data_root: str | None = None,
+                                 device: str = "cpu", progress: bool = True) -> list[dict]:
+    """Score every checkpoint (one model's, one row per class), then write the table (``out``) and the
+    figure beside it (.png); nothing is written when an input is refused. Returns the rows' results."""
+    from tqdm import tqdm
+
+    if not checkpoints:
+        raise UserError("pass at least one checkpoint")
+    models = {str(read_checkpoint(Path(path))["config"]["model"]) for path in checkpoints}
+    if len(models) > 1:  # refused before minutes of scoring
+        raise UserError(f"the checkpoints are of different models ({', '.join(sorted(models))}); pass one model's")
+    results = sorted((checkpoint_result(Path(path), data_root, device) for path in tqdm(checkpoints, desc="checkpoints", disable=not progress)),
+                     key=lambda result: result["class"])
+    if len({tuple(result["aucs"]) for result in results}) > 1:
+        raise UserError("the checkpoints have different score columns (a masked GAN that never trained gives one "
+                        "column); pass checkpoints whose masked GANs all trained, or none")
+    out = Path(out)
+    text = calibration_markdown(results, command)
+    save_calibration_figure(results, out.with_suffix(".png"))
     atomic_write_text(out, text)
-    print(f"wrote {out} and {out.with_suffix('.png')} ({len(results)} rows)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return results

@@ -4,37 +4,28 @@ Two training-free baselines per normal class, fitted on the normal *training* im
 scored on the whole test split (novel = positive):
 
 - ``pixel-knn``: Euclidean distance to the nearest normal training image;
-- ``pixel-pca``: reconstruction error after projecting on the principal components that keep
-  ``--pca-variance`` of the normal training images' variance (``pixel-pca95`` etc. for a
-  setting other than the default 0.9).
+- ``pixel-pca``: reconstruction error after projecting on the principal components that keep a
+  share of the normal training images' variance (0.9 by default; ``pixel-pca95`` etc. otherwise).
 
-The rows go to ``results/<tag>_pixel-knn.csv`` and ``results/<tag>_pixel-pca.csv`` in the
-protocol runner's format, so ``attn-ocgan compare`` shows them beside the models.
-
-    python benchmarks/pixel_baselines.py --dataset mnist --data-root ../shared/data
-    python benchmarks/pixel_baselines.py --dataset folder --data-root ../shared/data/cifar10-jpeg --tag cifar10-jpeg
+The rows go to ``<tag>_pixel-knn.csv`` and ``<tag>_pixel-pca.csv`` in the protocol runner's format
+and folder (``RESULTS/<dataset>/``), so ``attn-ocgan compare`` shows them beside the models.
 """
 from __future__ import annotations
 
-import argparse
 import datetime
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
-from attn_ocgan.utils.environment import machine_description, script_command  # noqa: E402
-from attn_ocgan.engine.evaluation import auc  # noqa: E402
-from attn_ocgan.protocol.runner import check_classes, parse_int_list  # noqa: E402
-from attn_ocgan.protocol.tables import append_row, read_rows  # noqa: E402
-from attn_ocgan.errors import UserError  # noqa: E402
+from ..data import dataset_label, load_splits, make_one_class
+from ..engine.evaluation import auc
+from ..errors import UserError
+from ..protocol.runner import check_classes, results_table_path
+from ..protocol.tables import append_row, read_rows
+from ..utils.environment import machine_description
 
 
 def nearest_neighbour_distance(train: np.ndarray, test: np.ndarray, chunk: int = 2000) -> np.ndarray:
@@ -52,6 +43,8 @@ def nearest_neighbour_distance(train: np.ndarray, test: np.ndarray, chunk: int =
 
 def pca_reconstruction_error(train: np.ndarray, test: np.ndarray, variance: float, seed: int = 0) -> np.ndarray:
     """(M,) squared reconstruction error of each test row with the PCA of the training rows."""
+    from sklearn.decomposition import PCA
+
     pca = PCA(n_components=variance, svd_solver="full", random_state=seed).fit(train)
     reconstructed = pca.inverse_transform(pca.transform(test))
     return ((test - reconstructed) ** 2).sum(1)
@@ -80,38 +73,30 @@ def pixel_scores(train: torch.Tensor, test: torch.Tensor, pca_variance: float) -
     return results
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="mnist", help="mnist, cifar10, folder, ... (as attn-ocgan protocol)")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--tag", default=None, help="table tag (default: the dataset name); e.g. cifar10-jpeg")
-    parser.add_argument("--classes", default="0-9")
-    parser.add_argument("--pca-variance", type=float, default=0.9, help="share of variance the PCA keeps (0-1)")
-    parser.add_argument("--results", default=str(Path(__file__).resolve().parents[1] / "results"))
-    return parser.parse_args(argv)
+def run_pixel_floors(dataset: str, data_root: str | None, tag: str | None, classes: list[int], pca_variance: float,
+                     results_dir: Path, command: str, folder: str = "",
+                     echo: Callable[[str], None] = print) -> dict[str, Path]:
+    """Append one row per class and baseline to ``results_dir/<dataset>/<tag>_<baseline>.csv`` (the
+    protocol runner's ``results_table_path``; tag default: the dataset's name) and redraw its Markdown
+    table; classes already in a table are skipped. Returns {baseline: CSV path}."""
+    if not 0 < pca_variance < 1:
+        raise UserError(f"--pca-variance {pca_variance} must be between 0 and 1 (e.g. 0.9)")
+    splits = load_splits(dataset, data_root, folder=folder)
+    label = dataset_label(dataset, data_root, folder)
+    tag = tag or label
+    check_classes(classes, splits.class_names, tag)
+    paths = {name: results_table_path(results_dir, label, tag, name) for name in baseline_names(pca_variance)}
 
+    def done(path: Path, normal_class: int) -> bool:
+        return any(int(row["normal_class"]) == normal_class for row in read_rows(path))
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if not 0 < args.pca_variance < 1:
-        raise SystemExit(f"error: --pca-variance {args.pca_variance} must be between 0 and 1 (e.g. 0.9)")
-    tag = args.tag or args.dataset
-    command = script_command("benchmarks/pixel_baselines.py", argv)
-    try:
-        splits = load_splits(args.dataset, args.data_root)
-        classes = parse_int_list(args.classes, "classes")
-        check_classes(classes, splits.class_names, tag)
-    except UserError as error:
-        raise SystemExit(f"error: {error}") from None
-    results = Path(args.results)
-    paths = {name: results / f"{tag}_{name}.csv" for name in baseline_names(args.pca_variance)}
-    for normal_class in tqdm(classes, desc="classes"):
-        if all(any(int(r["normal_class"]) == normal_class for r in read_rows(p)) for p in paths.values()):
-            tqdm.write(f"skip class {normal_class}: already in {', '.join(str(p) for p in paths.values())}")
+    for normal_class in classes:
+        if all(done(path, normal_class) for path in paths.values()):
+            echo(f"skip class {normal_class}: already in {', '.join(str(p) for p in paths.values())}")
             continue
         data = make_one_class(splits, normal_class)
-        for name, (scores, seconds) in pixel_scores(data.train, data.test, args.pca_variance).items():
-            if any(int(r["normal_class"]) == normal_class for r in read_rows(paths[name])):
+        for name, (scores, seconds) in pixel_scores(data.train, data.test, pca_variance).items():
+            if done(paths[name], normal_class):
                 continue
             value = auc(data.test_is_novel.numpy(), scores)
             append_row(paths[name], {
@@ -119,10 +104,6 @@ def main(argv=None) -> int:
                 # seconds to fit this baseline on the normal training images and score the test split
                 "auc": f"{value:.6f}", "train_seconds": f"{seconds:.1f}", "negatives": "strict one-class",
                 "machine": machine_description(), "date": datetime.date.today().isoformat(), "command": command,
-            }, splits.class_names, dataset=args.dataset)
-            tqdm.write(f"class {normal_class} {name}: AUC {value:.4f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            }, splits.class_names, dataset=dataset)
+            echo(f"class {normal_class} {name}: AUC {value:.4f}")
+    return paths

@@ -1,0 +1,21 @@
+"""Every experiment setting under configs/ loads as a run configuration and resolves against the registry."""
+import pytest
+
+from attn_ocgan.config import load_config_file, run_config_from_dict
+from attn_ocgan.registry import resolve_model_config
+from tests.conftest import REPO
+
+CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+def test_there_are_configs():
+    assert CONFIGS, "configs/ holds no YAML file"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_config_loads_and_resolves(path):
+    config = run_config_from_dict(load_config_file(path), where=str(path))
+    channels = 3 if config.data.name in ("cifar10", "folder", "coco32") else 1
+    resolved = resolve_model_config(config.model, config.data.name, config.model_args, channels, config.data.size)
+    for key, value in config.model_args.items():
+        assert getattr(resolved, key) == value, f"{path}: model_args {key} did not reach the model config"
