@@ -1,6 +1,7 @@
 """COCO32 builder and dataset, on a synthetic COCO-format fixture written by the test."""
-import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from attn_ocgan.cli import main
 from attn_ocgan.data import coco32_build
 from attn_ocgan.data.coco32_build import BuildOptions, build_coco32, skip_reason
 from attn_ocgan.data.datasets import load_coco32, load_coco32_masks
@@ -18,11 +20,9 @@ CATEGORIES = [{"id": 17, "name": "cat"}, {"id": 18, "name": "dog"}, {"id": 3, "n
 OBJECTS_PER_CLASS = 12  # eligible cat and dog objects in the fixture
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("build_coco_subset", REPO / "tools" / "build_coco_subset.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _build(arguments: list[str]) -> int:
+    """``attn-ocgan build-coco32 ARGUMENTS`` (``tools/build_coco_subset.py`` is the same command)."""
+    return main(["build-coco32", *arguments])
 
 
 def write_fake_coco(root: Path, missing_images: int = 0) -> Path:
@@ -125,19 +125,32 @@ def test_two_builds_are_byte_identical_and_seed_changes_the_sample(fake_coco, tm
 
 
 def test_refuses_short_classes_unless_allow_fewer(fake_coco, tmp_path, capsys):
-    tool = _load_tool()
     arguments = ["--coco-root", str(fake_coco), "--splits", "val2017", "--classes", "cat,dog,car",
                  "--per-class", "10", "--test-per-class", "2", "--quiet"]
-    assert tool.main([*arguments, "--out", str(tmp_path / "refused")]) == 2
+    assert _build([*arguments, "--out", str(tmp_path / "refused")]) == 2
     error = capsys.readouterr().err
     assert "car" in error and "<- short" in error and error.strip().splitlines()[-1].startswith("error: too few")
     assert not (tmp_path / "refused").exists()
 
-    assert tool.main([*arguments, "--out", str(tmp_path / "fewer"), "--allow-fewer"]) == 0
+    assert _build([*arguments, "--out", str(tmp_path / "fewer"), "--allow-fewer"]) == 0
     captured = capsys.readouterr()
     assert "warning: built fewer" in captured.err and "car" in captured.err
     summary = json.loads((tmp_path / "fewer" / "summary.json").read_text())
     assert summary["complete"] is False and summary["classes"]["car"]["taken"] == 0
+
+
+def test_the_script_builds_what_the_command_builds(fake_coco, tmp_path):
+    arguments = ["--coco-root", str(fake_coco), "--splits", "val2017", "--classes", "cat,dog", "--per-class", "10",
+                 "--test-per-class", "2", "--quiet"]
+    assert _build([*arguments, "--out", str(tmp_path / "command"), "--contact-sheet", str(tmp_path / "sheet.png")]) == 0
+    assert (tmp_path / "sheet.png").stat().st_size > 0
+    script = subprocess.run([sys.executable, "tools/build_coco_subset.py", *arguments, "--out", str(tmp_path / "script")],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert script.returncode == 0, script.stderr
+    assert "wrote 16 train + 4 test crops" in script.stdout
+    files = lambda root: {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*"))  # noqa: E731
+                          if p.is_file() and p.name != "summary.json"}  # the summary records --out
+    assert files(tmp_path / "command") == files(tmp_path / "script") and len(files(tmp_path / "script")) == 3 * 20 + 1
 
 
 def test_allow_fewer_keeps_the_test_share_stratified(fake_coco, tmp_path):
@@ -153,13 +166,12 @@ def test_missing_images_are_skipped_and_counted(tmp_path):
 
 
 def test_bad_annotations_stop_with_one_line_and_nothing_written(fake_coco, tmp_path, capsys):
-    tool = _load_tool()
     (fake_coco / "annotations" / "instances_val2017.json").write_text("{ not json")
-    assert tool.main(["--coco-root", str(fake_coco), "--splits", "val2017", "--out", str(tmp_path / "o")]) == 2
+    assert _build(["--coco-root", str(fake_coco), "--splits", "val2017", "--out", str(tmp_path / "o")]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "not valid JSON" in error and not (tmp_path / "o").exists()
 
-    assert tool.main(["--coco-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert _build(["--coco-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "COCO not found" in error and "cocodataset.org" in error
 
