@@ -5,7 +5,7 @@ achieved GFLOP/s (FLOPs counted with torch.utils.flop_counter on one full step:
 classifier, discriminators, mining and generator, forward and backward), a float32
 sgemm GFLOP/s baseline, scoring images/s (inference_mode) and the process's peak RSS.
 
-    python benchmarks/train_throughput.py                 # full run -> results/throughput.json
+    python benchmarks/train_throughput.py                 # full run -> results/speed/throughput.json
     python benchmarks/train_throughput.py --quick         # < 60 s; last line is one JSON object
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ import datetime
 import json
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 from unittest import mock
@@ -23,14 +22,14 @@ from unittest import mock
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from attn_ocgan.config import TrainConfig
+from attn_ocgan.data import load_splits, make_one_class
+from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config
+from attn_ocgan.utils.environment import machine_description, script_command
+from attn_ocgan.utils.io import atomic_write_json
+from attn_ocgan.utils.timing import alternating_block_ratio
 
-from attn_ocgan.config import TrainConfig  # noqa: E402
-from attn_ocgan.data import load_splits, make_one_class  # noqa: E402
-from attn_ocgan.utils.environment import machine_description, script_command  # noqa: E402
-from attn_ocgan.utils.io import atomic_write_json  # noqa: E402
-from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None):
@@ -44,7 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats; finishes in under 60 s")
-    parser.add_argument("--out", default=None, help="JSON output (default results/throughput[_MODEL].json; '' to skip)")
+    parser.add_argument("--out", default=None, help="JSON output (default results/speed/throughput[_MODEL].json; '' to skip)")
     return parser.parse_args(argv)
 
 
@@ -85,20 +84,11 @@ def step_time_ratio_vs_vanilla(dataset: str, data, batch, args, model_step) -> d
     def vanilla_step():
         vanilla.train_step(batch, epoch=10**6)
 
-    vanilla_step()  # warm-up
-    vanilla_seconds, model_seconds = [], []
-    for _ in range(args.repeats):
-        for step, seconds in ((vanilla_step, vanilla_seconds), (model_step, model_seconds)):
-            started = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            seconds.append(time.perf_counter() - started)
-    ratios = [m / v for m, v in zip(model_seconds, vanilla_seconds)]
-    images = args.batch_size * args.steps
-    return {"ocgan_train_img_per_s": round(images / statistics.median(vanilla_seconds), 1),
-            "train_img_per_s_alternating_blocks": round(images / statistics.median(model_seconds), 1),
-            "step_time_ratio_vs_ocgan": round(statistics.median(ratios), 3),
-            "step_time_ratio_vs_ocgan_repeats": [round(r, 3) for r in ratios],
+    timing = alternating_block_ratio(vanilla_step, model_step, args.steps, args.repeats, args.batch_size)
+    return {"ocgan_train_img_per_s": timing["reference_img_per_s"],
+            "train_img_per_s_alternating_blocks": timing["model_img_per_s"],
+            "step_time_ratio_vs_ocgan": timing["ratio"],
+            "step_time_ratio_vs_ocgan_repeats": timing["ratios"],
             "step_time_ratio_method": "vanilla and model steps timed in alternating blocks; median of per-repeat ratios"}
 
 
@@ -179,7 +169,7 @@ def main(argv=None) -> dict:
         "command": script_command("benchmarks/train_throughput.py", argv),
         "quick": args.quick,
     }
-    out = args.out if args.out is not None else str(REPO / "results" / ("throughput.json" if args.model == "ocgan" else f"throughput_{args.model}.json"))
+    out = args.out if args.out is not None else str(REPO / "results" / "speed" / ("throughput.json" if args.model == "ocgan" else f"throughput_{args.model}.json"))
     if out and not args.quick:
         atomic_write_json(out, result)
     print(json.dumps(result))

@@ -1,8 +1,5 @@
-import importlib.util
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
@@ -14,15 +11,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Tiny versions of every registered model: each model folder declares its own (``test_args``).
 SMALL_MODEL_ARGS = {name: get_spec(name).test_args for name in known_models()}
-
-
-def load_benchmark(name: str) -> ModuleType:
-    """Import ``benchmarks/<name>.py`` (a script folder, not a package) as module ``name``."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def shared_data_root() -> Path | None:

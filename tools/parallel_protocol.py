@@ -6,6 +6,7 @@ finish several times sooner than one after another; on a many-core CPU the same 
 ``--threads`` set so that jobs x threads <= cores. Every process appends its cell to the same
 ``<tag>_<model>.csv`` under a file lock, so the tables are those a single sequential run writes;
 cells already in the CSV are skipped as usual. Arguments after ``--`` go to every protocol call.
+Package code: ``attn_ocgan/protocol/processes.py``.
 
     python tools/parallel_protocol.py --models ocgan,attn-ocgan --classes 0-9 --jobs 10 --logs logs/cifar -- \\
         --dataset folder --data-root ../shared/data/cifar10-jpeg --tag cifar10-jpeg --epochs 25 --eval-every 0 \\
@@ -17,12 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from attn_ocgan.protocol.processes import Job, exit_status, protocol_command, run_jobs  # noqa: E402
-from attn_ocgan.protocol.runner import parse_int_list  # noqa: E402
-from attn_ocgan.errors import UserError  # noqa: E402
+from attn_ocgan.errors import UserError
+from attn_ocgan.protocol.processes import exit_status, protocol_cell_jobs, run_jobs
+from attn_ocgan.protocol.runner import parse_int_list
 
 
 def parse_args(argv=None):
@@ -35,32 +33,19 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.protocol_args[:1] == ["--"]:
         args.protocol_args = args.protocol_args[1:]
-    for forbidden in ("--model", "--classes"):
-        if forbidden in args.protocol_args:
-            raise SystemExit(f"error: give {forbidden} to this script (--models / --classes), not after --")
     if args.jobs < 1:
         raise SystemExit(f"error: --jobs must be >= 1, got {args.jobs}")
     return args
 
 
-def cells(models: list[str], classes: list[int]) -> list[tuple[str, int]]:
-    """Class-major order, models interleaved: the slow and the fast models of one class start together."""
-    return [(model, normal_class) for normal_class in classes for model in models]
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        classes = parse_int_list(args.classes, "classes")
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        jobs = protocol_cell_jobs(models, parse_int_list(args.classes, "classes"), args.protocol_args, Path(args.logs))
     except UserError as error:
         raise SystemExit(f"error: {error}") from None
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    logs = Path(args.logs)
-    jobs = [Job(f"{model} class {normal_class}",
-                protocol_command("--model", model, "--classes", str(normal_class), *args.protocol_args),
-                logs / f"{model}_class{normal_class}.log")
-            for model, normal_class in cells(models, classes)]
-    return exit_status(run_jobs(jobs, args.jobs, REPO))
+    return exit_status(run_jobs(jobs, args.jobs, Path.cwd()))
 
 
 if __name__ == "__main__":

@@ -1,2 +1,2 @@
-"""Small utilities every layer may use (atomic files, file locks, machine description); they import
-nothing else from the package."""
+"""Small utilities every layer may use (atomic files, file locks, machine description, timing, folder
+packing); they import nothing else from the package but ``errors``."""

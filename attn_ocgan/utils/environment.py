@@ -28,7 +28,7 @@ def machine_description(device=None) -> str:
 
 def script_command(script: str, argv: list[str] | None = None) -> str:
     """The re-runnable command line recorded beside a script's results, e.g.
-    'python benchmarks/pixel_baselines.py --dataset mnist' (``argv`` defaults to sys.argv[1:])."""
+    'python benchmarks/train_throughput.py --quick' (``argv`` defaults to sys.argv[1:])."""
     return "python " + shlex.join([script, *(argv if argv is not None else sys.argv[1:])])
 
 

@@ -1,8 +1,10 @@
-"""benchmarks/anomalib_side_by_side.py: the split anomalib reads must be exactly ours.
+"""attn_ocgan/studies/anomalib_side_by_side.py (benchmarks/anomalib_side_by_side.py): the split anomalib reads
+must be exactly ours.
 
 anomalib itself is not installed here (it lives in the benchmark's own environment); what can
 break silently is the export: a wrong group, a lost image, or pixels that do not round-trip.
 """
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from attn_ocgan.config import DataConfig
 from attn_ocgan.data.one_class import OneClassData
-from tests.conftest import load_benchmark
-
-
-@pytest.fixture(scope="module")
-def side_by_side():
-    return load_benchmark("anomalib_side_by_side")
+from attn_ocgan.studies import anomalib_side_by_side as side_by_side
 
 
 def _split(channels: int) -> OneClassData:
@@ -32,7 +30,7 @@ def _read_folder(folder: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_export_split_writes_each_group_pixel_exact(side_by_side, tmp_path, channels):
+def test_export_split_writes_each_group_pixel_exact(tmp_path, channels):
     data = _split(channels)
     sizes = side_by_side.export_split(data, tmp_path)
     assert sizes == {"train_normal": 5, "test_normal": 2, "test_abnormal": 5}
@@ -45,7 +43,7 @@ def test_export_split_writes_each_group_pixel_exact(side_by_side, tmp_path, chan
         np.testing.assert_array_equal(written, expected)
 
 
-def test_main_writes_one_json_with_both_sides_and_their_speed_ratio(side_by_side, tmp_path, monkeypatch):
+def test_one_json_with_both_sides_and_their_speed_ratio(tmp_path, monkeypatch):
     """Both implementations get the same exported split; the JSON holds both results, the split's
     sizes and the ratio of anomalib's median seconds per epoch to ours."""
     seen = {}
@@ -61,13 +59,13 @@ def test_main_writes_one_json_with_both_sides_and_their_speed_ratio(side_by_side
     monkeypatch.setattr(side_by_side, "run_anomalib", fake_anomalib)
     monkeypatch.setattr(side_by_side, "run_ours", fake_ours)
     out = tmp_path / "side_by_side.json"
-    argv = ["--dataset", "mnist5k", "--normal-class", "3", "--epochs", "3", "--batch-size", "16", "--out", str(out)]
-    assert side_by_side.main(argv) == 0
-    payload = __import__("json").loads(out.read_text())
+    side_by_side.run_side_by_side(DataConfig(name="mnist5k", normal_class=3), epochs=3, batch_size=16, seed=0, out=out,
+                                  command="python benchmarks/anomalib_side_by_side.py ...", echo=lambda _: None)
+    payload = json.loads(out.read_text())
     assert seen == {"anomalib": ["test_abnormal", "test_normal", "train_normal"], "ours": ("mnist5k", 3, 3, 16, 0)}
     assert payload["ratio_seconds_per_epoch_anomalib_over_ours"] == 3.0  # median 12 s / 4 s
     assert payload["anomalib_ganomaly"]["auc"] == 0.7 and payload["attn_ocgan_ganomaly"]["auc"] == 0.8
     assert payload["normal_class"] == 3 and payload["images"]["train_normal"] > 0
     assert payload["images"]["test_normal"] + payload["images"]["test_abnormal"] > payload["images"]["test_normal"] > 0
-    assert payload["command"].endswith(" ".join(argv)) and payload["machine"] and payload["date"]
+    assert payload["command"] == "python benchmarks/anomalib_side_by_side.py ..." and payload["machine"] and payload["date"]
     assert [p.name for p in tmp_path.iterdir()] == ["side_by_side.json"]  # written atomically, nothing else
