@@ -30,7 +30,7 @@ test: install
 	ATTN_OCGAN_SHARED_DATA="$(DATA_ROOT)" $(BIN)/python -m pytest -q
 
 # The four models on one embedded class (mnist5k digit 8, default recipes), then their score
-# distributions and residual images side by side: results/models_mnist5k_class8_{scores,residuals}.png.
+# distributions and residual images side by side: results/mnist5k/models_mnist5k_class8_{scores,residuals}.png.
 # FIGURE_ARGS go to every train call (e.g. "--threads 1" beside another job).
 FIGURE_MODELS ?= ocgan attn-ocgan ganomaly anogan
 FIGURE_CLASS ?= 8
@@ -41,7 +41,7 @@ figures: install
 	    --out runs/figures/$$model --overwrite $(FIGURE_ARGS) || exit 1; \
 	done
 	$(BIN)/attn-ocgan figures $(foreach model,$(FIGURE_MODELS),--checkpoint runs/figures/$(model)/checkpoints/last.pt) \
-	  --out results/models_mnist5k_class$(FIGURE_CLASS)
+	  --out results/mnist5k/models_mnist5k_class$(FIGURE_CLASS)
 
 benchmark: install
 	$(BIN)/python benchmarks/train_throughput.py --data-root "$(DATA_ROOT)"

@@ -497,9 +497,12 @@ def report_pixel_floors(context, dataset, data_root, folder, tag, classes, pca_v
 @cli.command("build-coco32")
 @click.option("--coco-root", type=click.Path(file_okay=False), default=None,
               help="COCO root with annotations/instances_<split>.json and <split>/ images "
-                   "(default: $ATTN_OCGAN_DATA/coco, else datasets/coco).")
+                   "(default: DATA_ROOT/coco).")
 @click.option("--splits", default="train2017,val2017", show_default=True, help="COCO splits pooled as the source.")
-@click.option("--out", default="datasets/coco32", show_default=True, type=click.Path(file_okay=False))
+@click.option("--data-root", default=None,
+              help="Data root: reads DATA_ROOT/coco, writes DATA_ROOT/coco32 (default: $ATTN_OCGAN_DATA, else datasets/).")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Output folder (default: DATA_ROOT/coco32, where --dataset coco32 reads it).")
 @click.option("--classes", default=None,
               help="Comma-separated COCO class names (default: COCO32's ten, DEFAULT_CLASSES in attn_ocgan/data/coco32_build.py).")
 @click.option("--min-side", type=float, default=50.0, show_default=True, help="Keep boxes with width and height >= this (px).")
@@ -514,13 +517,14 @@ def report_pixel_floors(context, dataset, data_root, folder, tag, classes, pca_v
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False), default=None,
               help="Also write a PNG of unmasked vs masked crops per class here.")
-def build_coco32(coco_root, splits, out, classes, min_side, aspect_range, size, per_class, test_per_class, seed,
+def build_coco32(coco_root, splits, data_root, out, classes, min_side, aspect_range, size, per_class, test_per_class, seed,
                  allow_fewer, overwrite, quiet, contact_sheet):
     """Build COCO32 from COCO 2017: every object cropped to SIZE x SIZE, unmasked and masked, with a manifest and a summary."""
-    from .data.coco32_build import DEFAULT_CLASSES, BuildOptions, build_coco32 as build, default_coco_root
+    from .data.coco32_build import DEFAULT_CLASSES, BuildOptions, build_coco32 as build, default_coco_root, default_out
 
+    out = Path(out) if out else default_out(data_root)
     options = BuildOptions(
-        coco_root=Path(coco_root) if coco_root else default_coco_root(), out=Path(out), splits=_names(splits),
+        coco_root=Path(coco_root) if coco_root else default_coco_root(data_root), out=out, splits=_names(splits),
         classes=_names(classes) if classes is not None else DEFAULT_CLASSES, min_side=min_side, aspect_range=tuple(aspect_range), size=size, per_class=per_class,
         test_per_class=test_per_class, seed=seed, allow_fewer=allow_fewer, overwrite=overwrite)
     summary = build(options, progress=not quiet, echo=lambda line: click.echo(line, err=True))

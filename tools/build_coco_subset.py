@@ -1,6 +1,6 @@
 """Build the COCO32 masked/unmasked dataset from an official COCO layout.
 
-    python tools/build_coco_subset.py                                   # $ATTN_OCGAN_DATA/coco -> datasets/coco32
+    python tools/build_coco_subset.py                                   # DATA_ROOT/coco -> DATA_ROOT/coco32 (DATA_ROOT: $ATTN_OCGAN_DATA, else datasets/)
     python tools/build_coco_subset.py --coco-root ../shared/data/coco --allow-fewer --out datasets/coco32
 
 The same command as ``attn-ocgan build-coco32`` (same options), over

@@ -8,7 +8,7 @@
 #   carry [".gpu/cifar10-jpeg.pack", ".whl"]:  tools/device_protocols.sh ablation   # attn-ocgan settings, CIFAR-10 classes 0,1,9
 #   carry [".whl"]:                            tools/device_protocols.sh test
 # SELECT=validation before any of them reports each cell's best validation epoch (attn-ocgan protocol --select-epoch validation).
-# It writes results/<tag>_<model>.{csv,md} in the repo copy there (cells already committed are skipped) and
+# It writes results/<dataset>/<tag>_<model>.{csv,md} in the repo copy there (cells already committed are skipped) and
 # packs results/ plus one log per cell into $OUT/results.tar.gz every 30 s and at the end, so a run cut off
 # by its time limit still returns what finished. Back here: tar xzf FILES_AT/results.tar.gz, check, commit.
 set -uo pipefail

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DATA_ROOT_ENV, DEFAULT_DATA_ROOT
+from ..config import resolve_data_root
 from ..errors import UserError
 
 DEFAULT_CLASSES = ("airplane", "car", "bird", "cat", "sports ball", "dog", "bowl", "horse", "boat", "truck")
@@ -41,9 +41,17 @@ COCO_HOW_TO = ("download COCO 2017 (train2017/val2017 images and annotations_tra
                "https://cocodataset.org/#download into that layout, or pass --coco-root")
 
 
-def default_coco_root() -> Path:
-    """``$ATTN_OCGAN_DATA/coco`` when the variable is set, else ``datasets/coco``."""
-    return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT) / "coco"
+COCO_FOLDER, COCO32_FOLDER = "coco", "coco32"  # below the data root
+
+
+def default_coco_root(data_root: str | None = None) -> Path:
+    """The COCO source by the data-root rule: ``ROOT/coco`` (--data-root, else $ATTN_OCGAN_DATA, else datasets/)."""
+    return resolve_data_root(data_root) / COCO_FOLDER
+
+
+def default_out(data_root: str | None = None) -> Path:
+    """Where COCO32 is written by default: ``ROOT/coco32``, where ``--dataset coco32`` reads it."""
+    return resolve_data_root(data_root) / COCO32_FOLDER
 
 
 def class_folder(name: str) -> str:
@@ -53,7 +61,7 @@ def class_folder(name: str) -> str:
 @dataclass(frozen=True)
 class BuildOptions:
     coco_root: Path = field(default_factory=default_coco_root)
-    out: Path = Path(DEFAULT_DATA_ROOT) / "coco32"
+    out: Path = field(default_factory=default_out)
     splits: tuple[str, ...] = ("train2017", "val2017")
     classes: tuple[str, ...] = DEFAULT_CLASSES
     min_side: float = 50.0
@@ -347,7 +355,7 @@ def read_manifest(root: Path) -> list[dict]:
     """Rows of ``root/manifest.csv`` with numeric fields converted."""
     path = Path(root) / "manifest.csv"
     if not path.is_file():
-        raise UserError(f"{path} not found; build COCO32 first with: python tools/build_coco_subset.py --out {root}")
+        raise UserError(f"{path} not found; build COCO32 first with: attn-ocgan build-coco32 --out {root}")
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:

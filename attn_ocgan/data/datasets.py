@@ -171,7 +171,7 @@ def _coco32_index(root: Path) -> tuple[list[dict], tuple[str, ...]]:
     rows = read_manifest(root)
     summary_path = root / "summary.json"
     if not summary_path.is_file():
-        raise UserError(f"{summary_path} not found; rebuild COCO32 with: python tools/build_coco_subset.py --out {root}")
+        raise UserError(f"{summary_path} not found; rebuild COCO32 with: attn-ocgan build-coco32 --out {root}")
     class_names = tuple(json.loads(summary_path.read_text())["options"]["classes"])
     return rows, class_names
 
@@ -208,9 +208,6 @@ DATASETS: dict[str, Callable[..., LabeledSplits]] = {
 }
 
 
-COCO32_FOLDER = "coco32"
-
-
 def dataset_path(name: str, root: str | Path | None = None, folder: str = "") -> Path:
     """Where dataset ``name`` is read from, by the one data-root rule: the data root (--data-root, else
     $ATTN_OCGAN_DATA, else datasets/), then the dataset's own sub-folder. torchvision's datasets add
@@ -219,6 +216,8 @@ def dataset_path(name: str, root: str | Path | None = None, folder: str = "") ->
     ``folder`` stands alone; none: the data root itself is the tree)."""
     data_root = resolve_data_root(str(root) if root is not None else None)
     if name == "coco32":
+        from .coco32_build import COCO32_FOLDER
+
         path = data_root / COCO32_FOLDER
         if not path.exists() and (data_root / "manifest.csv").is_file():
             raise UserError(f"{data_root} is a COCO32 folder itself; pass the folder above it as --data-root "

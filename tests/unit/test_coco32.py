@@ -216,3 +216,19 @@ def test_real_coco_subset_matches_the_documented_eligible_counts(tmp_path):
     assert summary["total"]["train"] + summary["total"]["test"] == 210
     masks = load_coco32_masks(tmp_path / "coco32", "test")
     assert 0.2 < masks.float().mean() < 0.9  # real instance masks cover part of each crop
+
+
+def test_build_and_read_follow_the_one_data_root_rule(fake_coco, tmp_path, monkeypatch):
+    """build-coco32 --data-root ROOT reads ROOT/coco and writes ROOT/coco32, where --dataset coco32
+    reads it; $ATTN_OCGAN_DATA stands in for --data-root; the old form (the COCO32 folder itself as
+    the data root) fails with one line saying what to pass instead."""
+    from attn_ocgan.data import load_splits
+
+    assert fake_coco == tmp_path / "coco"
+    assert _build(["--data-root", str(tmp_path), "--splits", "val2017", "--classes", "cat,dog", "--per-class", "10",
+                   "--test-per-class", "2", "--quiet"]) == 0
+    assert (tmp_path / "coco32" / "manifest.csv").is_file()
+    monkeypatch.setenv("ATTN_OCGAN_DATA", str(tmp_path))
+    assert len(load_splits("coco32", None).train_labels) == 16
+    with pytest.raises(UserError, match="is a COCO32 folder itself; pass the folder above it as --data-root"):
+        load_splits("coco32", str(tmp_path / "coco32"))
