@@ -155,9 +155,30 @@ def common_options(function):
     ])
 
 
-def _argv_command() -> str:
-    """The command line as typed, recorded with protocol rows and study tables."""
-    return "attn-ocgan " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(context: click.Context | None = None, keep: tuple[str, ...] | None = None) -> str:
+    """The re-runnable command recorded under a table's "Produced by": ``attn-ocgan <command>``, then
+    the options given on the command line (only those named in ``keep``, if given) in the order they
+    are declared, then the arguments. ``context``: the running command's (default: the current one)."""
+    context = context or click.get_current_context()
+    names, root = [], context
+    while root.parent is not None:
+        names.insert(0, root.info_name)
+        root = root.parent
+    options, arguments = [], []
+    for parameter in context.command.params:
+        value = context.params.get(parameter.name)
+        if context.get_parameter_source(parameter.name) != click.core.ParameterSource.COMMANDLINE or (
+                keep is not None and parameter.name not in keep):
+            continue
+        if isinstance(parameter, click.Argument):
+            arguments += [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
+        elif getattr(parameter, "is_flag", False):
+            options += [parameter.opts[0]] if value else []
+        else:
+            for single in value if parameter.multiple else [value]:
+                options += [parameter.opts[0], str(single)]
+    return shlex.join(["attn-ocgan", *names, *options, *arguments])
+
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -231,7 +252,7 @@ def protocol(classes, seeds, results_dir, runs_dir, tag, **options):
 
     config = build_config(options)
     csv_path = run_protocol(config, parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"),
-                            Path(results_dir), Path(runs_dir), _argv_command(), tag=tag, echo=click.echo)
+                            Path(results_dir), Path(runs_dir), _command_line(), tag=tag, echo=click.echo)
     click.echo(f"results: {csv_path} and {csv_path.with_suffix('.md')}")
 
 
@@ -261,7 +282,7 @@ def classify(data_root, variants, epochs, batch_size, lr, batch_norm, no_augment
     if unknown or not chosen:
         raise UserError(f"--variants {variants!r} must list masked and/or unmasked")
     summary = run_masked_vs_unmasked(data_root, Path(results_prefix), Path(logdir), schedule,
-                                     parse_int_list(seeds, "seeds"), _argv_command(), chosen, echo=click.echo, device=device)
+                                     parse_int_list(seeds, "seeds"), _command_line(), chosen, echo=click.echo, device=device)
     for variant, row in summary.items():
         click.echo(f"{variant}: final test accuracy {row['final_accuracy_mean']:.4f}, 80 % at epoch(s) {row['epochs_to_80']}")
     click.echo(f"results: {results_prefix}.csv, .png, .md; TensorBoard: {logdir}")
@@ -325,7 +346,7 @@ def localize(checkpoints, data_root, variant, split, head, out, device):
     """Pointing game and IoU of attention and Grad-CAM maps against COCO32 object masks."""
     from .studies.localisation import run_localisation
 
-    rows = run_localisation(checkpoints, data_root, Path(out), variant, split, head, _argv_command(), device=device)
+    rows = run_localisation(checkpoints, data_root, Path(out), variant, split, head, _command_line(), device=device)
     for row in rows:
         click.echo(f"{row['model']:<36} {row['map']:<32} pointing {row['pointing']:.3f}  "
                    f"IoU@0.5 {row['iou_at_0.5']:.3f}  IoU@mean {row['iou_at_mean']:.3f}")
@@ -360,30 +381,6 @@ def compare(results_dir, datasets, out, tags, exclude_tags, models, title):
     write_comparison(Path(results_dir), out, chosen, figure=out.with_suffix(".png"), tags=tags, models=chosen_models,
                      title=title, exclude=exclude_tags)
     click.echo(f"wrote {out} and {out.with_suffix('.png')}")
-
-
-def _command_line(context: click.Context, keep: tuple[str, ...] | None = None) -> str:
-    """The re-runnable command recorded under a table's "Produced by": ``attn-ocgan <command>``, then
-    the options given on the command line (only those named in ``keep``, if given) in the order they
-    are declared, then the arguments."""
-    names, root = [], context
-    while root.parent is not None:
-        names.insert(0, root.info_name)
-        root = root.parent
-    options, arguments = [], []
-    for parameter in context.command.params:
-        value = context.params.get(parameter.name)
-        if context.get_parameter_source(parameter.name) != click.core.ParameterSource.COMMANDLINE or (
-                keep is not None and parameter.name not in keep):
-            continue
-        if isinstance(parameter, click.Argument):
-            arguments += [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
-        elif getattr(parameter, "is_flag", False):
-            options += [parameter.opts[0]] if value else []
-        else:
-            for single in value if parameter.multiple else [value]:
-                options += [parameter.opts[0], str(single)]
-    return shlex.join(["attn-ocgan", *names, *options, *arguments])
 
 
 def _names(text: str) -> tuple[str, ...]:

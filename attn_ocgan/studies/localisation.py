@@ -20,7 +20,7 @@ from ..data.one_class import to_unit_range
 from ..errors import UserError
 from ..viz.gradcam import gradcam_maps
 from ..engine.device import model_device, resolve_device
-from .gradcam import load_checkpoints
+from .loading import load_checkpoints
 from ..utils.io import atomic_path, atomic_write_text
 
 

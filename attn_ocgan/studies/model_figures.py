@@ -11,7 +11,7 @@ import torch
 from ..data import dataset_label
 from ..errors import UserError
 from ..engine.evaluation import auc, compute_scores
-from .gradcam import LoadedCheckpoint, data_for, load_checkpoints, pick_test_images
+from .loading import LoadedCheckpoint, data_for, load_checkpoints, pick_test_images
 
 
 @torch.no_grad()

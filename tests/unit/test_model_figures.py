@@ -71,7 +71,7 @@ def test_the_command_writes_both_figures_and_refuses_a_bad_limit(checkpoints, tm
 
 
 def test_figure_columns_name_the_run_folder_unless_it_is_named_after_the_model():
-    from attn_ocgan.studies.gradcam import checkpoint_label
+    from attn_ocgan.studies.loading import checkpoint_label
 
     assert checkpoint_label("ocgan", "runs/figures/ocgan/checkpoints/last.pt") == "ocgan"
     assert checkpoint_label("ocgan", "runs/mnist8-long-run-name-here/checkpoints/last.pt").split("\n") == \
