@@ -26,7 +26,7 @@ from ..components import evaluating
 from ..ocgan.algorithm import OCGANAlgorithm
 from ..ocgan.mining import mine_informative_negatives
 from .config import AttnOCGANConfig
-from .loss import AttentionLoss, patch_shuffle
+from .loss import AttentionLoss, MaskRegularisers, RotationAttentionLoss, cut_paste, patch_shuffle, random_rotations
 from .torch_model import AttnOCGAN
 
 N_GRID_IMAGES = 8
@@ -45,8 +45,13 @@ class AttnOCGANAlgorithm(Algorithm):
         self.outlier_images: torch.Tensor | None = None  # set by the trainer for --outlier-exposure
         if config.attention:
             self.masked = OCGANAlgorithm(model.masked_gan, config, train)
-            self.attention_loss = AttentionLoss(config.guide_weight, config.mask_area_weight, config.mask_area_target,
-                                                config.mask_binary_weight, config.mask_complement_weight)
+            regularisers = MaskRegularisers(config.mask_area_weight, config.mask_area_target, config.mask_binary_weight,
+                                            config.mask_area_constraint, config.mask_area_barrier_t, config.mask_tv_weight)
+            if config.guide_task == "rotation":
+                self.attention_loss = RotationAttentionLoss(config.guide_weight, config.mask_complement_weight, regularisers)
+            else:
+                self.attention_loss = AttentionLoss(config.guide_weight, config.mask_area_weight, config.mask_area_target,
+                                                    complement_weight=config.mask_complement_weight, regularisers=regularisers)
             self.attention_optimizer = adam([model.attention, model.guide], train)
 
     @property
@@ -65,10 +70,15 @@ class AttnOCGANAlgorithm(Algorithm):
         logs: dict[str, float] = {}
         if epoch >= self.first_gan_start:
             logs.update(self.first.train_step(images, epoch - self.first_gan_start))
-        anomalous = self.pseudo_anomalies(images)
-        # One encoder pass serves the attention step and the masked GAN's masks (it does not change between them).
-        features = model.encoder_features(torch.cat([images, anomalous]))
-        logs.update(self._attention_step(images, anomalous, features))
+        # The guide's inputs after the normal images: pseudo-anomalies, or rotated copies of the normal
+        # images. One encoder pass serves the attention step and the masked GAN's masks.
+        if self.config.guide_task == "rotation":
+            others, turns = random_rotations(images)
+            labels = torch.cat([torch.zeros_like(turns), turns])
+        else:
+            others, labels = self.pseudo_anomalies(images), None
+        features = model.encoder_features(torch.cat([images, others]))
+        logs.update(self._attention_step(images, others, features, labels))
         if epoch >= self.masked_gan_start:
             with torch.no_grad(), evaluating(model.attention):
                 masks = model.attention([level[: len(images)] for level in features])
@@ -94,9 +104,13 @@ class AttnOCGANAlgorithm(Algorithm):
         mined towards what the first GAN's classifier rejects (its weights untouched), or random
         outlier-exposure images when those are set."""
         model, config = self.model, self.config
-        n_shuffled = int(round(len(images) * config.corruption_fraction))
-        n_other = len(images) - n_shuffled
-        parts = [patch_shuffle(images[:n_shuffled], config.shuffle_patch)] if n_shuffled else []
+        n_corrupted = int(round(len(images) * config.corruption_fraction))
+        n_other = len(images) - n_corrupted
+        parts = []
+        if n_corrupted:
+            corrupted = images[:n_corrupted]
+            parts.append(patch_shuffle(corrupted, config.shuffle_patch) if config.corruption == "shuffle"
+                         else cut_paste(corrupted)[0])
         if n_other and self.outlier_images is not None:
             parts.append(self.outlier_images[torch.randint(len(self.outlier_images), (n_other,))])
         elif n_other:
@@ -111,17 +125,23 @@ class AttnOCGANAlgorithm(Algorithm):
                     parts.append(model.decoder(latent))
         return torch.cat(parts)
 
-    def _attention_step(self, images: torch.Tensor, anomalous: torch.Tensor, features: list[torch.Tensor]) -> dict[str, float]:
-        # (5) attention generator + guiding classifier, trained together on one loss;
-        #     ``features``: the first encoder's stage activations of cat([images, anomalous])
+    def _attention_step(self, images: torch.Tensor, others: torch.Tensor, features: list[torch.Tensor],
+                        labels: torch.Tensor | None = None) -> dict[str, float]:
+        # (5) attention generator + guiding classifier; ``features``: the first encoder's stage
+        #     activations of cat([images, others]); ``labels``: the quarter turns of that batch
+        #     (rotation guide), else None (others are pseudo-anomalies)
         model = self.model
         model.attention.train()
         model.guide.train()
-        normal_masks, anomalous_masks = model.attention(features).split([len(images), len(anomalous)])
-        terms = self.attention_loss(model.guide, images, anomalous, normal_masks, anomalous_masks)
+        masks = model.attention(features)
+        if labels is not None:
+            terms = self.attention_loss(model.guide, torch.cat([images, others]), labels, masks)
+        else:
+            normal_masks, anomalous_masks = masks.split([len(images), len(others)])
+            terms = self.attention_loss(model.guide, images, others, normal_masks, anomalous_masks)
         self.attention_optimizer.zero_grad(set_to_none=True)
-        if self.attention_loss.complement_weight > 0 and self.attention_loss.guide_weight > 0:
-            # The complement game: A and G minimise different losses of the same logits.
+        if self.attention_loss.adversarial:
+            # The complement (erase) game: A and G minimise different losses of the same logits.
             guide_parameters, attention_parameters = list(model.guide.parameters()), list(model.attention.parameters())
             guide_gradients = torch.autograd.grad(terms["guide_total"], guide_parameters, retain_graph=True)
             attention_gradients = torch.autograd.grad(terms["attention_total"], attention_parameters)

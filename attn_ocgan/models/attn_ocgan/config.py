@@ -7,7 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ocgan.config import DATASET_PRESETS as OCGAN_PRESETS
+from ...errors import UserError
 from ..components import check_range
+
+GUIDE_TASKS = ("pseudo_anomaly", "rotation")
+AREA_CONSTRAINTS = ("quadratic", "barrier")
+CORRUPTIONS = ("shuffle", "cutpaste")
 from ..ocgan.config import OCGANConfig
 
 
@@ -18,13 +23,20 @@ class AttnOCGANConfig(OCGANConfig):
     cbam_reduction: int = 8  # CBAM channel-gate reduction (hidden channels = max(1, C // r))
     guide_width: int = 16  # guiding classifier base channels (it sees 4 batches a step: kept narrow for speed)
     guide_weight: float = 1.0  # 0 switches the guiding classifier off (ablation)
-    mask_area_target: float = 0.5  # mean mask value the area prior pulls towards
+    # What the guide learns: "pseudo_anomaly" (normal vs pseudo-anomalies, the first recipe) or
+    # "rotation" (which quarter turn was applied to a normal image; loss.py)
+    guide_task: str = "pseudo_anomaly"
+    mask_area_target: float = 0.5  # mean mask value the area prior pulls towards (the barrier's upper bound)
     mask_area_weight: float = 1.0  # 0 switches the area prior off (ablation)
+    mask_area_constraint: str = "quadratic"  # "quadratic" pull to the target, or "barrier": an upper bound only
+    mask_area_barrier_t: float = 25.0  # slope of the extended log-barrier
+    mask_tv_weight: float = 0.0  # weight of the masks' total variation (smooth, connected masks)
     mask_binary_weight: float = 0.0  # weight of mean(M (1 - M)): pushes masks away from a uniform 0.5 (not yet measured)
-    # weight of the complement game: the guide classifies x * (1 - M) too, the attention generator
-    # is trained to leave it no evidence (loss.py); 0 switches it off
+    # weight of the complement (erase) game: the guide classifies x * (1 - M) too, the attention
+    # generator is trained to leave it no evidence (loss.py); 0 switches it off
     mask_complement_weight: float = 0.0
-    corruption_fraction: float = 0.5  # share of pseudo-anomalies that are patch-shuffled normals (rest: decodes)
+    corruption_fraction: float = 0.5  # share of pseudo-anomalies that are corrupted normals (rest: decodes)
+    corruption: str = "shuffle"  # how: "shuffle" (tiles permuted) or "cutpaste" (a patch pasted elsewhere)
     shuffle_patch: int = 8  # patch side of the patch-shuffle corruption
     # share of the decoded pseudo-anomalies whose uniform latents are first moved by OCGAN's
     # informative-negative mining (the first GAN's classifier, mining_steps steps); 0: random latents only (not yet measured)
@@ -37,11 +49,18 @@ class AttnOCGANConfig(OCGANConfig):
     def __post_init__(self):
         super().__post_init__()
         check_range(self, "temperature", 1e-6, None)
+        check_range(self, "mask_area_barrier_t", 1e-3, None)
+        for name, choices in (("guide_task", GUIDE_TASKS), ("mask_area_constraint", AREA_CONSTRAINTS),
+                              ("corruption", CORRUPTIONS)):
+            if getattr(self, name) not in choices:
+                raise UserError(f"model option {name}={getattr(self, name)!r} must be one of {', '.join(choices)}; "
+                                f"change --model-arg {name}")
         for name in ("mask_area_target", "corruption_fraction", "masked_score_weight", "mined_negative_fraction"):
             check_range(self, name, 0.0, 1.0)
         for name in ("cbam_reduction", "guide_width", "shuffle_patch"):
             check_range(self, name, 1, None)
-        for name in ("guide_weight", "mask_area_weight", "mask_binary_weight", "mask_complement_weight", "pretrain_attention_epochs",
+        for name in ("guide_weight", "mask_area_weight", "mask_binary_weight", "mask_complement_weight", "mask_tv_weight",
+                     "pretrain_attention_epochs",
                      "mask_warmup_epochs", "reset_masked_gan_at"):
             check_range(self, name, 0, None)
 

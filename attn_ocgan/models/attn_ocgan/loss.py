@@ -1,5 +1,18 @@
-"""Losses of the attention branch; weights are constructor arguments."""
+"""Losses of the attention branch; weights are constructor arguments.
+
+Two guide tasks (``guide_task``):
+- ``pseudo_anomaly`` (the first recipe): the guide separates normal images from pseudo-anomalies
+  (``AttentionLoss``). Solvable from every pixel, so nothing forces the mask to choose.
+- ``rotation``: the guide predicts which of four 90-degree rotations was applied to a *normal*
+  image (GeoTrans, Golan & El-Yaniv 2018; Hendrycks et al. 2019), on ``x``, on the kept part
+  ``x * M`` (keep) and on the erased part ``x * (1 - M)`` (erase: the attention generator pushes
+  the guide to chance there), so the evidence must sit inside M (``RotationAttentionLoss``).
+Both share the mask regularisers (``MaskRegularisers``): the area prior (a quadratic pull or an
+extended log-barrier upper bound), binarisation and total variation.
+"""
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +36,87 @@ def patch_shuffle(images: torch.Tensor, patch: int, generator: torch.Generator |
     return out
 
 
+ROTATIONS = 4  # quarter turns 0, 90, 180, 270 degrees
+
+
+def rotate(images: torch.Tensor, quarter_turns: torch.Tensor) -> torch.Tensor:
+    """Each image (B, C, H, W) turned counter-clockwise by ``quarter_turns`` (B,) x 90 degrees."""
+    out = torch.empty_like(images)
+    for k in range(ROTATIONS):
+        chosen = quarter_turns == k
+        if chosen.any():
+            out[chosen] = torch.rot90(images[chosen], k, dims=(2, 3))
+    return out
+
+
+def random_rotations(images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rotated images, their quarter-turn labels (B,) in 0..3), labels drawn uniformly."""
+    labels = torch.randint(ROTATIONS, (len(images),), generator=generator).to(images.device)
+    return rotate(images, labels), labels
+
+
+def cut_paste(images: torch.Tensor, generator: torch.Generator | None = None, min_share: float = 0.15,
+              max_share: float = 0.35) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutPaste pseudo-anomalies (Li et al., CVPR 2021): a square patch of each image, side a
+    ``min_share``..``max_share`` share of the image, pasted at another random place of the same image.
+    Returns (images, region masks (B, 1, H, W): 1 where the patch was pasted)."""
+    batch, _, height, width = images.shape
+    out, regions = images.clone(), torch.zeros(batch, 1, height, width, device=images.device)
+    draw = torch.rand(batch, 5, generator=generator).tolist()
+    for index, (size, source_y, source_x, target_y, target_x) in enumerate(draw):
+        side = max(1, int(round((min_share + (max_share - min_share) * size) * min(height, width))))
+        sy, sx = int(source_y * (height - side + 1)), int(source_x * (width - side + 1))
+        ty, tx = int(target_y * (height - side + 1)), int(target_x * (width - side + 1))
+        out[index, :, ty:ty + side, tx:tx + side] = images[index, :, sy:sy + side, sx:sx + side]
+        regions[index, :, ty:ty + side, tx:tx + side] = 1.0
+    return out, regions
+
+
+def extended_log_barrier(z: torch.Tensor, t: float) -> torch.Tensor:
+    """Extended log-barrier of the constraint ``z <= 0`` (Kervadec et al. 2019; used for attention
+    areas by Silva-Rodriguez et al.): ``-log(-z) / t`` while ``z <= -1/t^2``, then its linear
+    extension ``t z - log(1/t^2) / t + 1/t``, so it is finite and differentiable everywhere and
+    grows steeply once the constraint is violated. Elementwise."""
+    threshold = -1.0 / t ** 2
+    inside = -torch.log(-z.clamp(max=threshold)) / t
+    outside = t * z - math.log(1.0 / t ** 2) / t + 1.0 / t
+    return torch.where(z <= threshold, inside, outside)
+
+
+def total_variation(masks: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring mask pixels (B, 1, H, W) -> scalar."""
+    return (masks[..., 1:, :] - masks[..., :-1, :]).abs().mean() + (masks[..., :, 1:] - masks[..., :, :-1]).abs().mean()
+
+
+class MaskRegularisers(nn.Module):
+    """Terms on the masks alone. ``area_constraint``: "quadratic" pulls each mask's mean to
+    ``area_target`` (``area_prior``); "barrier" only bounds it from above (``area_barrier``: an
+    extended log-barrier at slope ``barrier_t``); plus ``binary_weight * mean(M (1 - M))`` and
+    ``tv_weight * total_variation(M)``."""
+
+    def __init__(self, area_weight: float, area_target: float, binary_weight: float = 0.0,
+                 area_constraint: str = "quadratic", barrier_t: float = 25.0, tv_weight: float = 0.0):
+        super().__init__()
+        if area_constraint not in ("quadratic", "barrier"):
+            raise ValueError(f"area_constraint must be quadratic or barrier, got {area_constraint!r}")
+        self.area_weight, self.area_target, self.binary_weight = area_weight, area_target, binary_weight
+        self.area_constraint, self.barrier_t, self.tv_weight = area_constraint, barrier_t, tv_weight
+
+    def forward(self, masks: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        area = masks.flatten(1).mean(1)
+        terms = {"mask_area": area.mean().detach(), "mask_decisiveness": (masks - 0.5).abs().mean().detach()}
+        if self.area_constraint == "quadratic":
+            terms["area_prior"] = (area - self.area_target).pow(2).mean()
+        else:
+            terms["area_barrier"] = extended_log_barrier(area - self.area_target, self.barrier_t).mean()
+        terms["mask_binary"] = (masks * (1 - masks)).mean()
+        total = self.area_weight * terms.get("area_prior", terms.get("area_barrier")) + self.binary_weight * terms["mask_binary"]
+        if self.tv_weight > 0:
+            terms["mask_tv"] = total_variation(masks)
+            total = total + self.tv_weight * terms["mask_tv"]
+        return total, terms
+
+
 class AttentionLoss(nn.Module):
     """Losses of the attention generator A and the guiding classifier G (normal = 1, pseudo-anomaly = 0).
 
@@ -42,21 +136,20 @@ class AttentionLoss(nn.Module):
     """
 
     def __init__(self, guide_weight: float, area_weight: float, area_target: float, binary_weight: float = 0.0,
-                 complement_weight: float = 0.0):
+                 complement_weight: float = 0.0, regularisers: MaskRegularisers | None = None):
         super().__init__()
         self.guide_weight = guide_weight
-        self.area_weight = area_weight
-        self.area_target = area_target
-        self.binary_weight = binary_weight
         self.complement_weight = complement_weight
+        self.regularisers = regularisers or MaskRegularisers(area_weight, area_target, binary_weight)
+
+    @property
+    def adversarial(self) -> bool:
+        """A and G minimise different losses of the same logits (they need separate gradients)."""
+        return self.complement_weight > 0 and self.guide_weight > 0
 
     def forward(self, guide, normal, anomalous, normal_masks, anomalous_masks) -> dict[str, torch.Tensor]:
         all_masks = torch.cat([normal_masks, anomalous_masks])
-        area = all_masks.flatten(1).mean(1)
-        terms = {"area_prior": (area - self.area_target).pow(2).mean(), "mask_area": area.mean().detach()}
-        terms["mask_binary"] = (all_masks * (1 - all_masks)).mean()
-        terms["mask_decisiveness"] = (all_masks - 0.5).abs().mean().detach()  # 0: uniform grey, 0.5: binary
-        regularisers = self.area_weight * terms["area_prior"] + self.binary_weight * terms["mask_binary"]
+        regularisers, terms = self.regularisers(all_masks)  # mask_decisiveness: 0 uniform grey, 0.5 binary
         attention_total, guide_total = regularisers, torch.zeros((), device=all_masks.device)
         if self.guide_weight > 0:
             # One guide batch for all groups (unmasked normal / anomalous, masked normal / anomalous
@@ -81,4 +174,40 @@ class AttentionLoss(nn.Module):
         terms["guide_total"] = guide_total
         # gw * (unmasked + masked) + regularisers: the gradient of each network's own total when there is no complement game
         terms["total"] = regularisers + guide_total
+        return terms
+
+
+class RotationAttentionLoss(nn.Module):
+    """The rotation guide's keep-and-erase game on normal images only. The guide G (4 logits)
+    learns the quarter turn of ``x``, of ``x * M`` and, with ``erase_weight`` > 0, of ``x * (1 - M)``;
+    the attention generator A minimises the cross-entropy on ``x * M`` (keep: the evidence stays
+    inside the mask) and, with ``erase_weight``, the cross-entropy of G on ``x * (1 - M)`` against
+    the uniform distribution (erase: nothing G can use is left outside the mask), plus the mask
+    regularisers. Totals: ``attention_total`` (A's) and ``guide_total`` (G's)."""
+
+    def __init__(self, guide_weight: float, erase_weight: float, regularisers: MaskRegularisers):
+        super().__init__()
+        self.guide_weight, self.erase_weight, self.regularisers = guide_weight, erase_weight, regularisers
+
+    @property
+    def adversarial(self) -> bool:
+        """A and G minimise different losses of the same logits (they need separate gradients)."""
+        return self.erase_weight > 0 and self.guide_weight > 0
+
+    def forward(self, guide, images: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        regularisers, terms = self.regularisers(masks)
+        groups = [images, apply_mask(images, masks)] + ([apply_mask(images, 1 - masks)] if self.erase_weight > 0 else [])
+        logits = guide(torch.cat(groups)).chunk(len(groups))  # one batch: shared BatchNorm statistics
+        terms["rotation_unmasked"] = F.cross_entropy(logits[0], labels)
+        terms["rotation_kept"] = F.cross_entropy(logits[1], labels)
+        terms["rotation_accuracy_kept"] = (logits[1].argmax(1) == labels).float().mean().detach()
+        attention_total = regularisers + self.guide_weight * terms["rotation_kept"]
+        guide_total = self.guide_weight * (terms["rotation_unmasked"] + terms["rotation_kept"])
+        if self.erase_weight > 0:
+            terms["rotation_erased"] = F.cross_entropy(logits[2], labels)
+            terms["erased_confusion"] = -F.log_softmax(logits[2], dim=1).mean(1).mean()  # CE against uniform
+            attention_total = attention_total + self.guide_weight * self.erase_weight * terms["erased_confusion"]
+            guide_total = guide_total + self.guide_weight * self.erase_weight * terms["rotation_erased"]
+        terms["attention_total"], terms["guide_total"] = attention_total, guide_total
+        terms["total"] = regularisers + guide_total  # the right gradient for both when not adversarial
         return terms

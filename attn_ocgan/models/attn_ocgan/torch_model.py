@@ -7,6 +7,20 @@ from ...layers.attention import AttentionMapGenerator, apply_mask
 from ..components import ConvCritic, evaluating
 from ..ocgan.torch_model import OCGAN
 from .config import AttnOCGANConfig
+from .loss import ROTATIONS
+
+
+class UprightEvidence(torch.nn.Module):
+    """A rotation guide as one logit per image for Grad-CAM: the log-probability it gives to
+    "not rotated". ``features`` is the guide's, so Grad-CAM targets the same layer."""
+
+    def __init__(self, guide: ConvCritic):
+        super().__init__()
+        self.guide = guide
+        self.features = guide.features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self.guide(images), dim=1)[:, 0]
 
 
 class AttnOCGAN(OCGAN):
@@ -25,7 +39,9 @@ class AttnOCGAN(OCGAN):
             return
         self.attention = AttentionMapGenerator(self.encoder.features.stage_channels, config.image_size,
                                                config.cbam_reduction, config.temperature)
-        self.guide = ConvCritic(config.in_channels, config.guide_width, config.image_size)
+        # one logit (normal vs pseudo-anomaly), or one per quarter turn (guide_task "rotation")
+        self.guide = ConvCritic(config.in_channels, config.guide_width, config.image_size,
+                                outputs=ROTATIONS if config.guide_task == "rotation" else 1)
         init_dcgan_weights(self.guide)
         self.masked_gan = OCGAN(config)
         self.register_buffer("score_mean", torch.zeros(2))
@@ -56,7 +72,9 @@ class AttnOCGAN(OCGAN):
 
     def gradcam_heads(self) -> dict:
         heads = super().gradcam_heads()
-        return {**heads, "guide": self.guide} if self.config.attention else heads
+        if not self.config.attention:
+            return heads
+        return {**heads, "guide": self.guide if self.guide.outputs == 1 else UprightEvidence(self.guide)}
 
     @torch.no_grad()
     def attention_panel(self, images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:

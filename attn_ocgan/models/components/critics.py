@@ -9,12 +9,15 @@ from ...layers import ConvDownStack
 
 
 class ConvCritic(nn.Module):
-    """Image (B, C, S, S) -> one logit (B,); ``features`` gives the last feature map (B, W', 4, 4)."""
+    """Image (B, C, S, S) -> one logit (B,), or ``outputs`` > 1 logits (B, outputs); ``features``
+    gives the last feature map (B, W', 4, 4)."""
 
-    def __init__(self, in_channels: int, width: int, image_size: int):
+    def __init__(self, in_channels: int, width: int, image_size: int, outputs: int = 1):
         super().__init__()
         self.features = ConvDownStack(in_channels, width, image_size)
-        self.head = nn.Conv2d(self.features.out_channels, 1, 4)
+        self.head = nn.Conv2d(self.features.out_channels, outputs, 4)
+        self.outputs = outputs
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images)).flatten()
+        logits = self.head(self.features(images))
+        return logits.flatten() if self.outputs == 1 else logits.flatten(1)
