@@ -22,6 +22,7 @@ class ModelSpec:
 
 _REGISTRY: dict[str, ModelSpec] = {}
 MODELS_PACKAGE = "attn_ocgan.models"
+_DISCOVERED = False
 
 
 def register_model(name: str, *, config: type, model: Callable, algorithm: Callable,
@@ -39,10 +40,14 @@ def _ensure_builtin_models() -> None:
     import importlib
     import pkgutil
 
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
     models = importlib.import_module(MODELS_PACKAGE)
     for module in pkgutil.iter_modules(models.__path__):
         if module.ispkg and module.name != "components":
             importlib.import_module(f"{MODELS_PACKAGE}.{module.name}")
+    _DISCOVERED = True
 
 
 def known_models() -> list[str]:
