@@ -389,7 +389,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 @cli.group()
 def report():
-    """Tables from finished runs: score components, complexity calibration, the ablation, pixel floors."""
+    """Tables from finished runs: score components, complexity calibration, the ablation, pixel floors, the proxy sweep."""
 
 
 @report.command("score-components")
@@ -467,6 +467,20 @@ def report_ablation(context, configs_dir, results_dir, tag, classes, out, print_
     command = _command_line(context, keep=("configs_dir", "results_dir", "tag", "classes", "out"))  # re-draws, never trains
     return run_ablation(settings, Path(results_dir), tag, parse_int_list(classes, "classes"), command,
                         Path(out) if out else None, run, setting_names, jobs, Path(logs), protocol_args, echo=click.echo)
+
+
+@report.command("proxy")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Markdown table to write; the curves go beside it (.png).")
+@click.argument("run_folders", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.pass_context
+def report_proxy(context, out, run_folders):
+    """Candidate recipes on the validation split, epoch by epoch: one protocol run folder per recipe
+    (runs/protocol/<tag>_<model>, trained with --select-epoch validation). Reads no test image."""
+    from .protocol.reports.validation_traces import write_validation_sweep
+
+    cells = write_validation_sweep(run_folders, Path(out), _command_line(context))
+    click.echo(f"wrote {out} and {Path(out).with_suffix('.png')} ({cells} cells)")
 
 
 @report.command("pixel-floors")

@@ -209,6 +209,18 @@ def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 10
     return statistics
 
 
+def validation_record(model, images: torch.Tensor, is_novel: torch.Tensor) -> dict:
+    """One epoch's view of the validation split (held-out normal training images vs other-class
+    training images; never test images): the score's AUC, each score component's AUC, and the
+    attention masks' statistics on the normal and on the novel images (None without attention)."""
+    labels = is_novel.numpy()
+    record = {"auc": auc(labels, compute_scores(model, images))}
+    if model.score_component_names:
+        record["component_aucs"] = component_aucs(model, images, labels)
+    record["masks"] = mask_statistics(model, {"normal": images[is_novel == 0], "novel": images[is_novel == 1]})
+    return record
+
+
 @torch.inference_mode()
 def save_panel_figures(out_dir: Path, model, data, title: str = "", n: int = 8) -> list[Path]:
     """For the first ``n`` normal and novel test images, each of the model's ``figure_panels`` as
@@ -229,4 +241,5 @@ def save_panel_figures(out_dir: Path, model, data, title: str = "", n: int = 8) 
 
 
 __all__ = ["auc", "complexity_metrics", "component_aucs", "component_columns", "compute_scores", "evaluate_model",
-           "mask_statistics", "save_panel_figures", "scores_and_columns", "train_statistics_images"]
+           "mask_statistics", "save_panel_figures", "scores_and_columns", "train_statistics_images",
+           "validation_record"]

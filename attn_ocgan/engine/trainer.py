@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from pathlib import Path
@@ -12,13 +13,15 @@ from tqdm.auto import tqdm
 from ..config import RunConfig, run_config_from_dict, save_config
 from ..data import OneClassData, load_one_class
 from ..errors import UserError
+from ..utils.io import atomic_write_text
 from ..registry import create_algorithm, create_model, get_spec, known_models, resolve_model_config
 from .checkpoint import model_from_checkpoint, read_checkpoint, restore_rng, save_checkpoint
 from .device import prepare_device, resolve_device
-from .evaluation import auc, compute_scores
+from .evaluation import auc, compute_scores, validation_record
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
 SELECTED_CHECKPOINT_NAME = "checkpoints/best.pt"  # --select-epoch validation: the best validation epoch's model
+VALIDATION_TRACE_NAME = "validation.jsonl"  # --select-epoch validation: one validation_record per epoch
 EPOCH_SELECTIONS = ("last", "validation")
 N_FIXED_IMAGES = 32
 N_FIXED_TEST_IMAGES = 8  # one grid row: the first normal and the first novel test images
@@ -73,6 +76,29 @@ def _same_run(saved: dict, wanted: dict) -> bool:
     saved["train"] = {k: v for k, v in saved["train"].items() if k not in RESUMABLE_CHANGES}
     wanted["train"] = {k: v for k, v in wanted["train"].items() if k not in RESUMABLE_CHANGES}
     return saved == wanted
+
+
+def read_validation_trace(run_dir: str | Path, up_to_epoch: int | None = None) -> list[dict]:
+    """The per-epoch validation records of a run (``--select-epoch validation``), oldest first;
+    records after ``up_to_epoch`` (written by an interrupted run before its resume point) are dropped."""
+    path = Path(run_dir) / VALIDATION_TRACE_NAME
+    if not path.is_file():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if up_to_epoch is None or r["epoch"] <= up_to_epoch]
+
+
+def _write_validation_trace(run_dir: Path, records: list[dict]) -> None:
+    atomic_write_text(run_dir / VALIDATION_TRACE_NAME, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def _log_validation(writer, record: dict, epoch: int) -> None:
+    writer.add_scalar("auc/validation", record["auc"], epoch)
+    for name, value in record.get("component_aucs", {}).items():
+        writer.add_scalar(f"auc_validation_components/{name}", value, epoch)
+    for group, stats in (record.get("masks") or {}).items():
+        for name, value in stats.items():
+            writer.add_scalar(f"masks_validation_{group}/{name}", value, epoch)
 
 
 def _outlier_images(config: RunConfig, data: OneClassData) -> torch.Tensor | None:
@@ -139,6 +165,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     last = checkpoint_path(run_dir)
     start_epoch, train_seconds, payload = 0, 0.0, None
     best = {"val_auc": float("-inf"), "epoch": None}  # --select-epoch validation
+    trace: list[dict] = []  # --select-epoch validation: validation_record per epoch
     if resume and last.is_file():
         payload = read_checkpoint(last)
         if not _same_run(payload["config"], config.to_dict()):
@@ -147,6 +174,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         train_seconds = float(payload["extra"].get("train_seconds", 0.0))
         if config.train.select_epoch == "validation" and (run_dir / SELECTED_CHECKPOINT_NAME).is_file():
             best = read_checkpoint(run_dir / SELECTED_CHECKPOINT_NAME)["extra"]["best"]  # the file is the truth
+        trace = read_validation_trace(run_dir, up_to_epoch=start_epoch)
     elif run_dir.exists() and any(run_dir.iterdir()):
         if resume and not overwrite:
             raise UserError(f"--resume: no checkpoint at {last}; pass --overwrite to start {run_dir} afresh")
@@ -210,8 +238,11 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
             message = (f"epoch {epoch + 1}/{config.train.epochs}: "
                        f"{progress_name} {sums.get(progress_key, 0.0) / max(n_steps, 1):.4f}")
             if config.train.select_epoch == "validation":
-                val_auc = auc(validation_is_novel.numpy(), compute_scores(model, validation_images))
-                writer.add_scalar("auc/validation", val_auc, epoch + 1)
+                record = {"epoch": epoch + 1, **validation_record(model, validation_images, validation_is_novel)}
+                trace.append(record)
+                _write_validation_trace(run_dir, trace)
+                _log_validation(writer, record, epoch + 1)
+                val_auc = record["auc"]
                 message += f", validation AUC {val_auc:.4f}"
                 if val_auc > best["val_auc"]:
                     best = {"val_auc": val_auc, "epoch": epoch + 1}

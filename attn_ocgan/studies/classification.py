@@ -182,7 +182,7 @@ def summarise(histories: dict, sizes: dict) -> dict:
 
 def save_history_plot(histories: dict, sizes: dict, path: Path) -> None:
     """Test accuracy (left) and training loss (right) per epoch for every (variant, seed)."""
-    from ..viz.plots import _save, plt
+    from ..viz.plots import plt, save_figure
 
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for (variant, seed), history in histories.items():
@@ -197,7 +197,7 @@ def save_history_plot(histories: dict, sizes: dict, path: Path) -> None:
     accuracy_axis.legend(loc="lower right", fontsize=8)
     n_train, n_test, n_classes = next(iter(sizes.values()))
     figure.suptitle(f"VGG11 from scratch on COCO32 ({n_train} train / {n_test} test crops, {n_classes} classes)")
-    _save(figure, Path(path))
+    save_figure(figure, Path(path))
 
 
 def _write_outputs(prefix: Path, histories, summary, schedule, sizes, command: str, machine: str) -> None:

@@ -14,7 +14,7 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from ..utils.io import atomic_path  # noqa: E402
 
 
-def _save(figure, path: Path) -> None:
+def save_figure(figure, path: Path) -> None:
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
@@ -27,7 +27,7 @@ def save_roc_curve(path: Path, is_novel, scores, auc_value: float, title: str = 
     axis.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
     axis.set(xlabel="false positive rate (normal flagged novel)", ylabel="true positive rate (novel detected)", title=title or "ROC")
     axis.legend(loc="lower right")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def draw_score_histogram(axis, groups: dict[str, np.ndarray], title: str = "", score_name: str | None = None) -> None:
@@ -54,7 +54,7 @@ def save_score_histogram(path: Path, groups: dict[str, np.ndarray], title: str =
     """One model's score distributions per group (``draw_score_histogram``)."""
     figure, axis = plt.subplots(figsize=(5.5, 3.6))
     draw_score_histogram(axis, groups, title, score_name)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_score_histograms(path: Path, panels: dict[str, dict[str, np.ndarray]], title: str = "",
@@ -68,7 +68,7 @@ def save_score_histograms(path: Path, panels: dict[str, dict[str, np.ndarray]], 
     if title:
         figure.suptitle(title, y=1.02)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_image_rows(path: Path, columns: dict[str, list[tuple[str, "torch.Tensor"]]], title: str = "") -> None:
@@ -92,7 +92,7 @@ def save_image_rows(path: Path, columns: dict[str, list[tuple[str, "torch.Tensor
         axis.set_title(column)
     if title:
         figure.suptitle(title)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def save_image_table(path: Path, panels: dict[str, tuple[list[str], "torch.Tensor"]], title: str = "") -> "torch.Tensor":
@@ -122,7 +122,7 @@ def save_image_table(path: Path, panels: dict[str, tuple[list[str], "torch.Tenso
     if title:
         figure.suptitle(title, y=1.03, fontsize=10)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
     return next(iter(grids.values()))[1]
 
 
@@ -156,4 +156,4 @@ def save_comparison_plot(path: Path, panels: dict) -> None:
         axis.set(title=dataset, xlabel="normal class", ylabel="ROC AUC")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: never over the points
-    _save(figure, path)
+    save_figure(figure, path)

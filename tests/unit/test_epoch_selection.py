@@ -50,8 +50,7 @@ def _config(**train) -> RunConfig:
 def _scripted_validation_auc(monkeypatch, values):
     """The trainer's validation AUC of each epoch comes from ``values`` (the test AUC it logs is left alone)."""
     script = iter(values)
-    real_auc = trainer_module.auc
-    monkeypatch.setattr(trainer_module, "auc", lambda labels, scores: next(script) if len(labels) == 40 + 200 else real_auc(labels, scores))
+    monkeypatch.setattr(trainer_module, "validation_record", lambda model, images, is_novel: {"auc": next(script)})
 
 
 def test_the_best_validation_epoch_is_kept_and_survives_a_resume(tmp_path, monkeypatch):
@@ -69,6 +68,19 @@ def test_the_best_validation_epoch_is_kept_and_survives_a_resume(tmp_path, monke
     _scripted_validation_auc(monkeypatch, [0.95])
     result = trainer_module.train(_config(epochs=5), tmp_path / "run", resume=True, progress=False)
     assert (result["selected_epoch"], read_checkpoint(result["selected_checkpoint"])["epoch"]) == (5, 5)
+    # one validation record per epoch, kept across the resumes
+    assert [(r["epoch"], r["auc"]) for r in trainer_module.read_validation_trace(tmp_path / "run")] == \
+        [(1, 0.6), (2, 0.9), (3, 0.7), (4, 0.8), (5, 0.95)]
+
+
+def test_a_resume_drops_the_validation_records_written_after_its_checkpoint(tmp_path, monkeypatch):
+    _scripted_validation_auc(monkeypatch, [0.6, 0.7])
+    trainer_module.train(_config(epochs=2), tmp_path / "run", progress=False)
+    trace = tmp_path / "run" / trainer_module.VALIDATION_TRACE_NAME
+    trace.write_text(trace.read_text() + '{"epoch": 3, "auc": 0.1}\n')  # a run killed after the record, before last.pt
+    _scripted_validation_auc(monkeypatch, [0.8])
+    trainer_module.train(_config(epochs=3), tmp_path / "run", resume=True, progress=False)
+    assert [(r["epoch"], r["auc"]) for r in trainer_module.read_validation_trace(tmp_path / "run")] == [(1, 0.6), (2, 0.7), (3, 0.8)]
 
 
 def test_last_epoch_selection_is_the_default_and_validation_needs_a_split(tmp_path):
