@@ -232,6 +232,8 @@ def evaluate(checkpoint, data_root, out, device):
     data_config = config.data if data_root is None else dataclasses.replace(config.data, root=data_root)
     data = load_one_class(data_config)
     out = Path(out) if out else Path(checkpoint).resolve().parent.parent
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose a folder for the evaluation's files")
     metrics = evaluate_model(model, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}")
     click.echo(f"AUC {metrics['auc']:.4f} ({config.data.name}, normal class {config.data.normal_class}, {metrics['n_test']} test images)")
     written = [out / name for name in ("metrics.json", "roc.png", "score_histogram.png", *metrics["figures"])]
@@ -563,6 +565,12 @@ def run_command(command: click.Command, argv=None, help_hint: str = "attn-ocgan 
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
+    except OSError as error:  # a read-only or full disk, a path that is a file: name the path, no traceback
+        if error.filename is None:
+            raise
+        click.echo(f"error: cannot write or read {error.filename}: {error.strerror or error}; "
+                   "check the path, its permissions and the free disk space", err=True)
+        return 2
     except click.ClickException as error:
         click.echo(f"error: {error.format_message()} (see {help_hint})", err=True)
         return error.exit_code

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -47,6 +49,12 @@ class DataConfig:
     # coco32 only: which crops, 'unmasked' or 'masked' (background set to 0).
     variant: str = "unmasked"
 
+    def __post_init__(self):
+        _check_bounds(self, "data", {"size": (8, None), "val_novel": (0, None), "known_anomalies": (0, None),
+                                     "known_anomaly_seed": (0, None), "normal_class": (0, None)})
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise UserError(f"data option val_fraction={self.val_fraction} must be in [0, 1); change --val-fraction")
+
 
 @dataclass
 class TrainConfig:
@@ -61,6 +69,25 @@ class TrainConfig:
     # Which epoch's model is the result: "last", or "validation" (the epoch with the best AUC on the
     # validation split drawn from the training images, as the official OCGAN code selected).
     select_epoch: str = "last"
+
+    def __post_init__(self):
+        _check_bounds(self, "train", {"epochs": (1, None), "batch_size": (2, None), "seed": (0, None),
+                                      "threads": (0, None), "eval_every": (0, None)})
+        if not self.lr > 0:
+            raise UserError(f"train option lr={self.lr} must be > 0 (e.g. 2e-4); change --lr")
+        if not 0.0 <= self.beta1 < 1.0:
+            raise UserError(f"train option beta1={self.beta1} must be in [0, 1); change beta1 in the config's train section")
+
+
+def _check_bounds(config, section: str, bounds: dict[str, tuple]) -> None:
+    """One-line UserError for an option of ``config`` outside its [low, high] (None: unbounded)."""
+    for name, (low, high) in bounds.items():
+        value = getattr(config, name)
+        if (low is not None and value < low) or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{section} option {name}={value} must be {bound}; change {flag} (or {name} in the config's "
+                            f"{section} section)")
 
 
 @dataclass
@@ -81,15 +108,67 @@ def resolve_data_root(root: str | None) -> Path:
     return Path(root or os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
 
 
+TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _typed(value, hint):
+    """``value`` as the annotated type ``hint`` (an int is a float; a YAML string such as '1e-4' is
+    a number), or raise TypeError. Hints this check does not know (tuples, dicts) pass as they are."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is not type(None):
+                try:
+                    return _typed(value, option)
+                except TypeError:
+                    pass
+        raise TypeError
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise TypeError from None
+        raise TypeError
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise TypeError
+    return value
+
+
 def update_dataclass(obj, values: Mapping[str, Any], where: str):
-    """Return a copy of dataclass ``obj`` with ``values`` applied; unknown keys raise UserError."""
+    """Return a copy of dataclass ``obj`` with ``values`` applied; unknown keys and values of the
+    wrong type (``latent_channels: abc``, ``epochs: 2.5``) raise a one-line UserError."""
+    if not isinstance(values, Mapping):
+        raise UserError(f"{where} must be a mapping of key: value, got {type(values).__name__} {values!r}; fix the config")
     known = {f.name: f for f in fields(obj)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise UserError(
             f"unknown key(s) {', '.join(unknown)} in {where}; known keys: {', '.join(sorted(known))}"
         )
-    return dataclasses.replace(obj, **values)
+    hints = typing.get_type_hints(type(obj))
+    typed = {}
+    for name, value in values.items():
+        try:
+            typed[name] = _typed(value, hints[name])
+        except TypeError:
+            expected = TYPE_NAMES.get(hints[name], str(hints[name]).replace("NoneType", "None"))
+            raise UserError(f"{name}={value!r} in {where} must be {expected}; fix its value") from None
+    return dataclasses.replace(obj, **typed)
 
 
 def run_config_from_dict(values: Mapping[str, Any], base: RunConfig | None = None, where: str = "config") -> RunConfig:
@@ -102,13 +181,18 @@ def run_config_from_dict(values: Mapping[str, Any], base: RunConfig | None = Non
             f"unknown section(s) {', '.join(unknown)} in {where}; known: model, data, train, model_args"
         )
     if "model" in values:
-        config = dataclasses.replace(config, model=str(values["model"]))
+        if not isinstance(values["model"], str):
+            raise UserError(f"model: {values['model']!r} in {where} must be a model name (e.g. ocgan, attn-ocgan); fix the config")
+        config = dataclasses.replace(config, model=values["model"])
     if "data" in values:
         config = dataclasses.replace(config, data=update_dataclass(config.data, values["data"] or {}, f"{where} [data]"))
     if "train" in values:
         config = dataclasses.replace(config, train=update_dataclass(config.train, values["train"] or {}, f"{where} [train]"))
     if "model_args" in values:
-        config = dataclasses.replace(config, model_args={**config.model_args, **(values["model_args"] or {})})
+        model_args = values["model_args"] or {}
+        if not isinstance(model_args, Mapping):
+            raise UserError(f"{where} [model_args] must be a mapping of key: value, got {model_args!r}; fix the config")
+        config = dataclasses.replace(config, model_args={**config.model_args, **model_args})
     return config
 
 

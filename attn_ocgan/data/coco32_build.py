@@ -141,13 +141,24 @@ def skip_reason(annotation: dict, options: BuildOptions) -> str | None:
     """Why an instance is not eligible (None: eligible). Bounds are inclusive."""
     if annotation.get("iscrowd", 0):
         return "crowd"
-    _, _, width, height = annotation["bbox"]
+    bbox = annotation.get("bbox")
+    if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        return "missing or malformed bbox"
+    _, _, width, height = bbox
     if width < options.min_side or height < options.min_side:
         return "box smaller than min-side"
     low, high = options.aspect_range
     if not low <= width / height <= high:
         return "aspect ratio outside range"
     return None
+
+
+def inside_split(file_name) -> bool:
+    """Whether an image's ``file_name`` stays inside its split folder ('../x.jpg' or '/x.jpg' do not)."""
+    if not isinstance(file_name, str) or not file_name:
+        return False
+    normal = os.path.normpath(file_name)
+    return not os.path.isabs(normal) and normal not in (".", "..") and not normal.startswith(".." + os.sep)
 
 
 def find_candidates(cocos: dict, options: BuildOptions):
@@ -161,9 +172,13 @@ def find_candidates(cocos: dict, options: BuildOptions):
             if name is None:
                 continue
             reason = skip_reason(annotation, options)
+            if reason is None and "segmentation" not in annotation:
+                reason = "missing segmentation"
             image = coco.imgs.get(annotation["image_id"])
             if reason is None and image is None:
                 reason = "image not listed in annotations"
+            if reason is None and not inside_split(image.get("file_name")):
+                reason = "image path outside its split folder"
             if reason is None:
                 source_file = f"{split}/{image['file_name']}"
                 if not (options.coco_root / source_file).is_file():
@@ -263,6 +278,10 @@ def build_coco32(options: BuildOptions, progress: bool = True, echo=print) -> di
     if out.exists() and not options.overwrite:
         raise UserError(f"{out} already exists; pass --overwrite to rebuild it or choose another --out")
     cocos = {split: load_annotations(Path(options.coco_root), split) for split in options.splits}
+    for split in options.splits:
+        if not (Path(options.coco_root) / split).is_dir():
+            raise UserError(f"COCO images folder {Path(options.coco_root) / split} is missing (its annotations exist); "
+                            f"{COCO_HOW_TO}")
     eligible, skipped = find_candidates(cocos, options)
     plan = plan_split(eligible, options)
 
@@ -297,6 +316,9 @@ def build_coco32(options: BuildOptions, progress: bool = True, echo=print) -> di
                              "annotation_id": candidate.annotation_id,
                              **dict(zip(("bbox_x", "bbox_y", "bbox_w", "bbox_h"), candidate.bbox)),
                              "source_file": source_file, "mask_coverage": round(float(mask.mean()), 6)})
+        if not rows:
+            raise UserError("no object could be cropped (no eligible instance with a readable image); check "
+                            "--coco-root, --splits and --classes", eligibility_table(eligible, options))
         class_order = {name: index for index, name in enumerate(options.classes)}
         rows.sort(key=lambda row: (row["split"] != "train", class_order[row["class"]], row["annotation_id"]))
         _write_manifest(rows, temporary / "manifest.csv")

@@ -6,6 +6,7 @@ in :mod:`attn_ocgan.data.one_class`.
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,9 @@ import torch.nn.functional as F
 
 from ..config import resolve_data_root
 from ..errors import UserError
+
+# What PIL raises for a file it cannot decode (garbage, truncated or unsupported).
+UNREADABLE_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,10 @@ def load_cifar10(root: Path, size: int, download: bool) -> LabeledSplits:
 
 
 def load_image_folder(root: Path, size: int, download: bool) -> LabeledSplits:
-    """Any ``ROOT/{train,test}/<class>/*`` tree (e.g. the CIFAR-10 JPEG copy), decoded once to RGB."""
-    from torchvision.datasets import ImageFolder
+    """Any ``ROOT/{train,test}/<class>/*`` tree (e.g. the CIFAR-10 JPEG copy), decoded once to RGB.
+
+    Unreadable files are skipped and reported in one warning line; a split left without images is an error.
+    """
     from tqdm import tqdm
 
     for split in ("train", "test"):
@@ -94,18 +100,80 @@ def load_image_folder(root: Path, size: int, download: bool) -> LabeledSplits:
             raise UserError(f"folder dataset needs {root / split}/<class>/<images>; pass --data-root to such a tree")
     parts, class_names = {}, None
     for split in ("train", "test"):
-        folder = ImageFolder(str(root / split))
+        folder = _image_folder(root, split)
         if class_names is not None and tuple(folder.classes) != class_names:
             raise UserError(f"train and test class folders differ under {root}; they must name the same classes")
         class_names = tuple(folder.classes)
         images = torch.empty((len(folder), 3, size, size), dtype=torch.uint8)
-        for index, (path, _) in enumerate(tqdm(folder.samples, desc=f"decode {split}", leave=False, mininterval=2)):
-            image = folder.loader(path).convert("RGB")
+        labels, unreadable = [], []
+        for path, label in tqdm(folder.samples, desc=f"decode {split}", leave=False, mininterval=2):
+            try:
+                image = decode_image(path, "RGB")
+            except UNREADABLE_IMAGE_ERRORS:
+                unreadable.append(path)
+                continue
             if image.size != (size, size):
                 image = image.resize((size, size), resample=3)  # bicubic, antialiased by PIL
-            images[index] = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-        parts[split] = (images, torch.as_tensor(folder.targets, dtype=torch.long))
+            images[len(labels)] = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+            labels.append(label)
+        _report_unreadable(root / split, unreadable, kept=len(labels))
+        parts[split] = (images[:len(labels)], torch.as_tensor(labels, dtype=torch.long))
     return LabeledSplits(*parts["train"], *parts["test"], class_names=class_names)
+
+
+def _image_folder(root: Path, split: str):
+    """torchvision's ImageFolder of ``root/split``; a tree without class folders or images is a one-line error."""
+    from torchvision.datasets import ImageFolder
+
+    where = root / split
+    if not any(entry.is_dir() for entry in where.iterdir()):
+        raise UserError(f"{where} has no class sub-folders; the folder dataset needs "
+                        f"{root}/{{train,test}}/<class>/<images>")
+    try:
+        return ImageFolder(str(where))
+    except FileNotFoundError as error:  # "Found no valid file for the classes a, b. Supported extensions are: ..."
+        found = str(error).split(". Supported")[0].replace("Found no valid file", "no image files")
+        raise UserError(f"{where}: {found}; add images (.png, .jpg, ...) to those class folders or remove them") from None
+
+
+def _report_unreadable(where: Path, unreadable: list[str], kept: int) -> None:
+    """One warning line for skipped files; an error when nothing readable is left."""
+    if not unreadable:
+        return
+    examples = ", ".join(Path(path).relative_to(where).as_posix() for path in unreadable[:3])
+    examples += ", ..." if len(unreadable) > 3 else ""
+    if kept == 0:
+        raise UserError(f"no readable image in {where} ({len(unreadable)} unreadable, e.g. {examples}); "
+                        "replace or remove the broken files")
+    print(f"warning: skipped {len(unreadable)} unreadable image(s) in {where}: {examples}", file=sys.stderr)
+
+
+def decode_image(path: str | Path, mode: str):
+    """Decode an image file to PIL ``mode`` ('L' or 'RGB'); 16-bit and float images are scaled to 8 bits first."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return to_8bit(image).convert(mode)
+
+
+def to_8bit(image):
+    """PIL's 16-bit, 32-bit integer and float images as 8-bit greys ('L'); other modes unchanged.
+
+    PIL itself clips such values to 0..255, so a 16-bit image turns almost white. Here 16-bit values
+    (``I;16*``, and ``I`` images brighter than 255) are divided by 257 (0..65535 -> 0..255), float
+    images in [0, 1] are multiplied by 255 (brighter ones are clipped to 0..255).
+    """
+    from PIL import Image
+
+    if not (image.mode.startswith("I;16") or image.mode in ("I", "F")):
+        return image
+    values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+    peak = values.max(initial=0.0)
+    if image.mode == "F":
+        values = values * 255 if peak <= 1 else values
+    elif image.mode.startswith("I;16") or peak > 255:
+        values = values / 257
+    return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8))
 
 
 MNIST5K_TEST_PER_CLASS = 100

@@ -1,9 +1,11 @@
 """Checkpoints hold the resolved config, so a model is rebuilt from the file alone.
 
-Loaded with ``torch.load(weights_only=True)``: only tensors and plain containers.
+Loaded with ``torch.load(weights_only=True)``: only tensors and plain containers. Written atomically;
+a save first removes the temporaries an interrupted save (kill -9) left in the folder.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -11,7 +13,7 @@ import torch
 from ..config import RunConfig, run_config_from_dict
 from ..errors import UserError
 from ..registry import create_model, get_spec, update_dataclass
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, stale_temporaries
 
 CHECKPOINT_FORMAT = "attn-ocgan-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -30,8 +32,20 @@ def save_checkpoint(path: Path, config: RunConfig, model, algorithm, epoch: int,
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # a GPU run: its generators too
         payload["cuda_rng"] = torch.cuda.get_rng_state_all()
+    remove_stale_temporaries(Path(path).parent)
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the ``.<name>.pt.<random>.tmp`` files an interrupted checkpoint save left in ``folder``
+    (only those: nothing else in the folder is touched); returns what was removed."""
+    removed = []
+    for stale in stale_temporaries(folder, ".pt"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            removed.append(stale)
+    return removed
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -56,7 +70,12 @@ def model_from_checkpoint(payload: dict, device: str | torch.device = "cpu"):
     spec = get_spec(config.model)
     model_config = update_dataclass(spec.config_class(), config.model_args, "checkpoint model_args")
     model = create_model(config.model, model_config)
-    model.load_state_dict(payload["model"])
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as error:  # e.g. a config edited after training: the shapes no longer fit
+        first = str(error).strip().splitlines()[-1].strip() if str(error).strip() else "mismatch"
+        raise UserError(f"the checkpoint's weights do not fit its own config ({first[:200]}); "
+                        "use the checkpoint as 'attn-ocgan train' wrote it") from None
     return config, model.to(device).eval()
 
 

@@ -38,8 +38,21 @@ def batch_starts(n: int, batch_size: int):
 
 
 def auc(is_novel, scores) -> float:
-    """ROC AUC with novel = positive class and higher score = more novel."""
-    return float(roc_auc_score(np.asarray(is_novel), np.asarray(scores)))
+    """ROC AUC with novel = positive class and higher score = more novel (NonFiniteScores for NaN/inf)."""
+    scores = np.asarray(scores)
+    check_finite_scores(scores, "images")
+    return float(roc_auc_score(np.asarray(is_novel), scores))
+
+
+class NonFiniteScores(UserError):
+    """The model gives NaN or infinite scores (e.g. a diverged model): no AUC is computed."""
+
+
+def check_finite_scores(scores: np.ndarray, what: str) -> None:
+    bad = int((~np.isfinite(scores)).sum())
+    if bad:
+        raise NonFiniteScores(f"the model gives non-finite novelty scores for {bad} of {len(scores)} {what} (a diverged "
+                              "model?); no AUC was computed; retrain it, e.g. with a lower --lr")
 
 
 def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") -> dict:
@@ -51,6 +64,8 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
     test_scores, test_columns = scores_and_columns(model, data.test)
     train_images = train_statistics_images(model, data.train)
     train_scores, train_columns = scores_and_columns(model, train_images)
+    check_finite_scores(test_scores, "test images")
+    check_finite_scores(train_scores, "normal training images")
     is_novel = data.test_is_novel.numpy()
     metrics = {
         "auc": auc(is_novel, test_scores),

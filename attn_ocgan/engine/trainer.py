@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -10,14 +11,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..config import RunConfig, run_config_from_dict, save_config
+from ..config import RunConfig, TrainConfig, run_config_from_dict, save_config
 from ..data import OneClassData, load_one_class
 from ..errors import UserError
 from ..utils.io import atomic_write_text
 from ..registry import create_algorithm, create_model, get_spec, known_models, resolve_model_config
-from .checkpoint import model_from_checkpoint, read_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import model_from_checkpoint, read_checkpoint, remove_stale_temporaries, restore_rng, save_checkpoint
 from .device import prepare_device, resolve_device
 from .evaluation import auc, compute_scores, validation_record
+from .run_folder import check_replaceable, has_content, move_aside, restore_aside, run_folder_lock, write_marker
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
 SELECTED_CHECKPOINT_NAME = "checkpoints/best.pt"  # --select-epoch validation: the best validation epoch's model
@@ -25,6 +27,10 @@ VALIDATION_TRACE_NAME = "validation.jsonl"  # --select-epoch validation: one val
 EPOCH_SELECTIONS = ("last", "validation")
 N_FIXED_IMAGES = 32
 N_FIXED_TEST_IMAGES = 8  # one grid row: the first normal and the first novel test images
+
+
+class TrainingDiverged(UserError):
+    """A loss or a weight became NaN or infinite; the last finite epoch's checkpoint is kept."""
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -143,18 +149,11 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     ``train.select_epoch == "validation"`` the one of the epoch with the best AUC on the validation
     split (held-out normal training images vs other-class training images; never test images).
     """
-    from torch.utils.tensorboard import SummaryWriter
-    from torchvision.utils import make_grid
-
     run_dir = Path(run_dir)
     device = resolve_device(config.train.device)
     prepare_device(device)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    if config.train.epochs < 1:
-        raise UserError(f"epochs must be >= 1, got {config.train.epochs}")
-    if config.train.batch_size < 2:
-        raise UserError(f"batch size must be >= 2 (BatchNorm), got {config.train.batch_size}")
     data = data if data is not None else load_one_class(config.data)
     if len(data.train) < 2:
         raise UserError(f"class {config.data.normal_class} has {len(data.train)} training images; need at least 2")
@@ -175,18 +174,16 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         if config.train.select_epoch == "validation" and (run_dir / SELECTED_CHECKPOINT_NAME).is_file():
             best = read_checkpoint(run_dir / SELECTED_CHECKPOINT_NAME)["extra"]["best"]  # the file is the truth
         trace = read_validation_trace(run_dir, up_to_epoch=start_epoch)
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} is a file, not a folder; choose a folder for the run")
+    elif has_content(run_dir):
         if resume and not overwrite:
             raise UserError(f"--resume: no checkpoint at {last}; pass --overwrite to start {run_dir} afresh")
         if not overwrite:
             raise UserError(f"run folder {run_dir} already exists; pass --resume to continue it, --overwrite to replace it, or another --out")
-        if not (run_dir / "config.yaml").is_file():
-            # Never delete a folder that is not a run folder (e.g. --out . by mistake).
-            raise UserError(f"--overwrite: {run_dir} is not an attn-ocgan run folder (no config.yaml); choose another --out")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
+        check_replaceable(run_dir)  # never a folder that is not a run folder (e.g. --out . by mistake)
 
+    # Everything is built and checked before the run folder is touched.
     torch.manual_seed(config.train.seed)
     if payload is not None:
         _, model = model_from_checkpoint(payload, device)
@@ -198,6 +195,50 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         model = create_model(config.model, model_config).to(device)
         algorithm = create_algorithm(config.model, model, model_config, config.train)
 
+    fresh = not has_content(run_dir)
+    with run_folder_lock(run_dir):
+        remove_stale_temporaries(last.parent)  # left by a save that was killed; no live writer holds the lock
+        aside = move_aside(run_dir) if payload is None and has_content(run_dir) else None
+        try:
+            write_marker(run_dir)
+            save_config(config, run_dir / "config.yaml")
+            result = _train_epochs(config, run_dir, data, model, algorithm, device, outlier_images, start_epoch,
+                                   train_seconds, best, trace, progress, aside)
+        except BaseException as error:
+            if aside is not None and aside.exists():  # the new run wrote no checkpoint: the old run comes back
+                restore_aside(run_dir, aside)
+            elif fresh and not last.is_file() and not isinstance(error, TrainingDiverged):
+                # e.g. a full disk or Ctrl-C in the first epoch: nothing half-written stays behind
+                # (a diverged run keeps its folder: its TensorBoard logs show how it diverged)
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+    return result
+
+
+def _check_finite_logs(logs: dict, epoch: int, step: int, last: Path, train: TrainConfig) -> None:
+    for name, value in logs.items():
+        if not math.isfinite(float(value)):
+            kept = f"{last} keeps epoch {epoch}" if epoch else "no checkpoint was written"
+            raise TrainingDiverged(f"training diverged in epoch {epoch + 1}, step {step}: loss {name} = {float(value)}; "
+                                   f"{kept}; lower --lr (now {train.lr:g}) or change the model options")
+
+
+def _check_finite_model(model, epoch: int, last: Path) -> None:
+    bad = [name for name, tensor in model.state_dict().items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        kept = f"{last} keeps epoch {epoch}" if epoch else "no checkpoint was written"
+        raise TrainingDiverged(f"training diverged in epoch {epoch + 1}: non-finite values in {', '.join(bad[:3])}"
+                               f"{' and more' if len(bad) > 3 else ''}; {kept}; lower --lr or change the model options")
+
+
+def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, algorithm, device, outlier_images,
+                  start_epoch: int, train_seconds: float, best: dict, trace: list[dict], progress: bool,
+                  aside: Path | None) -> dict:
+    """The epoch loop of ``train``: the run folder is locked and holds this run's config."""
+    from torch.utils.tensorboard import SummaryWriter
+    from torchvision.utils import make_grid
+
+    last = checkpoint_path(run_dir)
     if outlier_images is not None:
         algorithm.set_outlier_images(outlier_images.to(device))
     # The normal training images live on the model's device (a few hundred MB at most for 32x32
@@ -225,12 +266,14 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
                        disable=not progress, leave=False, mininterval=1.0)
             for batch in bar:
                 logs = algorithm.train_step(train_images[batch], epoch)
+                _check_finite_logs(logs, epoch, n_steps + 1, last, config.train)
                 for name, value in logs.items():
                     sums[name] = sums.get(name, 0.0) + value
                 n_steps += 1
                 if n_steps % 10 == 0 and progress_key in logs:  # e.g. attention pre-training logs no generator
                     bar.set_postfix({progress_name: f"{logs[progress_key]:.4f}"})
             algorithm.end_epoch(train_images)  # e.g. score statistics, from normal training images only
+            _check_finite_model(model, epoch, last)
             train_seconds += time.perf_counter() - started
             for name, total in sums.items():
                 writer.add_scalar(f"loss/{name}", total / max(n_steps, 1), epoch + 1)
@@ -260,6 +303,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
             for tag, values in algorithm.histograms(fixed_images).items():
                 writer.add_histogram(tag, values.cpu(), epoch + 1)
             save_checkpoint(last, config, model, algorithm, epoch + 1, extra={"train_seconds": train_seconds})
+            if aside is not None:  # the new run has its first checkpoint: the replaced run can go
+                shutil.rmtree(aside)
+                aside = None
             if progress:
                 tqdm.write(message)
     by_validation = config.train.select_epoch == "validation"

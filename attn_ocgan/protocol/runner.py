@@ -9,11 +9,12 @@ from ..config import RunConfig
 from ..data import dataset_label, load_splits, make_one_class
 from ..engine.checkpoint import model_from_checkpoint, read_checkpoint
 from ..engine.device import resolve_device
-from ..engine.evaluation import evaluate_model
-from ..engine.trainer import selection_description, train
+from ..engine.evaluation import NonFiniteScores, evaluate_model
+from ..engine.run_folder import RunFolderInUse, run_folder_lock
+from ..engine.trainer import TrainingDiverged, selection_description, train
 from ..errors import UserError
 from ..utils.environment import machine_description
-from .tables import LAST_EPOCH, append_row, read_rows, row_selection
+from .tables import LAST_EPOCH, append_row, failures_path, read_rows, record_failure, row_selection
 
 
 def results_table_path(results_dir: Path, dataset: str, tag: str, model: str) -> Path:
@@ -66,6 +67,31 @@ def negatives_setting(config: RunConfig, data=None) -> str:
     return "strict one-class"
 
 
+CellFailed = (TrainingDiverged, NonFiniteScores)  # recorded with the reason; the grid goes on
+
+
+def _run_cell(config: RunConfig, data, run_dir: Path, cell_keys: dict, selection: str, command: str, device,
+              progress: bool, echo) -> tuple[dict, dict]:
+    """Train (or resume) and evaluate one cell in its locked run folder; returns its table row and metrics."""
+    result = train(config, run_dir, resume=True, overwrite=True, data=data, progress=progress)
+    _, model = model_from_checkpoint(read_checkpoint(result["selected_checkpoint"]), device)
+    normal_class, seed = cell_keys["normal_class"], cell_keys["seed"]
+    metrics = evaluate_model(model, data, run_dir, title=f"{cell_keys['dataset']} {config.model} class {normal_class} seed {seed}")
+    chosen = "" if selection == LAST_EPOCH else f", epoch {result['selected_epoch']} chosen on validation AUC {result['val_auc']:.4f}"
+    echo(f"  AUC {metrics['auc']:.4f} ({result['train_seconds']:.0f} s training{chosen})")
+    row = {
+        **cell_keys, "auc": f"{metrics['auc']:.6f}",
+        "train_seconds": f"{result['train_seconds']:.1f}", "negatives": negatives_setting(config, data),
+        "machine": machine_description(device),
+        "date": datetime.date.today().isoformat(), "command": command, "selection": selection,
+        "selected_epoch": result["selected_epoch"],
+        "val_auc": "" if result["val_auc"] is None else f"{result['val_auc']:.6f}",
+        **{column: "" if metrics.get(key) is None else f"{metrics[key]:.6f}"
+           for column, key in (("auc_seen", "auc_seen_anomalies"), ("auc_unseen", "auc_unseen_anomalies"))},
+    }
+    return row, metrics
+
+
 def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
                  command: str, tag: str | None = None, progress: bool = True, echo=print) -> Path:
     """Train and evaluate each missing (class, seed) cell; returns the CSV path,
@@ -87,6 +113,7 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
     if other:  # one table, one way of choosing the model: its means must not mix them
         raise UserError(f"{csv_path} holds rows whose model is the {other[0]}, not the {selection}; "
                         f"pass another --tag (e.g. {tag}-valsel) for this selection")
+    failures = []
     for normal_class in classes:
         for seed in seeds:
             if _is_done(read_rows(csv_path), tag, base.model, normal_class, seed, base.train.epochs):
@@ -101,24 +128,25 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
                                   config.data.known_anomalies, config.data.known_anomaly_seed)
             cell = f"class{normal_class}_seed{seed}_e{base.train.epochs}" + ("_valsel" if selection != LAST_EPOCH else "")
             run_dir = Path(runs_dir) / f"{tag}_{base.model}" / cell
-            echo(f"train {tag} {base.model} class {normal_class} seed {seed} -> {run_dir}")
-            result = train(config, run_dir, resume=True, overwrite=True, data=data, progress=progress)
-            _, model = model_from_checkpoint(read_checkpoint(result["selected_checkpoint"]), device)
-            metrics = evaluate_model(model, data, run_dir, title=f"{tag} {base.model} class {normal_class} seed {seed}")
-            chosen = "" if selection == LAST_EPOCH else f", epoch {result['selected_epoch']} chosen on validation AUC {result['val_auc']:.4f}"
-            echo(f"  AUC {metrics['auc']:.4f} ({result['train_seconds']:.0f} s training{chosen})")
-            row = {
-                "dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed,
-                "epochs": base.train.epochs, "auc": f"{metrics['auc']:.6f}",
-                "train_seconds": f"{result['train_seconds']:.1f}", "negatives": negatives_setting(config, data),
-                "machine": machine_description(device),
-                "date": datetime.date.today().isoformat(), "command": command, "selection": selection,
-                "selected_epoch": result["selected_epoch"],
-                "val_auc": "" if result["val_auc"] is None else f"{result['val_auc']:.6f}",
-                **{column: "" if metrics.get(key) is None else f"{metrics[key]:.6f}"
-                   for column, key in (("auc_seen", "auc_seen_anomalies"), ("auc_unseen", "auc_unseen_anomalies"))},
-            }
-            append_row(csv_path, row, splits.class_names, dataset=base.data.name, metrics=metrics)
+            cell_keys = {"dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed, "epochs": base.train.epochs}
+            try:
+                with run_folder_lock(run_dir):  # the cell's claim: another runner on this tag skips it
+                    if _is_done(read_rows(csv_path), tag, base.model, normal_class, seed, base.train.epochs):
+                        echo(f"skip {tag} {base.model} class {normal_class} seed {seed}: finished by another runner")
+                        continue
+                    echo(f"train {tag} {base.model} class {normal_class} seed {seed} -> {run_dir}")
+                    row, metrics = _run_cell(config, data, run_dir, cell_keys, selection, command, device, progress, echo)
+                    if not append_row(csv_path, row, splits.class_names, dataset=base.data.name, metrics=metrics):
+                        echo(f"  class {normal_class} seed {seed} was already in {csv_path}; its row is kept")
+            except RunFolderInUse:
+                echo(f"skip {tag} {base.model} class {normal_class} seed {seed}: another runner is training it in {run_dir}")
+            except CellFailed as error:
+                failures.append(f"class {normal_class} seed {seed}")
+                record_failure(csv_path, cell_keys, str(error), splits.class_names, dataset=base.data.name)
+                echo(f"  FAILED class {normal_class} seed {seed}: {error}")
+    if failures:
+        raise UserError(f"{len(failures)} cell(s) failed ({', '.join(failures)}); the others are in {csv_path}; "
+                        f"reasons in {failures_path(csv_path)}")
     return csv_path
 
 

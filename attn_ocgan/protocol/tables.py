@@ -50,18 +50,49 @@ def read_metrics_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def append_row(csv_path: Path, row: dict, class_names, dataset: str | None = None, metrics: dict | None = None) -> None:
+def failures_path(csv_path: Path) -> Path:
+    """``<tag>_<model>.failed.jsonl`` beside the table: cells that stopped (e.g. diverged), with the reason."""
+    return Path(csv_path).with_suffix(".failed.jsonl")
+
+
+CELL_KEYS = ("dataset", "model", "normal_class", "seed", "epochs")
+
+
+def same_cell(a: dict, b: dict) -> bool:
+    return all(str(a[key]) == str(b[key]) for key in CELL_KEYS)
+
+
+def record_failure(csv_path: Path, cell: dict, reason: str, class_names, dataset: str | None = None) -> None:
+    """Log a cell that stopped (replacing an older failure of the same cell) and show it under the table."""
+    with file_lock(csv_path):
+        log = failures_path(csv_path)
+        kept = [entry for entry in read_metrics_log(log) if not same_cell(entry, cell)]
+        entry = {**{key: cell[key] for key in CELL_KEYS}, "reason": reason}
+        atomic_write_text(log, "".join(json.dumps(e) + "\n" for e in kept + [entry]))
+        write_markdown_table(csv_path, cell["dataset"], cell["model"], class_names, dataset=dataset)
+
+
+def append_row(csv_path: Path, row: dict, class_names, dataset: str | None = None, metrics: dict | None = None) -> bool:
     """Add one (class, seed) result to a protocol table and rewrite its Markdown view (and, given
     ``metrics``, add the cell's metrics to ``metrics_log_path``), under a file lock: other processes
-    may append other cells of the same table."""
+    may append other cells of the same table. A cell already in the table is not added twice (returns
+    False); a cell that failed before leaves the failure log."""
     with file_lock(csv_path):
-        _write_rows(csv_path, read_rows(csv_path) + [row])
+        rows = read_rows(csv_path)
+        if any(same_cell(r, row) for r in rows):
+            return False
+        _write_rows(csv_path, rows + [row])
+        log = failures_path(csv_path)
+        failures = read_metrics_log(log)
+        if any(same_cell(entry, row) for entry in failures):
+            atomic_write_text(log, "".join(json.dumps(e) + "\n" for e in failures if not same_cell(e, row)))
         write_markdown_table(csv_path, row["dataset"], row["model"], class_names, dataset=dataset)
         if metrics is not None:
             log = metrics_log_path(csv_path)
             cell = {key: row[key] for key in ("dataset", "model", "normal_class", "seed", "epochs", "selection", "selected_epoch")}
             lines = [json.dumps(entry) for entry in read_metrics_log(log)] + [json.dumps({**cell, "metrics": metrics})]
             atomic_write_text(log, "\n".join(lines) + "\n")
+    return True
 
 
 def _class_means(rows: list[dict], column: str, n_classes: int) -> list[float]:
@@ -138,8 +169,21 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, data
                    + (f" (chosen epochs {chosen})" if chosen else "") + f"; never selected on test labels; {SPREAD_NOTE}.")
     lines += ["", f"{summary} Rows: {csv_path.name}.", "", "Produced by:", ""]
     lines += [f"    {c}" for c in commands]
-    negatives = sorted({r.get("negatives") or "strict one-class" for r in rows})
-    lines += ["", "Negatives seen in training: " + "; ".join(negatives) + "."]
+    by_negatives: dict[str, list[str]] = {}
+    for row in sorted(rows, key=lambda r: int(r["normal_class"])):
+        names = by_negatives.setdefault(row.get("negatives") or "strict one-class", [])
+        name = class_names[int(row["normal_class"])]
+        if name not in names:
+            names.append(name)
+    if len(by_negatives) <= 1:
+        lines += ["", "Negatives seen in training: " + "; ".join(by_negatives) + "."]
+    else:  # e.g. --known-anomalies: other classes for each normal class
+        lines += ["", "Negatives seen in training, by normal class: "
+                  + "; ".join(f"{', '.join(names)}: {text}" for text, names in by_negatives.items()) + "."]
+    failures = [f for f in read_metrics_log(failures_path(csv_path)) if f["model"] == model and f["dataset"] == tag]
+    if failures:
+        lines += ["", "Failed cells (no row; run the protocol again to retry them): " + "; ".join(
+            f"{class_names[int(f['normal_class'])]} seed {f['seed']}: {f['reason']}" for f in failures) + "."]
     machines = sorted({r["machine"] for r in rows})
     lines += ["", "Machine(s): " + "; ".join(machines), ""]
     md_path = csv_path.with_suffix(".md")

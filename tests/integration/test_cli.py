@@ -67,7 +67,7 @@ def test_seeded_runs_repeat_and_resume_continues(tmp_path):
     (["train", "--normal-class", "11"], "normal class 11 is out of range"),
     (["train", "--model", "vae"], "unknown model 'vae'; known models: anogan, attn-ocgan, ganomaly, ocgan"),
     (["evaluate", "--checkpoint", "README.md"], "cannot read checkpoint README.md"),
-    (["train", "--epochs", "0"], "epochs must be >= 1"),
+    (["train", "--epochs", "0"], "epochs=0 must be >= 1"),
     (["train", "--temperature", "0"], "model option temperature=0.0 must be >= 1e-06"),
     (["train", "--model", "ocgan", "--model-arg", "latent_size=7"], "model option latent_size=7 must be in [1, 4]"),
 ])
