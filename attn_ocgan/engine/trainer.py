@@ -20,6 +20,7 @@ from .checkpoint import model_from_checkpoint, read_checkpoint, remove_stale_tem
 from .device import prepare_device, resolve_device
 from .evaluation import auc, compute_scores, validation_record
 from .run_folder import check_replaceable, has_content, move_aside, restore_aside, run_folder_lock, write_marker
+from .score_weights import choose_score_weights
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
 SELECTED_CHECKPOINT_NAME = "checkpoints/best.pt"  # --select-epoch validation: the best validation epoch's model
@@ -196,6 +197,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         algorithm = create_algorithm(config.model, model, model_config, config.train)
 
     fresh = not has_content(run_dir)
+    if model.chooses_score_weights_on_validation and (len(data.validation) == 0 or len(data.validation_novel) == 0):
+        raise UserError("score_weights=validation chooses the score's weights on a validation split of training images: "
+                        "set --val-fraction > 0 (e.g. 0.1) and --val-novel > 0")
     with run_folder_lock(run_dir):
         remove_stale_temporaries(last.parent)  # left by a save that was killed; no live writer holds the lock
         aside = move_aside(run_dir) if payload is None and has_content(run_dir) else None
@@ -274,6 +278,11 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                     bar.set_postfix({progress_name: f"{logs[progress_key]:.4f}"})
             algorithm.end_epoch(train_images)  # e.g. score statistics, from normal training images only
             _check_finite_model(model, epoch, last)
+            if model.chooses_score_weights_on_validation and model.score_component_names:
+                weights, _ = choose_score_weights(model, validation_images, validation_is_novel)
+                model.set_score_component_weights(weights)  # saved with the checkpoint (a buffer)
+                for name, weight in weights.items():
+                    writer.add_scalar(f"score_weights/{name}", weight, epoch + 1)
             train_seconds += time.perf_counter() - started
             for name, total in sums.items():
                 writer.add_scalar(f"loss/{name}", total / max(n_steps, 1), epoch + 1)
@@ -282,6 +291,8 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                        f"{progress_name} {sums.get(progress_key, 0.0) / max(n_steps, 1):.4f}")
             if config.train.select_epoch == "validation":
                 record = {"epoch": epoch + 1, **validation_record(model, validation_images, validation_is_novel)}
+                if model.chooses_score_weights_on_validation and model.score_component_names:
+                    record["score_weights"] = model.score_component_weights
                 trace.append(record)
                 _write_validation_trace(run_dir, trace)
                 _log_validation(writer, record, epoch + 1)

@@ -52,6 +52,19 @@ class NoveltyModel(nn.Module):
         """(B, K) ``score_components`` -> (B,) the score, exactly as ``score`` combines them."""
         raise NotImplementedError(f"{type(self).__name__} has no score components")
 
+    @property
+    def chooses_score_weights_on_validation(self) -> bool:
+        """Whether the trainer sets the components' weights from the validation split after each
+        epoch (``normalise_score_components`` and ``set_score_component_weights`` then exist)."""
+        return False
+
+    def normalise_score_components(self, components: torch.Tensor) -> torch.Tensor:
+        """(B, K) raw components -> (B, K) as ``combine_score_components`` weights them (a linear score)."""
+        raise NotImplementedError(f"{type(self).__name__} has no score components")
+
+    def set_score_component_weights(self, weights: dict[str, float]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has fixed score weights")
+
     def attention_maps(self, images: torch.Tensor) -> torch.Tensor | None:
         """Masks (B, 1, H, W) in (0, 1), or None for a model without attention."""
         return None

@@ -11,6 +11,7 @@ from ...errors import UserError
 from ..components import check_range
 
 GUIDE_TASKS = ("pseudo_anomaly", "rotation")
+SCORE_WEIGHTS = ("fixed", "validation")
 AREA_CONSTRAINTS = ("quadratic", "barrier")
 CORRUPTIONS = ("shuffle", "cutpaste")
 from ..ocgan.config import OCGANConfig
@@ -42,6 +43,14 @@ class AttnOCGANConfig(OCGANConfig):
     # informative-negative mining (the first GAN's classifier, mining_steps steps); 0: random latents only (not yet measured)
     mined_negative_fraction: float = 0.0
     masked_score_weight: float = 0.5  # novelty = (1 - w) * z(first GAN) + w * z(masked GAN)
+    # rotation guide only: its evidence joins the score's components: the rotation negative
+    # log-likelihood of x and of x * M (mean over the four quarter turns), z-normalised on normal
+    # training images like the GANs' errors
+    guide_evidence_score: bool = False
+    # how the z-normalised components are weighted: "fixed" (the GANs by masked_score_weight, the
+    # guide's evidence 0) or "validation" (the weights on a 0.1 grid of the simplex with the best
+    # AUC on the validation split of training images, chosen after every epoch; never test images)
+    score_weights: str = "fixed"
     pretrain_attention_epochs: int = 0  # epochs where only the attention generator and guide learn
     mask_warmup_epochs: int = 2  # then epochs where the first GAN, attention and guide learn; masked GAN waits
     reset_masked_gan_at: int = 0  # re-initialise the masked GAN at the start of this (1-based) epoch; 0: never
@@ -51,10 +60,13 @@ class AttnOCGANConfig(OCGANConfig):
         check_range(self, "temperature", 1e-6, None)
         check_range(self, "mask_area_barrier_t", 1e-3, None)
         for name, choices in (("guide_task", GUIDE_TASKS), ("mask_area_constraint", AREA_CONSTRAINTS),
-                              ("corruption", CORRUPTIONS)):
+                              ("corruption", CORRUPTIONS), ("score_weights", SCORE_WEIGHTS)):
             if getattr(self, name) not in choices:
                 raise UserError(f"model option {name}={getattr(self, name)!r} must be one of {', '.join(choices)}; "
                                 f"change --model-arg {name}")
+        if self.guide_evidence_score and self.guide_task != "rotation":
+            raise UserError("model option guide_evidence_score needs guide_task=rotation (the rotation guide's evidence); "
+                            "change --model-arg guide_task or guide_evidence_score")
         for name in ("mask_area_target", "corruption_fraction", "masked_score_weight", "mined_negative_fraction"):
             check_range(self, name, 0.0, 1.0)
         for name in ("cbam_reduction", "guide_width", "shuffle_patch"):

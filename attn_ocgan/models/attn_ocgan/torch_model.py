@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
 from ...layers import init_dcgan_weights
 from ...layers.attention import AttentionMapGenerator, apply_mask
 from ..components import ConvCritic, evaluating
@@ -23,14 +25,21 @@ class UprightEvidence(torch.nn.Module):
         return torch.log_softmax(self.guide(images), dim=1)[:, 0]
 
 
+GAN_COMPONENTS = ("first_gan", "masked_gan")  # reconstruction errors of the first GAN on x, the masked GAN on x * M
+GUIDE_COMPONENTS = ("guide_rotation_x", "guide_rotation_masked")  # rotation NLL of the guide on x and on x * M
+
+
 class AttnOCGAN(OCGAN):
     """The first GAN is this OCGAN itself (``encoder``, ``decoder``, ...); with ``attention`` on it adds
 
     - ``attention``: CBAM attention-map generator over the first encoder's stage features,
     - ``guide``: guiding classifier (normal vs pseudo-anomaly, masked and unmasked inputs),
     - ``masked_gan``: a second OCGAN trained on ``x * M``,
-    - buffers ``score_mean``/``score_std`` (2,): statistics of the two reconstruction errors on
-      normal training images, used to normalise them before they are combined.
+    - buffers ``score_mean``/``score_std`` (K,): statistics of the K score components (the two
+      reconstruction errors, with ``guide_evidence_score`` also the guide's rotation NLL on x and
+      x * M) on normal training images, used to normalise them before they are combined;
+    - with ``guide_evidence_score`` or ``score_weights="validation"``: buffer ``score_weight_vector``
+      (K,), the components' weights (chosen on the validation split with "validation").
     """
 
     def __init__(self, config: AttnOCGANConfig):
@@ -44,8 +53,12 @@ class AttnOCGAN(OCGAN):
                                 outputs=ROTATIONS if config.guide_task == "rotation" else 1)
         init_dcgan_weights(self.guide)
         self.masked_gan = OCGAN(config)
-        self.register_buffer("score_mean", torch.zeros(2))
-        self.register_buffer("score_std", torch.ones(2))
+        n_components = len(self.all_component_names)
+        self.register_buffer("score_mean", torch.zeros(n_components))
+        self.register_buffer("score_std", torch.ones(n_components))
+        if config.guide_evidence_score or config.score_weights == "validation":
+            self.register_buffer("score_weight_vector", torch.tensor(
+                [self.fixed_component_weights[name] for name in self.all_component_names]))
         # Training steps the masked GAN has taken; before the first, only the first GAN scores
         # (an untrained decoder's error ranks images by their brightness, not their class).
         self.register_buffer("masked_gan_steps", torch.zeros((), dtype=torch.long))
@@ -92,13 +105,41 @@ class AttnOCGAN(OCGAN):
         return bool(self.config.attention) and int(self.masked_gan_steps) > 0
 
     @property
+    def all_component_names(self) -> tuple[str, ...]:
+        return GAN_COMPONENTS + (GUIDE_COMPONENTS if self.config.guide_evidence_score else ())
+
+    @property
     def score_component_names(self) -> tuple[str, ...]:
-        return ("first_gan", "masked_gan") if self.masked_gan_active else ()
+        return self.all_component_names if self.masked_gan_active else ()
+
+    @property
+    def fixed_component_weights(self) -> dict[str, float]:
+        """The config's weights: the GANs by ``masked_score_weight``, the guide's evidence 0."""
+        weight = float(self.config.masked_score_weight)
+        return {"first_gan": 1.0 - weight, "masked_gan": weight, **{name: 0.0 for name in GUIDE_COMPONENTS}}
 
     @property
     def score_component_weights(self) -> dict[str, float]:
-        weight = float(self.config.masked_score_weight)
-        return {"first_gan": 1.0 - weight, "masked_gan": weight} if self.masked_gan_active else {}
+        if not self.masked_gan_active:
+            return {}
+        if hasattr(self, "score_weight_vector"):
+            return dict(zip(self.all_component_names, self.score_weight_vector.tolist()))
+        return {name: self.fixed_component_weights[name] for name in self.all_component_names}
+
+    @property
+    def chooses_score_weights_on_validation(self) -> bool:
+        return bool(self.config.attention) and self.config.score_weights == "validation"
+
+    def set_score_component_weights(self, weights: dict[str, float]) -> None:
+        """Set the components' weights (``score_weights="validation"``: chosen by the trainer on the
+        validation split of training images)."""
+        if not hasattr(self, "score_weight_vector"):
+            raise ValueError("this model's score weights are fixed by its config (score_weights='fixed')")
+        self.score_weight_vector.copy_(torch.tensor([float(weights[name]) for name in self.all_component_names]))
+
+    def normalise_score_components(self, components: torch.Tensor) -> torch.Tensor:
+        """(B, K) raw components -> z-scores with the normal-training-image statistics."""
+        return (components - self.score_mean) / self.score_std
 
     def diagnostics(self) -> dict:
         """How the score combines the two errors: the masked GAN's weight and the normal-training-image
@@ -109,14 +150,29 @@ class AttnOCGAN(OCGAN):
         return {"score_combination": {
             "masked_score_weight": float(self.config.masked_score_weight), "active": self.masked_gan_active,
             "component_mean": self.score_mean.tolist(), "component_std": self.score_std.tolist(),
-            "components": ["first_gan", "masked_gan"]}}
+            "components": list(self.all_component_names), "score_weights": self.config.score_weights,
+            "weights": self.score_component_weights}}
 
     def score_components(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 2): reconstruction MSE of the first GAN on x and of the masked GAN on x * M."""
+        """(B, K): reconstruction MSE of the first GAN on x and of the masked GAN on x * M; with
+        ``guide_evidence_score`` also the guide's rotation NLL on x and on x * M."""
         first = super().score(images)
         masked = apply_mask(images, self.attention_maps(images))
-        second = self.masked_gan.score(masked)
-        return torch.stack([first, second], dim=1)
+        columns = [first, self.masked_gan.score(masked)]
+        if self.config.guide_evidence_score:
+            columns += [self.rotation_nll(images), self.rotation_nll(masked)]
+        return torch.stack(columns, dim=1)
+
+    def rotation_nll(self, images: torch.Tensor) -> torch.Tensor:
+        """(B,): the rotation guide's negative log-likelihood of the true quarter turn, averaged over
+        the four turns of each image (GeoTrans-style evidence: normal images are the ones whose
+        orientation the guide recognises). Call in eval mode."""
+        total = torch.zeros(len(images), device=images.device)
+        for turns in range(ROTATIONS):
+            logits = self.guide(torch.rot90(images, turns, dims=(2, 3)))
+            labels = torch.full((len(images),), turns, dtype=torch.long, device=images.device)
+            total = total + F.cross_entropy(logits, labels, reduction="none")
+        return total / ROTATIONS
 
     @property
     def score_name(self) -> str:
@@ -133,11 +189,13 @@ class AttnOCGAN(OCGAN):
         return self.combine_score_components(self.score_components(images))
 
     def combine_score_components(self, components: torch.Tensor) -> torch.Tensor:
-        """(B, 2) raw errors (``score_components``) -> (B,) novelty score: each z-normalised with the
-        normal-training-image statistics, weighted ``1 - masked_score_weight`` / ``masked_score_weight``."""
-        normalised = (components - self.score_mean) / self.score_std
-        weight = self.config.masked_score_weight
-        return (1.0 - weight) * normalised[:, 0] + weight * normalised[:, 1]
+        """(B, K) raw components (``score_components``) -> (B,) novelty score: each z-normalised with
+        the normal-training-image statistics, then weighted (``score_component_weights``)."""
+        normalised = self.normalise_score_components(components)
+        if not hasattr(self, "score_weight_vector"):  # the two GANs, weighted by the config
+            weight = self.config.masked_score_weight
+            return (1.0 - weight) * normalised[:, 0] + weight * normalised[:, 1]
+        return normalised @ self.score_weight_vector.to(normalised.dtype)
 
     @torch.no_grad()
     def fit_score_statistics(self, train_images: torch.Tensor, batch_size: int = 1000) -> None:
@@ -148,4 +206,4 @@ class AttnOCGAN(OCGAN):
             components = torch.cat([self.score_components(train_images[start:start + batch_size])
                                     for start in range(0, len(train_images), batch_size)])
         self.score_mean.copy_(components.mean(0))
-        self.score_std.copy_(components.std(0).clamp_min(1e-8) if len(components) > 1 else torch.ones(2))
+        self.score_std.copy_(components.std(0).clamp_min(1e-8) if len(components) > 1 else torch.ones(components.shape[1]))

@@ -1,0 +1,46 @@
+"""Weights of a model's score components, chosen on the validation split (never test images).
+
+For models whose score is a linear combination of z-normalised components
+(``NoveltyModel.chooses_score_weights_on_validation``): the weights on a grid of the simplex
+(non-negative, summing to 1, ``step`` apart) whose combination has the best AUC on held-out normal
+training images vs training images of other classes. Ties go to the first weights in grid order.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from .device import model_device
+
+
+def simplex_grid(k: int, step: float = 0.1) -> np.ndarray:
+    """(n, k): every vector of non-negative multiples of ``step`` that sums to 1."""
+    parts = int(round(1 / step))
+    rows = [c + (parts - sum(c),) for c in itertools.product(range(parts + 1), repeat=k - 1) if sum(c) <= parts]
+    return np.array(rows, dtype=np.float64) / parts
+
+
+def best_simplex_weights(z_columns: np.ndarray, is_novel: np.ndarray, step: float = 0.1) -> tuple[np.ndarray, float]:
+    """(weights (K,), their AUC) maximising the AUC of ``z_columns @ weights`` over ``simplex_grid``."""
+    grid = simplex_grid(z_columns.shape[1], step)
+    scores = z_columns @ grid.T  # (N, n)
+    aucs = [roc_auc_score(is_novel, scores[:, j]) for j in range(len(grid))]
+    best = int(np.argmax(aucs))
+    return grid[best], float(aucs[best])
+
+
+@torch.inference_mode()
+def choose_score_weights(model, images: torch.Tensor, is_novel: torch.Tensor, step: float = 0.1,
+                         batch_size: int = 1000) -> tuple[dict[str, float], float]:
+    """The model's component weights chosen on (images, is_novel), a validation split of training
+    images, and the validation AUC they give. The model's normalisation statistics are its own
+    (fitted on normal training images); only the weights are chosen here."""
+    model.eval()
+    device = model_device(model)
+    z = torch.cat([model.normalise_score_components(model.score_components(images[start:start + batch_size].to(device))).cpu()
+                   for start in range(0, len(images), batch_size)]).double().numpy()
+    weights, value = best_simplex_weights(z, is_novel.numpy(), step)
+    return dict(zip(model.score_component_names, weights.tolist())), value

@@ -1,0 +1,94 @@
+"""The guide's evidence in the score and the components' weights chosen on the validation split
+(attn_ocgan/engine/score_weights.py, the attention model's guide_evidence_score / score_weights)."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
+from attn_ocgan.data import load_one_class
+from attn_ocgan.engine import trainer as trainer_module
+from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
+from attn_ocgan.engine.score_weights import best_simplex_weights, choose_score_weights, simplex_grid
+from attn_ocgan.errors import UserError
+from attn_ocgan.registry import create_model, resolve_model_config
+from tests.conftest import SMALL_MODEL_ARGS
+
+ROTATION_EVIDENCE = {**SMALL_MODEL_ARGS["attn-ocgan"], "guide_task": "rotation", "guide_evidence_score": True}
+
+
+def test_the_grid_covers_the_simplex_and_the_search_finds_the_informative_component():
+    grid = simplex_grid(3, 0.25)
+    assert len(grid) == 15 and np.allclose(grid.sum(1), 1) and (grid >= 0).all()
+    generator = np.random.default_rng(0)
+    is_novel = np.repeat([0, 1], 200)
+    informative = is_novel * 1.0 + generator.normal(0, 1, 400)
+    columns = np.stack([generator.normal(0, 1, 400), informative, generator.normal(0, 1, 400)], axis=1)
+    weights, value = best_simplex_weights(columns, is_novel, step=0.1)
+    assert weights.argmax() == 1 and weights[1] >= 0.7
+    assert value >= roc_auc_score(is_novel, informative) - 1e-12  # the grid holds the informative column alone
+
+
+def _rotation_model():
+    config = resolve_model_config("attn-ocgan", "mnist5k", ROTATION_EVIDENCE, 1, 32)
+    model = create_model("attn-ocgan", config).eval()
+    model.masked_gan_steps.fill_(1)  # as after training: the masked GAN scores
+    return model
+
+
+def test_the_guide_evidence_enters_the_score_only_through_training_image_statistics():
+    torch.manual_seed(0)
+    model = _rotation_model()
+    assert model.score_component_names == ("first_gan", "masked_gan", "guide_rotation_x", "guide_rotation_masked")
+    train, test = torch.rand(40, 1, 32, 32) * 2 - 1, torch.rand(30, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        model.fit_score_statistics(train)
+        train_components, test_components = model.score_components(train), model.score_components(test)
+        torch.testing.assert_close(model.score_mean, train_components.mean(0))
+        torch.testing.assert_close(model.score_std, train_components.std(0))
+        z = (test_components - train_components.mean(0)) / train_components.std(0)
+        # fixed weights: the two GANs as before, the guide's evidence weighted 0
+        assert model.score_component_weights == {"first_gan": 0.5, "masked_gan": 0.5, "guide_rotation_x": 0.0,
+                                                 "guide_rotation_masked": 0.0}
+        torch.testing.assert_close(model.score(test), 0.5 * z[:, 0] + 0.5 * z[:, 1])
+        model.set_score_component_weights({"first_gan": 0, "masked_gan": 0, "guide_rotation_x": 0.25, "guide_rotation_masked": 0.75})
+        torch.testing.assert_close(model.score(test), 0.25 * z[:, 2] + 0.75 * z[:, 3])
+        # the rotation NLL is the mean over the four quarter turns of -log p(turn | turned image)
+        turned = torch.rot90(test[:1], 3, dims=(2, 3))
+        nll_of_turn_3 = -torch.log_softmax(model.guide(turned), 1)[0, 3]
+        per_turn = [-torch.log_softmax(model.guide(torch.rot90(test[:1], k, dims=(2, 3))), 1)[0, k] for k in range(4)]
+        torch.testing.assert_close(model.rotation_nll(test[:1])[0], torch.stack(per_turn).mean())
+        assert torch.isclose(per_turn[3], nll_of_turn_3)
+
+
+def test_guide_evidence_needs_the_rotation_guide():
+    with pytest.raises(UserError, match="guide_evidence_score needs guide_task=rotation"):
+        resolve_model_config("attn-ocgan", "mnist5k", {"guide_evidence_score": True}, 1, 32)
+
+
+def _config(**data) -> RunConfig:
+    return RunConfig(model="attn-ocgan", data=DataConfig(name="mnist5k", normal_class=1, **{"val_fraction": 0.1, "val_novel": 100, **data}),
+                     train=TrainConfig(epochs=2, batch_size=64, eval_every=0, select_epoch="validation"),
+                     model_args={**ROTATION_EVIDENCE, "score_weights": "validation"})
+
+
+def test_the_trainer_chooses_the_weights_on_the_validation_split_and_saves_them(tmp_path):
+    result = trainer_module.train(_config(), tmp_path / "run", progress=False)
+    _, model = model_from_checkpoint(read_checkpoint(result["checkpoint"]))
+    weights = model.score_component_weights
+    assert set(weights) == set(model.score_component_names) and abs(sum(weights.values()) - 1) < 1e-6
+    data = load_one_class(_config().data)
+    images, is_novel = data.validation_set()
+    again, _ = choose_score_weights(model, images, is_novel)  # the same split gives the same choice
+    assert again == pytest.approx(weights)
+    trace = trainer_module.read_validation_trace(tmp_path / "run")
+    assert trace[-1]["score_weights"] == pytest.approx(weights)
+
+
+def test_validation_weights_need_a_validation_split(tmp_path):
+    config = dataclasses.replace(_config(val_fraction=0.0), train=TrainConfig(epochs=1, batch_size=64, eval_every=0))
+    with pytest.raises(UserError, match="score_weights=validation chooses the score's weights on a validation split"):
+        trainer_module.train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
