@@ -187,6 +187,63 @@ def cli():
     """One-class novelty detection: OCGAN, attention OCGAN and GAN baselines."""
 
 
+@cli.command()
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by 'attn-ocgan train'.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for scores.csv (and maps/ with --maps).")
+@click.option("--threshold", default="auto", show_default=True,
+              help="auto (the 0.99 quantile of the normal scores stored with the model), a quantile such as q0.995, or a number.")
+@click.option("--maps", is_flag=True, help="Also write one PNG per image: input, reconstruction, residual heat map, attention mask.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Images scored at once.")
+@device_option()
+@click.argument("inputs", nargs=-1, required=True)
+def predict(checkpoint, out, threshold, maps, batch_size, device, inputs):
+    """Score new images (files, folders, globs): OUT/scores.csv with each image's score, decision and
+    score components; unreadable files are listed with the reason."""
+    from .engine.checkpoint import model_from_checkpoint, read_checkpoint
+    from .engine.device import resolve_device
+    from .engine.predict import collect_inputs, prepare_images, save_maps, score_images, write_scores_csv
+    from .engine.thresholds import parse_threshold, resolve_threshold
+
+    spec = parse_threshold(threshold)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose a folder for scores.csv")
+    paths = collect_inputs(inputs)
+    payload = read_checkpoint(checkpoint)
+    value, chosen = resolve_threshold(spec, payload, checkpoint)
+    config, model = model_from_checkpoint(payload, resolve_device(device))
+    prepared = prepare_images(paths, model.config.in_channels, model.config.image_size, config.data.name)
+    if prepared.upscaled:
+        click.echo(f"warning: {prepared.upscaled} image(s) smaller than {model.config.image_size} x "
+                   f"{model.config.image_size} were upscaled", err=True)
+    columns = score_images(model, prepared.images, batch_size)
+    write_scores_csv(out / "scores.csv", prepared, columns, value)
+    flagged = int((columns["score"] > value).sum())
+    click.echo(f"scored {len(prepared.paths)} image(s), {flagged} anomalous at threshold {chosen}"
+               + (f"; {len(prepared.problems)} unreadable (listed in scores.csv)" if prepared.problems else ""))
+    click.echo(f"wrote {out / 'scores.csv'}")
+    if maps:
+        written = save_maps(out / "maps", model, prepared, columns, value)
+        click.echo(f"wrote {len(written)} maps to {out / 'maps'}")
+
+
+@cli.command()
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by 'attn-ocgan train'.")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript", show_default=True,
+              help="torchscript (torch.jit.load) or onnx (onnxruntime; pip install 'attn-ocgan[export]').")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="File to write (default: beside the checkpoint, scorer.pt or scorer.onnx); a .json description goes beside it.")
+@device_option()
+def export(checkpoint, fmt, out, device):
+    """A self-contained scorer: uint8 images of the trained size in, scores and residual maps out
+    (preprocessing and score normalisation inside)."""
+    from .engine.export import export_model
+
+    out = Path(out) if out else Path(checkpoint).resolve().parent / ("scorer.pt" if fmt == "torchscript" else "scorer.onnx")
+    written = export_model(Path(checkpoint), out, fmt, device)
+    click.echo(f"wrote {written} and {written}.json")
+
+
 @cli.command(cls=SectionedCommand)
 @common_options
 @click.option("--normal-class", type=int, default=None, help="The class trained on (default 0).")
@@ -200,14 +257,17 @@ def train(out, resume, overwrite, **options):
     from .engine.checkpoint import model_from_checkpoint, read_checkpoint
     from .engine.device import resolve_device
     from .engine.evaluation import evaluate_model
+    from .engine.thresholds import parse_threshold, resolve_threshold
     from .engine.trainer import train as run_training
 
     config = build_config(options)
     out = Path(out or f"runs/{config.model}-{config.data.name}-class{config.data.normal_class}-seed{config.train.seed}")
     data = load_one_class(config.data)
     result = run_training(config, out, resume=resume, overwrite=overwrite, data=data)
-    _, trained = model_from_checkpoint(read_checkpoint(result["selected_checkpoint"]), resolve_device(config.train.device))
-    metrics = evaluate_model(trained, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}")
+    payload = read_checkpoint(result["selected_checkpoint"])
+    _, trained = model_from_checkpoint(payload, resolve_device(config.train.device))
+    metrics = evaluate_model(trained, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}",
+                             threshold=resolve_threshold(parse_threshold("auto"), payload))
     chosen = "" if result["val_auc"] is None else f"; model of epoch {result['selected_epoch']}, validation AUC {result['val_auc']:.4f}"
     click.echo(f"test AUC {metrics['auc']:.4f} after {result['epochs']} epochs ({result['train_seconds']:.0f} s training{chosen})")
     click.echo(f"checkpoint: {result['selected_checkpoint']}")
@@ -218,24 +278,40 @@ def train(out, resume, overwrite, **options):
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by 'attn-ocgan train'.")
 @click.option("--data-root", default=None, help="Override the data root stored in the checkpoint.")
 @click.option("--out", default=None, help="Folder for metrics.json, roc.png, score_histogram.png (default: the run folder).")
+@click.option("--threshold", default="auto", show_default=True,
+              help="Decision threshold for precision/recall/F1: auto (the 0.99 quantile of the stored normal scores), "
+                   "a quantile such as q0.995, or a number.")
 @device_option()
-def evaluate(checkpoint, data_root, out, device):
-    """Score the test split with a checkpoint: AUC, metrics.json, ROC curve and score histogram."""
+def evaluate(checkpoint, data_root, out, threshold, device):
+    """Score the test split with a checkpoint: AUC, precision/recall/F1 at a threshold, metrics.json, ROC curve and score histogram."""
     import dataclasses
 
     from .data import load_one_class
     from .engine.checkpoint import model_from_checkpoint, read_checkpoint
     from .engine.device import resolve_device
     from .engine.evaluation import evaluate_model
+    from .engine.thresholds import normal_scores, parse_threshold, resolve_threshold
 
-    config, model = model_from_checkpoint(read_checkpoint(checkpoint), resolve_device(device))
+    spec = parse_threshold(threshold)
+    payload = read_checkpoint(checkpoint)
+    config, model = model_from_checkpoint(payload, resolve_device(device))
+    decided = None
+    if spec.needs_normal_scores and normal_scores(payload) is None:
+        click.echo(f"note: {checkpoint} stores no scores of normal images; no precision/recall (pass --threshold NUMBER)")
+    else:
+        decided = resolve_threshold(spec, payload, checkpoint)
     data_config = config.data if data_root is None else dataclasses.replace(config.data, root=data_root)
     data = load_one_class(data_config)
     out = Path(out) if out else Path(checkpoint).resolve().parent.parent
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; choose a folder for the evaluation's files")
-    metrics = evaluate_model(model, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}")
+    metrics = evaluate_model(model, data, out, title=f"{config.data.name} {config.model} class {config.data.normal_class}",
+                             threshold=decided)
     click.echo(f"AUC {metrics['auc']:.4f} ({config.data.name}, normal class {config.data.normal_class}, {metrics['n_test']} test images)")
+    if "decision" in metrics:
+        decision = metrics["decision"]
+        click.echo(f"at threshold {decision['chosen']}: precision {decision['precision']:.3f}, recall {decision['recall']:.3f}, "
+                   f"F1 {decision['f1']:.3f}, {decision['flagged']:.1%} of test images flagged")
     written = [out / name for name in ("metrics.json", "roc.png", "score_histogram.png", *metrics["figures"])]
     click.echo("wrote " + ", ".join(str(path) for path in written))
 

@@ -35,7 +35,7 @@ class LabeledSplits:
         return int(self.train_images.shape[1])
 
 
-def _to_size(images: torch.Tensor, size: int) -> torch.Tensor:
+def to_size(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 (N, C, h, w) -> uint8 (N, C, size, size). 28x28 digits are zero-padded to 32 first."""
     if images.shape[-1] == 28 and size >= 32:
         images = F.pad(images, (2, 2, 2, 2))
@@ -59,7 +59,7 @@ def _torchvision_grey(dataset_class, folder_name: str, root: Path, size: int, do
         dataset = _open_torchvision(dataset_class, root, train, download,
                                     f"pass --data-root to a folder holding {folder_name}/raw, set ATTN_OCGAN_DATA, "
                                     "or add --download when online")
-        parts[train] = (_to_size(dataset.data.unsqueeze(1), size), torch.as_tensor(dataset.targets, dtype=torch.long))
+        parts[train] = (to_size(dataset.data.unsqueeze(1), size), torch.as_tensor(dataset.targets, dtype=torch.long))
     return LabeledSplits(*parts[True], *parts[False], class_names=tuple(str(c) for c in dataset.classes))
 
 
@@ -84,7 +84,7 @@ def load_cifar10(root: Path, size: int, download: bool) -> LabeledSplits:
                                     "pass --data-root to the folder holding cifar-10-batches-py, add --download when "
                                     "online, or use --dataset folder for an image-folder copy")
         images = torch.from_numpy(np.ascontiguousarray(dataset.data)).permute(0, 3, 1, 2)
-        parts[train] = (_to_size(images, size), torch.as_tensor(dataset.targets, dtype=torch.long))
+        parts[train] = (to_size(images, size), torch.as_tensor(dataset.targets, dtype=torch.long))
     return LabeledSplits(*parts[True], *parts[False], class_names=tuple(dataset.classes))
 
 
@@ -197,7 +197,7 @@ def load_mnist5k(root: Path, size: int, download: bool) -> LabeledSplits:
         test_index.append(members[:MNIST5K_TEST_PER_CLASS])
         train_index.append(members[MNIST5K_TEST_PER_CLASS:])
     train_index, test_index = torch.cat(train_index).sort().values, torch.cat(test_index).sort().values
-    images = _to_size(images, size)
+    images = to_size(images, size)
     return LabeledSplits(
         images[train_index], labels[train_index], images[test_index], labels[test_index],
         class_names=tuple(str(d) for d in range(10)),
@@ -220,7 +220,7 @@ def load_coco32(root: Path, size: int, download: bool, variant: str = "unmasked"
         chosen = [row for row in rows if row["split"] == split]
         images = _read_pngs([_coco32_file(root, variant, row) for row in chosen], channels=3)
         labels = torch.tensor([class_names.index(row["class"]) for row in chosen], dtype=torch.long)
-        parts[split] = (_to_size(images, size), labels)
+        parts[split] = (to_size(images, size), labels)
     return LabeledSplits(*parts["train"], *parts["test"], class_names=class_names)
 
 

@@ -37,6 +37,14 @@ def save_checkpoint(path: Path, config: RunConfig, model, algorithm, epoch: int,
         torch.save(payload, temporary)
 
 
+def add_to_checkpoint(path: Path, **entries) -> None:
+    """Rewrite a checkpoint with extra top-level entries (tensors, plain containers); nothing else changes."""
+    payload = read_checkpoint(path)
+    payload.update(entries)
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Remove the ``.<name>.pt.<random>.tmp`` files an interrupted checkpoint save left in ``folder``
     (only those: nothing else in the folder is touched); returns what was removed."""

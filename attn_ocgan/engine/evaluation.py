@@ -55,7 +55,7 @@ def check_finite_scores(scores: np.ndarray, what: str) -> None:
                               "model?); no AUC was computed; retrain it, e.g. with a lower --lr")
 
 
-def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") -> dict:
+def evaluate_model(model, data, out_dir: Path | None = None, title: str = "", threshold: tuple[float, str] | None = None) -> dict:
     """Score train-normal and test images; write metrics.json, roc.png and score_histogram.png to ``out_dir``.
 
     Besides the AUC: AUC per novel class, per score component (models with ``score_component_names``),
@@ -89,6 +89,10 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "") ->
     if data.known_anomaly_classes:  # --known-anomalies: seen and unseen anomaly classes apart
         metrics.update(seen_unseen_aucs(is_novel, test_scores, data.test_classes.numpy(), data.known_anomaly_classes,
                                         data.class_names))
+    if threshold is not None:
+        from .thresholds import decision_metrics
+
+        metrics["decision"] = {**decision_metrics(is_novel, test_scores, threshold[0]), "chosen": threshold[1]}
     if model.score_component_names:
         metrics["auc_per_score_component"] = {name: auc(is_novel, scores) for name, scores in test_columns.items()}
     metrics["complexity"] = complexity_metrics(model, train_columns, test_columns, train_images, data.test, is_novel)

@@ -16,11 +16,12 @@ from ..data import OneClassData, load_one_class
 from ..errors import UserError
 from ..utils.io import atomic_write_text
 from ..registry import create_algorithm, create_model, get_spec, known_models, resolve_model_config
-from .checkpoint import model_from_checkpoint, read_checkpoint, remove_stale_temporaries, restore_rng, save_checkpoint
+from .checkpoint import add_to_checkpoint, model_from_checkpoint, read_checkpoint, remove_stale_temporaries, restore_rng, save_checkpoint
 from .device import prepare_device, resolve_device
 from .evaluation import auc, compute_scores, validation_record
 from .run_folder import check_replaceable, has_content, move_aside, restore_aside, run_folder_lock, write_marker
 from .score_weights import choose_score_weights
+from .thresholds import NORMAL_SCORES, reference_scores
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
 SELECTED_CHECKPOINT_NAME = "checkpoints/best.pt"  # --select-epoch validation: the best validation epoch's model
@@ -235,6 +236,14 @@ def _check_finite_model(model, epoch: int, last: Path) -> None:
                                f"{' and more' if len(bad) > 3 else ''}; {kept}; lower --lr or change the model options")
 
 
+def _store_normal_scores(model, data: OneClassData, last: Path, selected: Path, device) -> None:
+    """Keep the scores of normal images in each final checkpoint, for thresholds (``thresholds.py``)."""
+    for path in dict.fromkeys([last, selected]):
+        scorer = model if path == last else model_from_checkpoint(read_checkpoint(path), device)[1]
+        scores, source = reference_scores(scorer, data)
+        add_to_checkpoint(path, **{NORMAL_SCORES: {"source": source, "scores": scores}})
+
+
 def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, algorithm, device, outlier_images,
                   start_epoch: int, train_seconds: float, best: dict, trace: list[dict], progress: bool,
                   aside: Path | None) -> dict:
@@ -319,6 +328,7 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                 aside = None
             if progress:
                 tqdm.write(message)
+    _store_normal_scores(model, data, last, selected, device)
     by_validation = config.train.select_epoch == "validation"
     return {"run_dir": str(run_dir), "checkpoint": str(last), "epochs": config.train.epochs,
             "train_seconds": train_seconds, "config": config, "selected_checkpoint": str(selected),

@@ -23,6 +23,7 @@ class NoveltyModel(nn.Module):
     # Evaluation computes the train-normal statistics on at most this many (seeded) training
     # images; None: all. For models whose scores are expensive (AnoGAN's latent search).
     train_statistics_images: int | None = None
+    exportable: bool = True  # ``score``/``reconstruct`` are a fixed forward pass a trace can record (engine/export.py)
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Novelty score (B,) of images (B, C, H, W) in [-1, 1]; higher = more novel."""

@@ -11,6 +11,7 @@ from ..engine.checkpoint import model_from_checkpoint, read_checkpoint
 from ..engine.device import resolve_device
 from ..engine.evaluation import NonFiniteScores, evaluate_model
 from ..engine.run_folder import RunFolderInUse, run_folder_lock
+from ..engine.thresholds import parse_threshold, resolve_threshold
 from ..engine.trainer import TrainingDiverged, selection_description, train
 from ..errors import UserError
 from ..utils.environment import machine_description
@@ -74,9 +75,11 @@ def _run_cell(config: RunConfig, data, run_dir: Path, cell_keys: dict, selection
               progress: bool, echo) -> tuple[dict, dict]:
     """Train (or resume) and evaluate one cell in its locked run folder; returns its table row and metrics."""
     result = train(config, run_dir, resume=True, overwrite=True, data=data, progress=progress)
-    _, model = model_from_checkpoint(read_checkpoint(result["selected_checkpoint"]), device)
+    payload = read_checkpoint(result["selected_checkpoint"])
+    _, model = model_from_checkpoint(payload, device)
     normal_class, seed = cell_keys["normal_class"], cell_keys["seed"]
-    metrics = evaluate_model(model, data, run_dir, title=f"{cell_keys['dataset']} {config.model} class {normal_class} seed {seed}")
+    metrics = evaluate_model(model, data, run_dir, title=f"{cell_keys['dataset']} {config.model} class {normal_class} seed {seed}",
+                             threshold=resolve_threshold(parse_threshold("auto"), payload))
     chosen = "" if selection == LAST_EPOCH else f", epoch {result['selected_epoch']} chosen on validation AUC {result['val_auc']:.4f}"
     echo(f"  AUC {metrics['auc']:.4f} ({result['train_seconds']:.0f} s training{chosen})")
     row = {

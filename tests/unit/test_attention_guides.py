@@ -8,7 +8,7 @@ import torch
 from attn_ocgan.config import TrainConfig
 from attn_ocgan.errors import UserError
 from attn_ocgan.models.attn_ocgan import AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
-from attn_ocgan.models.attn_ocgan.loss import (MaskRegularisers, RotationAttentionLoss, cut_paste, extended_log_barrier,
+from attn_ocgan.models.attn_ocgan.loss import (MaskRegularisers, RotationAttentionLoss, cut_paste, extended_log_barrier, quarter_turn,
                                                random_rotations, rotate, total_variation)
 from attn_ocgan.models.components import ConvCritic
 from tests.unit.test_attention import SMALL, images
@@ -28,6 +28,8 @@ def test_rotation_labels_and_their_inverse():
     rotated, labels = random_rotations(x, torch.Generator().manual_seed(0))
     assert set(labels.tolist()) <= {0, 1, 2, 3} and len(set(labels.tolist())) > 1
     torch.testing.assert_close(rotate(rotated, (4 - labels) % 4), x)  # the inverse turn restores every image
+    for turns in range(-1, 5):  # the exporter-friendly quarter turn is torch.rot90
+        assert torch.equal(quarter_turn(x, turns), torch.rot90(x, turns, dims=(2, 3)))
 
 
 def test_keep_and_erase_train_the_attention_generator_and_guide_not_the_first_gan():

@@ -81,6 +81,7 @@ class AnoGAN(NoveltyModel):
     # Evaluation scores this many normal training images (seeded subset) for the train-normal
     # statistics and histogram, not all: each score costs a whole latent search.
     train_statistics_images = 1000
+    exportable = False  # the score is a per-image latent search with gradients: no fixed graph to trace
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Novelty score (B,): the anomaly loss after the latent search."""

@@ -39,6 +39,19 @@ def patch_shuffle(images: torch.Tensor, patch: int, generator: torch.Generator |
 ROTATIONS = 4  # quarter turns 0, 90, 180, 270 degrees
 
 
+def quarter_turn(images: torch.Tensor, turns: int) -> torch.Tensor:
+    """``torch.rot90(images, turns, dims=(2, 3))`` written with flips and a transpose, which every
+    exporter knows (ONNX has no rot90). (B, C, H, W) -> (B, C, W, H)."""
+    turns %= ROTATIONS
+    if turns == 1:
+        return images.transpose(2, 3).flip(2)
+    if turns == 2:
+        return images.flip(2).flip(3)
+    if turns == 3:
+        return images.transpose(2, 3).flip(3)
+    return images
+
+
 def rotate(images: torch.Tensor, quarter_turns: torch.Tensor) -> torch.Tensor:
     """Each image (B, C, H, W) turned counter-clockwise by ``quarter_turns`` (B,) x 90 degrees."""
     out = torch.empty_like(images)

@@ -9,7 +9,7 @@ from ...layers.attention import AttentionMapGenerator, apply_mask
 from ..components import ConvCritic, evaluating
 from ..ocgan.torch_model import OCGAN
 from .config import AttnOCGANConfig
-from .loss import ROTATIONS
+from .loss import ROTATIONS, quarter_turn
 
 
 class UprightEvidence(torch.nn.Module):
@@ -167,10 +167,10 @@ class AttnOCGAN(OCGAN):
         """(B,): the rotation guide's negative log-likelihood of the true quarter turn, averaged over
         the four turns of each image (GeoTrans-style evidence: normal images are the ones whose
         orientation the guide recognises). Call in eval mode."""
-        total = torch.zeros(len(images), device=images.device)
+        total = torch.zeros_like(images[:, 0, 0, 0])  # (B,), shaped from the input: exports trace it per batch
         for turns in range(ROTATIONS):
-            logits = self.guide(torch.rot90(images, turns, dims=(2, 3)))
-            labels = torch.full((len(images),), turns, dtype=torch.long, device=images.device)
+            logits = self.guide(quarter_turn(images, turns))
+            labels = torch.full_like(images[:, 0, 0, 0], turns, dtype=torch.long)
             total = total + F.cross_entropy(logits, labels, reduction="none")
         return total / ROTATIONS
 
