@@ -15,6 +15,11 @@ from .engine.device import DEVICE_HELP
 from .errors import UserError
 
 
+def _class_option(value: str | None) -> int | str | None:
+    """--normal-class: an index ('3') or a class name ('good')."""
+    return int(value) if value is not None and value.strip().isdigit() else value
+
+
 def _parse_model_args(pairs) -> dict:
     values = {}
     for pair in pairs:
@@ -246,7 +251,8 @@ def export(checkpoint, fmt, out, device):
 
 @cli.command(cls=SectionedCommand)
 @common_options
-@click.option("--normal-class", type=int, default=None, help="The class trained on (default 0).")
+@click.option("--normal-class", default=None, callback=lambda context, option, value: _class_option(value),
+              help="The class trained on: an index or a class folder name such as good (default 0).")
 @click.option("--seed", type=int, default=None)
 @click.option("--out", default=None, help="Run folder (default runs/<model>-<dataset>-class<K>-seed<S>).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")

@@ -29,7 +29,7 @@ class DataConfig:
     root: str | None = None  # None: $ATTN_OCGAN_DATA, else datasets/
     # --dataset folder: the image tree, below the data root (or absolute); '' = the data root itself.
     folder: str = ""
-    normal_class: int = 0
+    normal_class: int | str = 0  # an index, or a class (folder) name such as 'good'
     size: int = 32  # image side after resizing/padding
     download: bool = False
     # Held-out fraction of the normal training images (used for score statistics,
@@ -51,7 +51,9 @@ class DataConfig:
 
     def __post_init__(self):
         _check_bounds(self, "data", {"size": (8, None), "val_novel": (0, None), "known_anomalies": (0, None),
-                                     "known_anomaly_seed": (0, None), "normal_class": (0, None)})
+                                     "known_anomaly_seed": (0, None)})
+        if isinstance(self.normal_class, int) and self.normal_class < 0:
+            raise UserError(f"data option normal_class={self.normal_class} must be >= 0; change --normal-class")
         if not 0.0 <= self.val_fraction < 1.0:
             raise UserError(f"data option val_fraction={self.val_fraction} must be in [0, 1); change --val-fraction")
 

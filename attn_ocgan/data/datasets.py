@@ -29,6 +29,9 @@ class LabeledSplits:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     class_names: tuple[str, ...]
+    # Ground-truth anomaly masks of the test images, uint8 (M, 1, H, W), 255 = anomalous pixel, where
+    # the dataset has them (an image folder with ROOT/ground_truth/<defect>/<name>_mask.png); else None.
+    test_masks: torch.Tensor | None = None
 
     @property
     def in_channels(self) -> int:
@@ -91,21 +94,27 @@ def load_cifar10(root: Path, size: int, download: bool) -> LabeledSplits:
 def load_image_folder(root: Path, size: int, download: bool) -> LabeledSplits:
     """Any ``ROOT/{train,test}/<class>/*`` tree (e.g. the CIFAR-10 JPEG copy), decoded once to RGB.
 
-    Unreadable files are skipped and reported in one warning line; a split left without images is an error.
+    Also the industrial anomaly layout: ``ROOT/train/good/``, ``ROOT/test/good/``,
+    ``ROOT/test/<defect type>/`` (train's class folders a subset of test's; each defect type is a
+    class, so its AUC is reported apart), with optional ``ROOT/ground_truth/<defect type>/<name>_mask.png``
+    (``test_masks``). Unreadable files are skipped and reported in one warning line; a split left
+    without images is an error.
     """
     from tqdm import tqdm
 
     for split in ("train", "test"):
         if not (root / split).is_dir():
             raise UserError(f"folder dataset needs {root / split}/<class>/<images>; pass --data-root to such a tree")
-    parts, class_names = {}, None
-    for split in ("train", "test"):
-        folder = _image_folder(root, split)
-        if class_names is not None and tuple(folder.classes) != class_names:
-            raise UserError(f"train and test class folders differ under {root}; they must name the same classes")
-        class_names = tuple(folder.classes)
+    folders = {split: _image_folder(root, split) for split in ("train", "test")}
+    class_names = tuple(folders["test"].classes)
+    if not set(folders["train"].classes) <= set(class_names):
+        raise UserError(f"the class folders of {root}/train ({', '.join(folders['train'].classes)}) must be those of "
+                        f"{root}/test ({', '.join(class_names)}) or some of them (e.g. train/good beside test/good and test/<defect>)")
+    parts, kept_paths = {}, {}
+    for split, folder in folders.items():
+        to_test_index = [class_names.index(name) for name in folder.classes]
         images = torch.empty((len(folder), 3, size, size), dtype=torch.uint8)
-        labels, unreadable = [], []
+        labels, unreadable, paths = [], [], []
         for path, label in tqdm(folder.samples, desc=f"decode {split}", leave=False, mininterval=2):
             try:
                 image = decode_image(path, "RGB")
@@ -115,10 +124,37 @@ def load_image_folder(root: Path, size: int, download: bool) -> LabeledSplits:
             if image.size != (size, size):
                 image = image.resize((size, size), resample=3)  # bicubic, antialiased by PIL
             images[len(labels)] = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-            labels.append(label)
+            labels.append(to_test_index[label])
+            paths.append(Path(path))
         _report_unreadable(root / split, unreadable, kept=len(labels))
         parts[split] = (images[:len(labels)], torch.as_tensor(labels, dtype=torch.long))
-    return LabeledSplits(*parts["train"], *parts["test"], class_names=class_names)
+        kept_paths[split] = paths
+    masks = _ground_truth_masks(root, kept_paths["test"], size) if (root / "ground_truth").is_dir() else None
+    return LabeledSplits(*parts["train"], *parts["test"], class_names=class_names, test_masks=masks)
+
+
+def _ground_truth_masks(root: Path, test_paths: list[Path], size: int) -> torch.Tensor:
+    """uint8 (M, 1, size, size) masks of the test images from ``ROOT/ground_truth/<class>/<stem>_mask.png``
+    (or ``<stem>.png``), resized with nearest neighbours; images without a mask (e.g. good ones) get zeros."""
+    from PIL import Image
+
+    masks = torch.zeros((len(test_paths), 1, size, size), dtype=torch.uint8)
+    missing = []
+    for index, path in enumerate(test_paths):
+        folder = root / "ground_truth" / path.parent.name
+        candidates = [folder / f"{path.stem}_mask.png", folder / f"{path.stem}.png"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            if folder.is_dir():
+                missing.append(path)
+            continue
+        with Image.open(found) as mask:
+            mask = mask.convert("L").resize((size, size), resample=0)
+        masks[index, 0] = torch.from_numpy((np.asarray(mask) > 127).astype(np.uint8) * 255)
+    if missing:
+        print(f"warning: {len(missing)} test image(s) of a class with ground-truth masks have none (taken as all normal): "
+              f"{', '.join(p.name for p in missing[:3])}{', ...' if len(missing) > 3 else ''}", file=sys.stderr)
+    return masks
 
 
 def _image_folder(root: Path, split: str):

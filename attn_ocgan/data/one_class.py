@@ -28,6 +28,8 @@ class OneClassData:
     # --known-anomalies: the seen anomaly classes and their *training* images in [-1, 1] (else empty)
     known_anomaly_classes: tuple[int, ...] = ()
     known_anomalies: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    # ground-truth anomaly masks of the test images, float (M, 1, H, W) in {0, 1}, where the dataset has them
+    test_masks: torch.Tensor | None = None
 
     def validation_set(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, is_novel): held-out normal training images, then other-class training images."""
@@ -53,7 +55,25 @@ def choose_known_anomaly_classes(n_classes: int, normal_class: int, k: int, seed
     return tuple(sorted(others[i] for i in order[:k].tolist()))
 
 
-def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float = 0.0, val_novel: int = 0,
+def resolve_class(class_names, normal_class: int | str) -> int:
+    """A class index from an index or a class (folder) name such as 'good'; one-line UserError otherwise."""
+    if isinstance(normal_class, str):
+        if normal_class.isdigit():
+            normal_class = int(normal_class)
+        elif normal_class in class_names:
+            return class_names.index(normal_class)
+        else:
+            raise UserError(f"normal class {normal_class!r} is not a class of this dataset ({', '.join(class_names)}); "
+                            "pass one of these names or an index")
+    if not 0 <= normal_class < len(class_names):
+        raise UserError(
+            f"normal class {normal_class} is out of range; this dataset has classes 0-{len(class_names) - 1} "
+            f"({', '.join(class_names)})"
+        )
+    return normal_class
+
+
+def make_one_class(splits: LabeledSplits, normal_class: int | str, val_fraction: float = 0.0, val_novel: int = 0,
                    known_anomalies: int = 0, known_anomaly_seed: int = 0) -> OneClassData:
     """Protocol 2 data for one normal class. ``val_fraction`` holds out the last share of the class's
     training images; with a hold-out, ``val_novel`` training images of the other classes (a fixed
@@ -62,11 +82,7 @@ def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float
     (``choose_known_anomaly_classes``) become ``known_anomalies``; the validation split then draws
     its novel images from the unseen classes only."""
     n_classes = len(splits.class_names)
-    if not 0 <= normal_class < n_classes:
-        raise UserError(
-            f"normal class {normal_class} is out of range; this dataset has classes 0-{n_classes - 1} "
-            f"({', '.join(splits.class_names)})"
-        )
+    normal_class = resolve_class(splits.class_names, normal_class)
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"val_fraction {val_fraction} must be in [0, 1); change --val-fraction")
     if val_novel < 0:
@@ -93,4 +109,5 @@ def make_one_class(splits: LabeledSplits, normal_class: int, val_fraction: float
         validation_novel=to_unit_range(validation_novel),
         known_anomaly_classes=known,
         known_anomalies=to_unit_range(splits.train_images[is_known]),
+        test_masks=None if splits.test_masks is None else splits.test_masks.float() / 255,
     )

@@ -97,6 +97,8 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "", th
         metrics["auc_per_score_component"] = {name: auc(is_novel, scores) for name, scores in test_columns.items()}
     metrics["complexity"] = complexity_metrics(model, train_columns, test_columns, train_images, data.test, is_novel)
     metrics.update(model.diagnostics())
+    if getattr(data, "test_masks", None) is not None:  # ground-truth anomaly masks (industrial layout)
+        metrics["pixel_auc"] = pixel_aucs(model, data.test, data.test_masks)
     masks = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
                                     "test_novel": data.test[is_novel == 1]})
     if masks is not None:
@@ -114,6 +116,34 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "", th
         metrics["figures"] = [path.name for path in save_panel_figures(out_dir, model, data, title)]
         atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+@torch.inference_mode()
+def anomaly_maps(model, images: torch.Tensor, batch_size: int = 500) -> dict[str, torch.Tensor]:
+    """Per-pixel evidence (N, 1, H, W), higher = more anomalous: ``residual`` (squared reconstruction
+    error, mean over channels) where the model reconstructs, ``attention`` (the mask) where it has one."""
+    model.eval()
+    device = model_device(model)
+    maps: dict[str, list] = {}
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].to(device)
+        reconstruction = model.reconstruct(batch)
+        if reconstruction is not None:
+            maps.setdefault("residual", []).append((batch - reconstruction).pow(2).mean(1, keepdim=True).cpu())
+        attention = model.attention_maps(batch)
+        if attention is not None:
+            maps.setdefault("attention", []).append(attention.cpu())
+    return {name: torch.cat(parts) for name, parts in maps.items()}
+
+
+def pixel_aucs(model, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float | None]:
+    """Pixel-level AUROC of each of the model's ``anomaly_maps`` against ground-truth masks (N, 1, H, W)
+    in {0, 1}, over every pixel of every test image (None when the masks hold a single class)."""
+    truth = masks.flatten().numpy() > 0.5
+    if truth.all() or not truth.any():
+        return {name: None for name in anomaly_maps(model, images[:1])}
+    return {name: float(roc_auc_score(truth, values.flatten().double().numpy()))
+            for name, values in anomaly_maps(model, images).items()}
 
 
 def seen_unseen_aucs(is_novel: np.ndarray, scores: np.ndarray, classes: np.ndarray, seen: tuple[int, ...],

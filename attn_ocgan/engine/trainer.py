@@ -161,6 +161,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         raise UserError(f"class {config.data.normal_class} has {len(data.train)} training images; need at least 2")
     check_epoch_selection(config, data)
     config = resolve_run_config(config, data)
+    # a class given by name ('good') is saved as its index: the checkpoint rebuilds the same split
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, normal_class=data.normal_class))
     outlier_images = _outlier_images(config, data)
 
     last = checkpoint_path(run_dir)
