@@ -3,7 +3,8 @@
 Measures, in one run: training images/s (median over repeats), the training step's
 achieved GFLOP/s (FLOPs counted with torch.utils.flop_counter on one full step:
 classifier, discriminators, mining and generator, forward and backward), a float32
-sgemm GFLOP/s baseline, scoring images/s (inference_mode) and the process's peak RSS.
+sgemm GFLOP/s baseline, scoring images/s (inference_mode) with its GFLOP/s and fraction of sgemm,
+and the process's peak RSS.
 
     python benchmarks/train_throughput.py                 # full run -> results/speed/throughput.json
     python benchmarks/train_throughput.py --quick         # < 60 s; last line is one JSON object
@@ -125,6 +126,9 @@ def main(argv=None) -> dict:
             model.score(score_batch)
 
     score_rate, _ = median_rate(score, len(score_batch), args.repeats, calls=2 if args.quick else 5)
+    with torch.inference_mode(), FlopCounterMode(display=False) as score_counter:
+        model.score(score_batch[:100])
+    score_flops_per_image = score_counter.get_total_flops() / 100
     versus_vanilla = {}
     if args.model != "ocgan":
         versus_vanilla = step_time_ratio_vs_vanilla(dataset, data, batch, args,
@@ -157,6 +161,9 @@ def main(argv=None) -> dict:
         "sgemm_gflops": round(sgemm, 2),
         "train_fraction_of_sgemm": round(train_gflops / sgemm, 3),
         "score_img_per_s": round(score_rate, 1),
+        "score_mflop_per_image": round(score_flops_per_image / 1e6, 2),
+        "score_gflops": round(score_flops_per_image * score_rate / 1e9, 2),
+        "score_fraction_of_sgemm": round(score_flops_per_image * score_rate / 1e9 / sgemm, 3),
         **layout_comparison,
         **versus_vanilla,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,30 +58,40 @@ class Prepared:
 
 
 def prepare_images(paths: list[Path], channels: int, size: int, dataset: str, progress: bool = True) -> Prepared:
-    """Decode and size every path for a model of ``channels`` x ``size`` x ``size`` trained on ``dataset``."""
-    mode = "L" if channels == 1 else "RGB"
+    """Decode and size every path for a model of ``channels`` x ``size`` x ``size`` trained on ``dataset``
+    (in a thread pool: PIL decodes without holding the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = list(tqdm(pool.map(lambda path: _prepare_one(path, channels, size, dataset), paths), total=len(paths),
+                            desc="decode", disable=not progress, leave=False, mininterval=1))
     images, kept, problems, upscaled = [], [], {}, 0
-    for path in tqdm(paths, desc="decode", disable=not progress, leave=False, mininterval=1):
-        try:
-            image = decode_image(path, mode)
-        except UNREADABLE_IMAGE_ERRORS as error:
-            problems[path] = f"unreadable ({type(error).__name__}: {str(error).splitlines()[0][:80] if str(error) else ''})"
+    for path, (tensor, problem, small) in zip(paths, results):
+        if problem:
+            problems[path] = problem
             continue
-        if image.width == 0 or image.height == 0:
-            problems[path] = "empty image"
-            continue
-        small = min(image.size) < size and not (image.size == (28, 28) and size == 32)
-        upscaled += small
-        if dataset in FOLDER_DATASETS or image.width != image.height:
-            if image.size != (size, size):  # the folder loader's resize (a non-square image is squeezed)
-                image = image.resize((size, size), resample=3)
-            tensor = _as_tensor(image, channels)
-        else:  # the torchvision datasets' sizing: 28 x 28 padded to 32, else bilinear with antialiasing
-            tensor = to_size(_as_tensor(image, channels)[None], size)[0]
         images.append(tensor)
         kept.append(path)
+        upscaled += small
     stacked = torch.stack(images) if images else torch.zeros((0, channels, size, size), dtype=torch.uint8)
     return Prepared(stacked, kept, problems, upscaled)
+
+
+def _prepare_one(path: Path, channels: int, size: int, dataset: str) -> tuple[torch.Tensor | None, str, bool]:
+    """(uint8 (C, size, size) or None, the problem if unreadable, whether it was upscaled)."""
+    try:
+        image = decode_image(path, "L" if channels == 1 else "RGB")
+    except UNREADABLE_IMAGE_ERRORS as error:
+        return None, f"unreadable ({type(error).__name__}: {str(error).splitlines()[0][:80] if str(error) else ''})", False
+    if image.width == 0 or image.height == 0:
+        return None, "empty image", False
+    small = min(image.size) < size and not (image.size == (28, 28) and size == 32)
+    if dataset in FOLDER_DATASETS or image.width != image.height:
+        if image.size != (size, size):  # the folder loader's resize (a non-square image is squeezed)
+            image = image.resize((size, size), resample=3)
+        return _as_tensor(image, channels), "", small
+    # the torchvision datasets' sizing: 28 x 28 padded to 32, else bilinear with antialiasing
+    return to_size(_as_tensor(image, channels)[None], size)[0], "", small
 
 
 @torch.inference_mode()
