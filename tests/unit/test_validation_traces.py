@@ -39,9 +39,9 @@ def test_each_epoch_records_the_validation_auc_its_components_and_the_masks_of_t
 
 
 def test_report_proxy_tables_each_recipe_per_class_and_draws_the_curves(tmp_path):
-    for recipe, args in (("grey", {}), ("barrier", {"mask_area_constraint": "barrier", "mask_area_target": 0.3})):
+    for recipe, args, seeds in (("grey", {}, [0]), ("barrier", {"mask_area_constraint": "barrier", "mask_area_target": 0.3}, [0, 1])):
         config = _attention_config(**args)
-        run_protocol(config, [1], [0, 1], tmp_path / "results", tmp_path / "runs" / recipe, "cmd", tag=f"proxy-{recipe}",
+        run_protocol(config, [1], seeds, tmp_path / "results", tmp_path / "runs" / recipe, "cmd", tag=f"proxy-{recipe}",
                      echo=lambda message: None, progress=False)
     folders = sorted(str(p) for p in (tmp_path / "runs").glob("*/proxy-*_attn-ocgan"))
     assert len(folders) == 2
