@@ -18,7 +18,7 @@ from ..reference import CLASS_NAMES, PAPER_ROWS, is_floor, without_measured_floo
 from ..utils.io import atomic_write_text
 from .tables import SPREAD_NOTE, read_rows, row_selection, seed_cell
 
-MODEL_ORDER = ("ocgan", "attn-ocgan", "ganomaly", "anogan", "pixel-knn", "pixel-pca")
+MODEL_ORDER = ("ocgan", "attn-ocgan", "ganomaly", "skip-ganomaly", "anogan", "fanogan", "pixel-knn", "pixel-pca")
 CSV_NAME = re.compile(r"^(?P<tag>.+)_(?P<model>[a-z0-9-]+)\.csv$")
 
 

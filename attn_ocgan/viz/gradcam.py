@@ -4,8 +4,8 @@ Each model names its single-logit networks (``gradcam_heads``); the first is the
 OCGAN it is the **visual discriminator** ``Dv``: of its single-logit networks it is the one
 trained on raw images (real normal images vs decodes of random latents), so its logit on a test
 image is meaningful; the classifier ``C`` only ever sees decoder outputs. The attention model
-adds its ``guide`` (normal vs pseudo-anomalies, masked and unmasked); GANomaly and AnoGAN offer
-their ``discriminator``. The target is the logit itself (evidence for "normal") or its
+adds its ``guide`` (normal vs pseudo-anomalies, masked and unmasked); GANomaly, Skip-GANomaly and
+AnoGAN offer their ``discriminator``, f-AnoGAN its WGAN ``critic``. The target is the logit itself (evidence for "normal") or its
 negation (``evidence="novel"``). Hooks live inside a ``with`` block and are released after use.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ from attn_ocgan.engine.trainer import train
 from attn_ocgan.errors import UserError
 from tests.conftest import SMALL_MODEL_ARGS
 
-EXPORTABLE = ("ocgan", "attn-ocgan", "ganomaly", "attn-ocgan+rotation-evidence")
+EXPORTABLE = ("ocgan", "attn-ocgan", "ganomaly", "skip-ganomaly", "fanogan", "attn-ocgan+rotation-evidence")
 VARIANTS = {"rotation-evidence": {"guide_task": "rotation", "guide_evidence_score": True}}  # name after "+": extra model args
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 

@@ -1,0 +1,154 @@
+"""Skip-GANomaly networks: a U-Net generator (skip connections at every scale) and a DCGAN discriminator."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...layers import init_dcgan_weights
+from ...layers.blocks import n_halvings
+from ..base import NoveltyModel
+from ..components import ConvCritic, evaluating
+from .config import SkipGANomalyConfig
+
+SCORE_COMPONENTS = ("reconstruction", "latent")  # mean (x - G(x))^2, mean (f(x) - f(G(x)))^2
+
+
+class UNetGenerator(nn.Module):
+    """(B, C, S, S) -> (B, C, S, S) in (-1, 1): stride-2 4x4 convs down to a (B, 8 width, 1, 1)
+    bottleneck, stride-2 4x4 transposed convs back up, and at every scale the encoder's activation
+    concatenated to the decoder's (the official ``UnetGenerator`` of pix2pix, unrolled).
+
+    ``down[k]`` halves the size to S / 2**(k+1) with ``widths[k]`` = width * min(2**k, 8) channels:
+    conv, BatchNorm (not on the first or the bottleneck), LeakyReLU 0.2 (not on the bottleneck).
+    ``up[k]`` doubles it back: ReLU, transposed conv, BatchNorm; ``up[0]`` ends with tanh. The input
+    of ``up[k]`` (k < last) is cat(down[k]'s output, up[k+1]'s output): the skip at that scale.
+    """
+
+    def __init__(self, channels: int, width: int, image_size: int):
+        super().__init__()
+        levels = n_halvings(image_size) + 2  # 4x4 -> 2x2 -> 1x1: log2(S) halvings, as the official num_downs
+        self.widths = [width * min(2**k, 8) for k in range(levels)]
+        down, up = [], []
+        for k, out in enumerate(self.widths):
+            previous = channels if k == 0 else self.widths[k - 1]
+            layers: list[nn.Module] = [nn.Conv2d(previous, out, 4, 2, 1, bias=False)]
+            if k not in (0, levels - 1):
+                layers.append(nn.BatchNorm2d(out))
+            if k != levels - 1:
+                layers.append(nn.LeakyReLU(0.2))  # not in place: the activation is also the skip
+            down.append(nn.Sequential(*layers))
+            into = out if k == levels - 1 else 2 * out  # the innermost up stage has no skip beside it
+            if k == 0:
+                up.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(into, channels, 4, 2, 1), nn.Tanh()))
+            else:
+                up.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(into, previous, 4, 2, 1, bias=False),
+                                        nn.BatchNorm2d(previous)))
+        self.down = nn.ModuleList(down)
+        self.up = nn.ModuleList(up)
+
+    @property
+    def bottleneck(self) -> nn.Module:
+        """The last down stage: its output (B, 8 width, 1, 1) is the code at the bottom of the U."""
+        return self.down[-1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        skips, x = [], images
+        for stage in self.down:
+            x = stage(x)
+            skips.append(x)
+        for k in reversed(range(len(self.up))):
+            if k < len(self.up) - 1:
+                x = torch.cat([skips[k], x], dim=1)
+            x = self.up[k](x)
+        return x
+
+
+class SkipGANomaly(NoveltyModel):
+    """x -> x' = G(x) (U-Net); D(x) a one-logit critic whose last feature map f is the latent
+    representation. Score (B,): ``lambda`` z(mean (x - x')^2) + (1 - lambda) z(mean (f(x) - f(x'))^2),
+    each error z-normalised with buffers ``score_mean``/``score_std`` (2,) fitted on the normal
+    training images (``fit_score_statistics``, after each epoch)."""
+
+    def __init__(self, config: SkipGANomalyConfig):
+        super().__init__()
+        self.config = config
+        size, channels = config.image_size, config.in_channels
+        self.generator = UNetGenerator(channels, config.generator_width, size)
+        self.discriminator = ConvCritic(channels, config.discriminator_width, size)  # features: the latent loss
+        init_dcgan_weights(self)
+        self.register_buffer("score_mean", torch.zeros(len(SCORE_COMPONENTS)))
+        self.register_buffer("score_std", torch.ones(len(SCORE_COMPONENTS)))
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """The bottleneck's shape (the trainer draws fixed latents of it; this model never decodes one)."""
+        return (self.generator.widths[-1], 1, 1)
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return self.generator(images)
+
+    # -- scoring ---------------------------------------------------------------------
+    @property
+    def score_name(self) -> str:
+        weight = float(self.config.reconstruction_score_weight)
+        return f"{weight:g} z(reconstruction error) + {1 - weight:g} z(latent error)"
+
+    @property
+    def score_component_names(self) -> tuple[str, ...]:
+        return SCORE_COMPONENTS
+
+    @property
+    def score_component_weights(self) -> dict[str, float]:
+        weight = float(self.config.reconstruction_score_weight)
+        return {"reconstruction": weight, "latent": 1.0 - weight}
+
+    def score_components(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 2): mean squared reconstruction error over pixels, and mean squared distance between
+        the discriminator's last feature maps of x and G(x) (the official test code's R and L)."""
+        reconstruction = self.generator(images)
+        real, fake = self.discriminator.features(images), self.discriminator.features(reconstruction)
+        return torch.stack([(images - reconstruction).pow(2).flatten(1).mean(1),
+                            (real - fake).pow(2).flatten(1).mean(1)], dim=1)
+
+    def normalise_score_components(self, components: torch.Tensor) -> torch.Tensor:
+        """(B, 2) raw components -> z-scores with the normal-training-image statistics."""
+        return (components - self.score_mean) / self.score_std
+
+    def combine_score_components(self, components: torch.Tensor) -> torch.Tensor:
+        normalised = self.normalise_score_components(components)
+        weight = self.config.reconstruction_score_weight
+        return weight * normalised[:, 0] + (1.0 - weight) * normalised[:, 1]
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Novelty score (B,): the weighted z-normalised errors (before any statistics are fitted,
+        mean 0 and std 1: the official raw combination 0.9 R + 0.1 L)."""
+        return self.combine_score_components(self.score_components(images))
+
+    @torch.no_grad()
+    def fit_score_statistics(self, train_images: torch.Tensor, batch_size: int = 1000) -> None:
+        """Set ``score_mean``/``score_std`` from the normal *training* images (never test data)."""
+        if len(train_images) == 0:
+            return
+        with evaluating(self):
+            components = torch.cat([self.score_components(train_images[start:start + batch_size])
+                                    for start in range(0, len(train_images), batch_size)])
+        self.score_mean.copy_(components.mean(0))
+        self.score_std.copy_(components.std(0).clamp_min(1e-8) if len(components) > 1 else torch.ones_like(self.score_std))
+
+    def diagnostics(self) -> dict:
+        """How the score combines the two errors: the weights and the normal-training-image statistics."""
+        return {"score_combination": {"components": list(SCORE_COMPONENTS), "weights": self.score_component_weights,
+                                      "component_mean": self.score_mean.tolist(), "component_std": self.score_std.tolist()}}
+
+    # -- figures, Grad-CAM ------------------------------------------------------------
+    @torch.no_grad()
+    def residual_panel(self, images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """Labelled rows (each (B, C, H, W) in [-1, 1]): input, G(x), residual |x - G(x)|."""
+        reconstruction = self.reconstruct(images)
+        return [("input", images), ("G(x)", reconstruction), ("|x - G(x)|", (images - reconstruction).abs() - 1)]
+
+    def figure_panels(self, images: torch.Tensor) -> dict[str, list[tuple[str, torch.Tensor]]]:
+        return {"residuals": self.residual_panel(images)}
+
+    def gradcam_heads(self) -> dict[str, nn.Module]:
+        return {"discriminator": self.discriminator}
