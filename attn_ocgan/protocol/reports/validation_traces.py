@@ -30,6 +30,12 @@ class Trace:
     normal_class: int
     seed: int
     records: list[dict]
+    planned_epochs: int | None = None  # the run's --epochs (config.yaml); more than len(records): still training
+
+    @property
+    def epochs_cell(self) -> str:
+        done = len(self.records)
+        return str(done) if not self.planned_epochs or done >= self.planned_epochs else f"{done} of {self.planned_epochs}"
 
 
 def read_traces(folders) -> list[Trace]:
@@ -42,11 +48,20 @@ def read_traces(folders) -> list[Trace]:
             match = CELL_PATTERN.match(cell.name)
             records = read_validation_trace(cell) if match else []
             if records:
-                traces.append(Trace(folder.name, int(match["normal_class"]), int(match["seed"]), records))
+                traces.append(Trace(folder.name, int(match["normal_class"]), int(match["seed"]), records, _planned_epochs(cell)))
         if not any(t.recipe == folder.name for t in traces):
             raise UserError(f"{folder} has no cell with a validation.jsonl; train it with "
                             "'attn-ocgan protocol ... --select-epoch validation'")
     return traces
+
+
+def _planned_epochs(cell: Path) -> int | None:
+    import yaml
+
+    try:
+        return int(yaml.safe_load((cell / "config.yaml").read_text())["train"]["epochs"])
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return None
 
 
 def _value(record: dict, key: str) -> float:
@@ -95,7 +110,7 @@ def sweep_rows(traces: list[Trace], class_names: dict[int, str] | None = None) -
             last = [t.records[-1] for t in cells]
             best = [max(t.records, key=lambda r: r["auc"]) for t in cells]
             rows.append([recipe, (class_names or {}).get(normal_class, str(normal_class)),
-                         ",".join(str(t.seed) for t in cells), "/".join(str(len(t.records)) for t in cells),
+                         ",".join(str(t.seed) for t in cells), "/".join(t.epochs_cell for t in cells),
                          _mean_std(_value(r, "auc") for r in last),
                          ", ".join(f"{r['epoch']} ({r['auc']:.3f})" for r in best)]
                         + [_mean_std(_value(r, f"component:{name}") for r in last) for name in components]
@@ -148,7 +163,8 @@ def write_validation_sweep(folders, out: Path, command: str, class_names: dict[i
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "Validation split: held-out normal training images vs training images of the other classes; "
-              "test images are never read. Last epoch: seed mean ± std (ddof 1); best epoch: per seed. Decisiveness "
+              "test images are never read. Last epoch: seed mean ± std (ddof 1); best epoch: per seed; "
+              "'3 of 8' epochs: a run still training (its last recorded epoch is shown). Decisiveness "
               "is mean |M - 0.5| (0 grey, 0.5 binary); area novel − normal > 0 means the masks keep more of novel images.",
               "", f"![curves]({figure.name})", "", "Produced by:", "", f"    {command}", "",
               f"Machine: {machine_description()}; date: {datetime.date.today().isoformat()}", ""]
