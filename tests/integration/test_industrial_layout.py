@@ -73,12 +73,13 @@ def test_an_unknown_class_name_is_one_line(tree, tmp_path, capsys):
     assert "normal class 'shiny' is not a class of this dataset (good, hole, scratch)" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("size", [64, 128])
 @pytest.mark.parametrize("model", known_models())
-def test_every_model_trains_and_scores_at_64_pixels(model, tree, tmp_path):
+def test_every_model_trains_and_scores_at_64_and_128_pixels(model, size, tree, tmp_path):
     out = tmp_path / "run"
     small = [item for key, value in SMALL_MODEL_ARGS[model].items() for item in ("--model-arg", f"{key}={value}")]
     assert main(["train", "--model", model, "--dataset", "folder", "--data-root", str(tree), "--normal-class", "good",
-                 "--size", "64", "--epochs", "1", "--batch-size", "8", "--eval-every", "0", "--threads", "1", *small,
+                 "--size", str(size), "--epochs", "1", "--batch-size", "8", "--eval-every", "0", "--threads", "1", *small,
                  "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0 <= metrics["auc"] <= 1 and read_checkpoint(out / "checkpoints" / "last.pt")["config"]["model_args"]["image_size"] == 64
+    assert 0 <= metrics["auc"] <= 1 and read_checkpoint(out / "checkpoints" / "last.pt")["config"]["model_args"]["image_size"] == size
