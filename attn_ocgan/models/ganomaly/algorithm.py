@@ -4,9 +4,8 @@ from __future__ import annotations
 import torch
 
 from ...config import TrainConfig
-from ...layers import init_dcgan_weights
 from ..base import Algorithm, adam, test_reconstruction_grids
-from ..components import critic_loss
+from ..components import train_discriminator
 from .config import GANomalyConfig
 from .loss import GANomalyLoss
 from .torch_model import GANomaly
@@ -34,12 +33,10 @@ class GANomalyAlgorithm(Algorithm):
         self._step("generator", terms["total"])
         logs = {f"generator/{name}": value.item() for name, value in terms.items()}
 
-        # (2) discriminator: real images -> 1, reconstructions -> 0
-        loss = critic_loss(model.discriminator(images), model.discriminator(reconstruction.detach()))
-        logs["discriminator"] = self._step("discriminator", loss)
-        if logs["discriminator"] < self.config.reinit_discriminator_below:  # official: restart a collapsed D
-            init_dcgan_weights(model.discriminator)
-            self.discriminator_resets += 1
+        # (2) discriminator: real images -> 1, reconstructions -> 0; a collapsed D restarts (official recipe)
+        logs["discriminator"], reset = train_discriminator(self, model.discriminator, images, reconstruction,
+                                                           self.config.reinit_discriminator_below)
+        self.discriminator_resets += reset
         return logs
 
     @torch.no_grad()
