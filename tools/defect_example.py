@@ -69,19 +69,20 @@ def main(argv=None) -> int:
     coco_root = Path(args.coco_root) if args.coco_root else data_root / "coco"
     tree = data_root / "coco-defects"
     counts = build_defect_example(coco_root, tree, args.class_name)
-    run_dir, out = Path(args.runs), Path(args.results) / "coco-defects"
+    base, out = Path(args.runs), Path(args.results) / "coco-defects"
+    run_dir = base / "model"  # the run folder holds only what train writes, so --overwrite can replace it
     common = ["--threads", str(args.threads)] if args.threads else []
     run(["train", "--model", args.model, "--dataset", "folder", "--data-root", str(tree), "--normal-class", "good",
          "--size", "64", "--epochs", str(args.epochs), "--eval-every", "0", "--out", str(run_dir), "--overwrite", *common])
     checkpoint = run_dir / "checkpoints" / "last.pt"
-    run(["evaluate", "--checkpoint", str(checkpoint), "--out", str(run_dir / "evaluation")])
-    run(["predict", "--checkpoint", str(checkpoint), "--out", str(run_dir / "predictions"), "--maps", str(tree / "test")])
-    run(["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(run_dir / "scorer.onnx")])
+    run(["evaluate", "--checkpoint", str(checkpoint), "--out", str(base / "evaluation")])
+    run(["predict", "--checkpoint", str(checkpoint), "--out", str(base / "predictions"), "--maps", str(tree / "test")])
+    run(["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(base / "scorer.onnx")])
 
-    with (run_dir / "predictions" / "scores.csv").open(newline="") as handle:
+    with (base / "predictions" / "scores.csv").open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if not row["problem"]]
-    figure(rows, run_dir / "predictions" / "maps", out / "example_maps.png")
-    metrics = json.loads((run_dir / "evaluation" / "metrics.json").read_text())
+    figure(rows, base / "predictions" / "maps", out / "example_maps.png")
+    metrics = json.loads((base / "evaluation" / "metrics.json").read_text())
     flagged = {group: [r["decision"] == "anomalous" for r in rows if f"/test/{group}/" in r["path"]]
                for group in ("good", "foreign_patch", "smudge")}
     decision = metrics.get("decision", {})

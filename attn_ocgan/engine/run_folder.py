@@ -25,6 +25,7 @@ REPLACED_SUFFIX = ".replaced"
 # Everything the trainer, evaluation and the studies write into a run folder.
 OWN_NAMES = (MARKER, LOCK_NAME, "config.yaml", "checkpoints", "events.out.tfevents.*", "validation.jsonl", "metrics.json",
              "*.png", ".*.tmp")
+OWN_CHECKPOINT_NAMES = ("*.pt", "*.onnx", "*.pt.json", "*.onnx.json", ".*.tmp")  # checkpoints and exports beside them
 
 
 class RunFolderInUse(UserError):
@@ -37,7 +38,7 @@ def foreign_entries(folder: Path) -> list[str]:
     checkpoints = folder / "checkpoints"
     if checkpoints.is_dir():
         foreign += [f"checkpoints/{p.name}" for p in sorted(checkpoints.iterdir())
-                    if not (fnmatch.fnmatch(p.name, "*.pt") or fnmatch.fnmatch(p.name, ".*.tmp"))]
+                    if not any(fnmatch.fnmatch(p.name, own) for own in OWN_CHECKPOINT_NAMES)]
     elif checkpoints.exists():
         foreign.append("checkpoints")
     return foreign

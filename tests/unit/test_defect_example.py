@@ -34,3 +34,25 @@ def test_the_builder_writes_the_industrial_layout_with_masks_on_the_defects(tmp_
         build_defect_example(coco, tmp_path / "mine", "cat", size=32, echo=lambda line: None)
     with pytest.raises(UserError, match="COCO has no class 'unicorn'"):
         build_defect_example(coco, tmp_path / "x", "unicorn", echo=lambda line: None)
+
+
+def test_the_worked_example_runs_end_to_end_and_can_run_again(tmp_path, capsys):
+    """tools/defect_example.py on the fake COCO: build, train 1 epoch at 64 x 64, evaluate, predict --maps,
+    export, figure and table; a second run replaces its own outputs (--overwrite on its run folder)."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("defect_example", REPO / "tools" / "defect_example.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    coco = write_fake_coco(tmp_path / "coco")
+    argv = ["--coco-root", str(coco), "--data-root", str(tmp_path / "data"), "--class-name", "cat", "--epochs", "1",
+            "--threads", "1", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
+    for _ in range(2):
+        assert tool.main(argv) == 0
+    table = (tmp_path / "results" / "coco-defects" / "example.md").read_text()
+    assert "| image AUC, foreign_patch |" in table and "| pixel AUROC, residual maps |" in table
+    assert (tmp_path / "results" / "coco-defects" / "example_maps.png").stat().st_size > 0
+    assert (tmp_path / "runs" / "scorer.onnx").is_file()
+    capsys.readouterr()
