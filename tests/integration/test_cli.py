@@ -9,6 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from attn_ocgan.cli import main
 from attn_ocgan.data import load_one_class
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
+from attn_ocgan.registry import known_models
 
 SMALL = ["--model", "ocgan", "--model-arg", "generator_width=8", "--model-arg", "classifier_width=8",
          "--model-arg", "visual_disc_width=4"]
@@ -65,7 +66,7 @@ def test_seeded_runs_repeat_and_resume_continues(tmp_path):
     (["train", "--dataset", "mnist", "--data-root", "/nonexistent/data"], "data root /nonexistent/data does not exist"),
     (["train", "--dataset", "svhn"], "unknown dataset 'svhn'"),
     (["train", "--normal-class", "11"], "normal class 11 is out of range"),
-    (["train", "--model", "vae"], "unknown model 'vae'; known models: anogan, attn-ocgan, ganomaly, ocgan"),
+    (["train", "--model", "vae"], "unknown model 'vae'; known models: " + ", ".join(known_models())),
     (["evaluate", "--checkpoint", "README.md"], "cannot read checkpoint README.md"),
     (["train", "--epochs", "0"], "epochs=0 must be >= 1"),
     (["train", "--temperature", "0"], "model option temperature=0.0 must be >= 1e-06"),
