@@ -31,19 +31,9 @@ from attn_ocgan.engine.predict import collect_inputs, prepare_images, score_imag
 from attn_ocgan.registry import create_model, resolve_model_config
 from attn_ocgan.utils.environment import machine_description, script_command
 from attn_ocgan.utils.io import atomic_write_json
+from train_throughput import sgemm_gflops  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def sgemm_gflops(repeats: int, size: int = 1024) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - started)
-    return 2 * size ** 3 / statistics.median(times) / 1e9
 
 
 def main(argv=None) -> dict:
