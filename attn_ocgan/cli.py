@@ -115,7 +115,7 @@ def common_options(function):
     return _options(function, [
         click.option("--config", "config_file", type=click.Path(dir_okay=False),
                      help="YAML file with sections model/data/train/model_args (e.g. configs/ablation/*.yaml)."),
-        click.option("--model", default=None, help="Registered model: attn-ocgan (default), ocgan, ganomaly, anogan."),
+        click.option("--model", default=None, help="Registered model: attn-ocgan (default), ocgan, ganomaly, skip-ganomaly, anogan, fanogan."),
         click.option("--dataset", default=None,
                      help="mnist5k (embedded, default), mnist, fashion-mnist, cifar10, folder, coco32."),
         click.option("--data-root", default=None,
@@ -157,6 +157,26 @@ def common_options(function):
                      **attention),
         click.option("--known-anomaly-seed", type=int, default=None,
                      help="Which K classes --known-anomalies draws (with the normal class; default 0).", **attention),
+    ])
+
+
+RAY_SECTION = "Ray options (docs/distributed.md; pip install 'attn-ocgan[distributed]')"
+
+
+def ray_options(function):
+    """Where the cells of a grid run: in this process (default), a local Ray instance or a Ray cluster."""
+    ray = dict(cls=SectionedOption, section=RAY_SECTION)
+    return _options(function, [
+        click.option("--jobs", type=int, default=None, help="Run the cells as Ray tasks on a local Ray instance started "
+                                                            "for this run, this many at a time (default: in this process).", **ray),
+        click.option("--ray-address", default=None, metavar="ADDR|auto",
+                     help="Run the cells on a running Ray cluster ('ray start --head'); auto: the one on this machine.", **ray),
+        click.option("--cpus-per-cell", type=float, default=1.0, show_default=True,
+                     help="CPUs Ray reserves for each cell (its torch threads unless --threads is given).", **ray),
+        click.option("--gpus-per-cell", type=float, default=0.0, show_default=True,
+                     help="GPUs for each cell; fractions share one GPU (0.25: four 32x32 cells per GPU).", **ray),
+        click.option("--max-retries", type=int, default=2, show_default=True,
+                     help="Retries of a cell whose worker or node died (it resumes from its last checkpoint).", **ray),
     ])
 
 
@@ -330,14 +350,41 @@ def evaluate(checkpoint, data_root, out, threshold, device):
               help="Results folder: tables go to RESULTS/<dataset>/<tag>_<model>.{csv,md,metrics.jsonl}.")
 @click.option("--runs", "runs_dir", default="runs/protocol", show_default=True, help="Folder for per-cell run folders.")
 @click.option("--tag", default=None, help="Name of the table (default: the dataset, or the image tree's folder name).")
-def protocol(classes, seeds, results_dir, runs_dir, tag, **options):
-    """Protocol 2 over classes x seeds: resumable; appends to RESULTS/<dataset>/<tag>_<model>.csv and writes the .md table."""
+@ray_options
+def protocol(classes, seeds, results_dir, runs_dir, tag, jobs, ray_address, cpus_per_cell, gpus_per_cell, max_retries, **options):
+    """Protocol 2 over classes x seeds: resumable; appends to RESULTS/<dataset>/<tag>_<model>.csv and writes the .md table.
+    With --jobs or --ray-address every (class, seed) cell is a Ray task (docs/distributed.md)."""
+    from .protocol.distributed import Resources, run_protocol_on_ray
     from .protocol.runner import parse_int_list, run_protocol
 
+    resources = Resources(jobs, ray_address, cpus_per_cell, gpus_per_cell, max_retries)
+    resources.check()
     config = build_config(options)
-    csv_path = run_protocol(config, parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"),
-                            Path(results_dir), Path(runs_dir), _command_line(), tag=tag, echo=click.echo)
+    grid = (parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"), Path(results_dir), Path(runs_dir), _command_line())
+    if resources.distributed:
+        csv_path = run_protocol_on_ray(config, *grid, resources, tag=tag, echo=click.echo)
+    else:
+        csv_path = run_protocol(config, *grid, tag=tag, echo=click.echo)
     click.echo(f"results: {csv_path} and {csv_path.with_suffix('.md')}")
+
+
+@cli.command()
+@click.option("--config", "sweep_file", required=True, type=click.Path(dir_okay=False),
+              help="Sweep file: name, base run configuration, search space, samples, scheduler (configs/sweeps/).")
+@click.option("--results", "results_dir", default="results", show_default=True,
+              help="The sweep table goes to RESULTS/sweeps/<name>.{csv,md}.")
+@click.option("--runs", "runs_dir", default="runs/sweep", show_default=True, help="Folder for the trials' run folders.")
+@ray_options
+def sweep(sweep_file, results_dir, runs_dir, jobs, ray_address, cpus_per_cell, gpus_per_cell, max_retries):
+    """Hyper-parameter search on Ray Tune (ASHA), chosen on the validation AUC of training images only;
+    the chosen trial alone is scored on test images. Without --jobs/--ray-address: a local Ray, one trial at a time."""
+    from .protocol.distributed import Resources
+    from .protocol.sweep import read_sweep, run_sweep
+
+    resources = Resources(jobs, ray_address, cpus_per_cell, gpus_per_cell, max_retries)
+    spec = read_sweep(Path(sweep_file))
+    table = run_sweep(spec, resources, Path(runs_dir), Path(results_dir), _command_line(), echo=click.echo)
+    click.echo(f"sweep table: {table} and {table.with_suffix('.csv')}")
 
 
 @cli.command()

@@ -1,6 +1,11 @@
 import os
 from pathlib import Path
 
+# Every Ray server a test starts listens on 127.0.0.1 only (Ray reads this when it is imported;
+# on Linux it would otherwise take the machine's outward address). No usage reports.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
 import pytest
 import torch
 

@@ -40,6 +40,21 @@ esac
 pack() { tar czf "$out/.results.tar.gz" "$results" logs/device && mv "$out/.results.tar.gz" "$out/results.tar.gz"; }
 (while sleep 30; do pack; done) &
 packer=$!
+# One protocol process per (model, class), MAX at a time, each appending to its model's table under the
+# table's file lock (Ray's wheel, ~80 MB, is more than a call may carry, so no 'attn-ocgan protocol --jobs' here).
+run_cells() {  # run_cells MODELS CLASSES MAX LOGDIR PROTOCOL-ARGS...   (in a subshell: its jobs are only the cells)
+  local models=$1 classes=$2 max=$3 logdir=$4 status=0 model k
+  shift 4
+  mkdir -p "$logdir"
+  for k in $($python -c "import sys; from attn_ocgan.protocol.runner import parse_int_list; print(*parse_int_list(sys.argv[1], 'classes'))" "$classes"); do
+    for model in ${models//,/ }; do
+      while [ "$(jobs -rp | wc -l)" -ge "$max" ]; do wait -n || status=1; done
+      $python -m attn_ocgan.cli protocol --model "$model" --classes "$k" "$@" > "$logdir/${model}_class$k.log" 2>&1 &
+    done
+  done
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || status=1; done
+  return $status
+}
 common=(--epochs "$epochs" --eval-every 0 --device "$device" --threads 1 --results "$results" --runs /tmp/runs --select-epoch "$select")
 if [ "$what" = ablation ]; then
   # One attention setting changed at a time against the defaults (the tag cifar10-jpeg rows of the
@@ -50,15 +65,14 @@ if [ "$what" = ablation ]; then
   status=0; pids=()
   for setting in "${settings[@]}"; do
     name=${setting%%:*}; read -r -a flags <<< "${setting#*:}"
-    $python tools/parallel_protocol.py --models attn-ocgan --classes "${CLASSES:-0,1,9}" --jobs 3 --logs "logs/device/$name" -- \
-      --dataset folder --data-root /tmp/data/cifar10-jpeg --tag "cifar10-jpeg$suffix-abl-$name" "${flags[@]}" "${common[@]}" &
+    ( run_cells attn-ocgan "${CLASSES:-0,1,9}" 3 "logs/device/$name" \
+      --dataset folder --data-root /tmp/data/cifar10-jpeg --tag "cifar10-jpeg$suffix-abl-$name" "${flags[@]}" "${common[@]}" ) &
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
   $python -m attn_ocgan.cli report ablation --results "$results" --tag "cifar10-jpeg$suffix" || status=1
 else
-  $python tools/parallel_protocol.py --models "$models" --classes "${CLASSES:-0-9}" --jobs "$jobs" --logs logs/device -- \
-    "${data[@]}" "${common[@]}"
+  ( run_cells "$models" "${CLASSES:-0-9}" "$jobs" logs/device "${data[@]}" "${common[@]}" )
   status=$?
 fi
 kill $packer 2>/dev/null

@@ -23,8 +23,9 @@ MARKER = ".attn-ocgan-run"
 LOCK_NAME = ".in-use"
 REPLACED_SUFFIX = ".replaced"
 # Everything the trainer, evaluation and the studies write into a run folder.
+CELL_LOG = "cell.log"  # a protocol cell's epoch lines when a Ray worker trains it (protocol/distributed.py)
 OWN_NAMES = (MARKER, LOCK_NAME, "config.yaml", "checkpoints", "events.out.tfevents.*", "validation.jsonl", "metrics.json",
-             "*.png", ".*.tmp")
+             "*.png", ".*.tmp", CELL_LOG)
 OWN_CHECKPOINT_NAMES = ("*.pt", "*.onnx", "*.pt.json", "*.onnx.json", ".*.tmp")  # checkpoints and exports beside them
 
 

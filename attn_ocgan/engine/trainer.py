@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -143,8 +144,12 @@ def _batches(n_items: int, batch_size: int):
 
 
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrite: bool = False,
-          data: OneClassData | None = None, progress: bool = True) -> dict:
+          data: OneClassData | None = None, progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train ``config.model`` on the normal class; checkpoint every epoch into ``run_dir``.
+
+    ``on_epoch(report)`` runs after each epoch's checkpoint is written, with ``{"epoch", "message",
+    "train_seconds"}`` and, with a validation split, ``"val_auc"`` (e.g. a cell's log, a Tune trial's
+    report; it may stop training by raising).
 
     Returns ``{"run_dir", "checkpoint", "epochs", "train_seconds", "config", "selected_checkpoint",
     "selected_epoch", "val_auc"}``: the selected checkpoint is the last epoch's, or with
@@ -200,9 +205,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         algorithm = create_algorithm(config.model, model, model_config, config.train)
 
     fresh = not has_content(run_dir)
-    if model.chooses_score_weights_on_validation and (len(data.validation) == 0 or len(data.validation_novel) == 0):
-        raise UserError("score_weights=validation chooses the score's weights on a validation split of training images: "
-                        "set --val-fraction > 0 (e.g. 0.1) and --val-novel > 0")
+    check_score_weight_split(model, data)
     with run_folder_lock(run_dir):
         remove_stale_temporaries(last.parent)  # left by a save that was killed; no live writer holds the lock
         aside = move_aside(run_dir) if payload is None and has_content(run_dir) else None
@@ -210,7 +213,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
             write_marker(run_dir)
             save_config(config, run_dir / "config.yaml")
             result = _train_epochs(config, run_dir, data, model, algorithm, device, outlier_images, start_epoch,
-                                   train_seconds, best, trace, progress, aside)
+                                   train_seconds, best, trace, progress, aside, on_epoch)
         except BaseException as error:
             if aside is not None and aside.exists():  # the new run wrote no checkpoint: the old run comes back
                 restore_aside(run_dir, aside)
@@ -220,6 +223,13 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
     return result
+
+
+def check_score_weight_split(model, data: OneClassData) -> None:
+    """One-line UserError for a model that chooses its score weights on a validation split it lacks."""
+    if model.chooses_score_weights_on_validation and (len(data.validation) == 0 or len(data.validation_novel) == 0):
+        raise UserError("score_weights=validation chooses the score's weights on a validation split of training images: "
+                        "set --val-fraction > 0 (e.g. 0.1) and --val-novel > 0")
 
 
 def _check_finite_logs(logs: dict, epoch: int, step: int, last: Path, train: TrainConfig) -> None:
@@ -248,7 +258,7 @@ def _store_normal_scores(model, data: OneClassData, last: Path, selected: Path, 
 
 def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, algorithm, device, outlier_images,
                   start_epoch: int, train_seconds: float, best: dict, trace: list[dict], progress: bool,
-                  aside: Path | None) -> dict:
+                  aside: Path | None, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """The epoch loop of ``train``: the run folder is locked and holds this run's config."""
     from torch.utils.tensorboard import SummaryWriter
     from torchvision.utils import make_grid
@@ -330,6 +340,9 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                 aside = None
             if progress:
                 tqdm.write(message)
+            if on_epoch is not None:
+                report = {"epoch": epoch + 1, "message": message, "train_seconds": train_seconds}
+                on_epoch(report if config.train.select_epoch != "validation" else {**report, "val_auc": val_auc})
     _store_normal_scores(model, data, last, selected, device)
     by_validation = config.train.select_epoch == "validation"
     return {"run_dir": str(run_dir), "checkpoint": str(last), "epochs": config.train.epochs,

@@ -1,7 +1,8 @@
 """Run independent commands (e.g. one ``attn-ocgan protocol`` cell each), at most ``jobs`` at a time.
 
-Used by ``tools/parallel_protocol.py`` and ``attn-ocgan report ablation --run``: each command
-writes its own log; a failure is reported and the others go on.
+Used by ``attn-ocgan report ablation --run`` (one protocol process per setting and class): each
+command writes its own log; a failure is reported and the others go on. A grid of one protocol
+table runs on Ray instead (``distributed.py``: ``attn-ocgan protocol --jobs N``).
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,3 @@ def exit_status(failed: list[Job]) -> int:
         print("failed cells (see their logs): " + ", ".join(job.label for job in failed), file=sys.stderr)
         return 1
     return 0
-
-
-def protocol_cell_jobs(models: list[str], classes: list[int], protocol_args: list[str], logs: Path) -> list[Job]:
-    """One ``attn-ocgan protocol`` process per (model, class), each appending to its model's table:
-    class-major with the models interleaved, so the slow and the fast models of a class start together."""
-    for forbidden in ("--model", "--classes"):
-        if forbidden in protocol_args:
-            raise UserError(f"give {forbidden} as --models / --classes, not after --")
-    return [Job(f"{model} class {normal_class}",
-                protocol_command("--model", model, "--classes", str(normal_class), *protocol_args),
-                Path(logs) / f"{model}_class{normal_class}.log")
-            for normal_class in classes for model in models]

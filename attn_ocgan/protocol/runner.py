@@ -12,7 +12,8 @@ from ..engine.device import resolve_device
 from ..engine.evaluation import NonFiniteScores, evaluate_model
 from ..engine.run_folder import RunFolderInUse, run_folder_lock
 from ..engine.thresholds import parse_threshold, resolve_threshold
-from ..engine.trainer import TrainingDiverged, selection_description, train
+from ..engine.trainer import TrainingDiverged, check_epoch_selection, check_score_weight_split, resolve_run_config, selection_description, train
+from ..registry import create_model, resolve_model_config
 from ..errors import UserError
 from ..utils.environment import machine_description
 from .tables import LAST_EPOCH, append_row, failures_path, read_rows, record_failure, row_selection
@@ -71,22 +72,55 @@ def negatives_setting(config: RunConfig, data=None) -> str:
 CellFailed = (TrainingDiverged, NonFiniteScores)  # recorded with the reason; the grid goes on
 
 
-def _run_cell(config: RunConfig, data, run_dir: Path, cell_keys: dict, selection: str, command: str, device,
-              progress: bool, echo) -> tuple[dict, dict]:
-    """Train (or resume) and evaluate one cell in its locked run folder; returns its table row and metrics."""
-    result = train(config, run_dir, resume=True, overwrite=True, data=data, progress=progress)
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One (model, class, seed) cell of a protocol grid: its configuration, run folder and table.
+    Paths are absolute, so a worker in another process or on another node finds the same files."""
+    config: RunConfig  # normal class and seed set
+    run_dir: Path
+    csv_path: Path
+    keys: dict  # CELL_KEYS: dataset (the tag), model, normal_class, seed, epochs
+    selection: str
+    command: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.keys['dataset']} {self.keys['model']} class {self.keys['normal_class']} seed {self.keys['seed']}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The cells of one protocol call still missing from its table, and what writing rows needs."""
+    cells: list[Cell]
+    csv_path: Path
+    class_names: tuple[str, ...]
+    dataset: str  # the data config's name (tables show its published rows)
+
+
+def run_cell(cell: Cell, splits=None, progress: bool = True, echo=print, on_epoch=None) -> tuple[dict, dict]:
+    """Train (or resume) and evaluate one cell in its run folder; returns its table row and metrics.
+    ``splits``: the dataset, already loaded (a worker elsewhere loads it from the cell's config);
+    ``on_epoch``: as ``train``'s."""
+    config = cell.config
+    if splits is None:
+        splits = load_splits(config.data.name, config.data.root, config.data.size, config.data.download,
+                             config.data.variant, config.data.folder)
+    data = make_one_class(splits, config.data.normal_class, config.data.val_fraction, config.data.val_novel,
+                          config.data.known_anomalies, config.data.known_anomaly_seed)
+    device = resolve_device(config.train.device)
+    result = train(config, cell.run_dir, resume=True, overwrite=True, data=data, progress=progress, on_epoch=on_epoch)
     payload = read_checkpoint(result["selected_checkpoint"])
     _, model = model_from_checkpoint(payload, device)
-    normal_class, seed = cell_keys["normal_class"], cell_keys["seed"]
-    metrics = evaluate_model(model, data, run_dir, title=f"{cell_keys['dataset']} {config.model} class {normal_class} seed {seed}",
+    normal_class, seed = cell.keys["normal_class"], cell.keys["seed"]
+    metrics = evaluate_model(model, data, cell.run_dir, title=f"{cell.keys['dataset']} {config.model} class {normal_class} seed {seed}",
                              threshold=resolve_threshold(parse_threshold("auto"), payload))
-    chosen = "" if selection == LAST_EPOCH else f", epoch {result['selected_epoch']} chosen on validation AUC {result['val_auc']:.4f}"
+    chosen = "" if cell.selection == LAST_EPOCH else f", epoch {result['selected_epoch']} chosen on validation AUC {result['val_auc']:.4f}"
     echo(f"  AUC {metrics['auc']:.4f} ({result['train_seconds']:.0f} s training{chosen})")
     row = {
-        **cell_keys, "auc": f"{metrics['auc']:.6f}",
+        **cell.keys, "auc": f"{metrics['auc']:.6f}",
         "train_seconds": f"{result['train_seconds']:.1f}", "negatives": negatives_setting(config, data),
         "machine": machine_description(device),
-        "date": datetime.date.today().isoformat(), "command": command, "selection": selection,
+        "date": datetime.date.today().isoformat(), "command": cell.command, "selection": cell.selection,
         "selected_epoch": result["selected_epoch"],
         "val_auc": "" if result["val_auc"] is None else f"{result['val_auc']:.6f}",
         **{column: "" if metrics.get(key) is None else f"{metrics[key]:.6f}"
@@ -95,19 +129,35 @@ def _run_cell(config: RunConfig, data, run_dir: Path, cell_keys: dict, selection
     return row, metrics
 
 
-def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
-                 command: str, tag: str | None = None, progress: bool = True, echo=print) -> Path:
-    """Train and evaluate each missing (class, seed) cell; returns the CSV path,
-    ``results_dir/<dataset>/<tag>_<model>.csv`` (``results_table_path``)."""
+def is_done(cell: Cell) -> bool:
+    keys = cell.keys
+    return _is_done(read_rows(cell.csv_path), keys["dataset"], keys["model"], keys["normal_class"], keys["seed"], keys["epochs"])
+
+
+def check_cell_builds(cell: Cell, splits) -> None:
+    """Build the cell's data split and model once, so a bad option (an unknown model argument, a
+    selection without a validation split) is a one-line error before any cell trains or is submitted."""
+    config = cell.config
+    data = make_one_class(splits, config.data.normal_class, config.data.val_fraction, config.data.val_novel,
+                          config.data.known_anomalies, config.data.known_anomaly_seed)
+    check_epoch_selection(config, data)
+    config = resolve_run_config(config, data)
+    model_config = resolve_model_config(config.model, config.data.name, config.model_args, data.in_channels, data.image_size)
+    check_score_weight_split(create_model(config.model, model_config), data)
+
+
+def plan_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
+                  command: str, tag: str | None = None, echo=print) -> tuple[Grid, object]:
+    """The cells of ``classes`` x ``seeds`` not yet in the table, after every check that can fail
+    before training (classes, table selection, the model's options); returns the grid and the loaded
+    dataset splits."""
     label = dataset_label(base.data.name, base.data.root, base.data.folder)
     if tag is None:  # results of another variant or negatives setting go to their own table
         tag = label + (f"-{base.data.variant}" if base.data.name == "coco32" else "")
         tag += f"-oe-{base.data.outlier_exposure.split(':')[0]}" if base.data.outlier_exposure else ""
         tag += f"-known{base.data.known_anomalies}" if base.data.known_anomalies else ""
         tag += "-valsel" if base.train.select_epoch == "validation" else ""
-    results_dir = Path(results_dir)
-    device = resolve_device(base.train.device)
-    csv_path = results_table_path(results_dir, label, tag, base.model)
+    csv_path = results_table_path(Path(results_dir), label, tag, base.model).absolute()
     splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant,
                          base.data.folder)
     check_classes(classes, splits.class_names, tag)
@@ -116,40 +166,62 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
     if other:  # one table, one way of choosing the model: its means must not mix them
         raise UserError(f"{csv_path} holds rows whose model is the {other[0]}, not the {selection}; "
                         f"pass another --tag (e.g. {tag}-valsel) for this selection")
-    failures = []
+    if base.data.root:  # workers in other processes or on other nodes: no relative paths
+        base = dataclasses.replace(base, data=dataclasses.replace(base.data, root=str(Path(base.data.root).absolute())))
+    cells = []
     for normal_class in classes:
         for seed in seeds:
-            if _is_done(read_rows(csv_path), tag, base.model, normal_class, seed, base.train.epochs):
-                echo(f"skip {tag} {base.model} class {normal_class} seed {seed}: already in {csv_path}")
-                continue
-            config = dataclasses.replace(
-                base,
-                data=dataclasses.replace(base.data, normal_class=normal_class),
-                train=dataclasses.replace(base.train, seed=seed),
-            )
-            data = make_one_class(splits, normal_class, config.data.val_fraction, config.data.val_novel,
-                                  config.data.known_anomalies, config.data.known_anomaly_seed)
-            cell = f"class{normal_class}_seed{seed}_e{base.train.epochs}" + ("_valsel" if selection != LAST_EPOCH else "")
-            run_dir = Path(runs_dir) / f"{tag}_{base.model}" / cell
-            cell_keys = {"dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed, "epochs": base.train.epochs}
-            try:
-                with run_folder_lock(run_dir):  # the cell's claim: another runner on this tag skips it
-                    if _is_done(read_rows(csv_path), tag, base.model, normal_class, seed, base.train.epochs):
-                        echo(f"skip {tag} {base.model} class {normal_class} seed {seed}: finished by another runner")
-                        continue
-                    echo(f"train {tag} {base.model} class {normal_class} seed {seed} -> {run_dir}")
-                    row, metrics = _run_cell(config, data, run_dir, cell_keys, selection, command, device, progress, echo)
-                    if not append_row(csv_path, row, splits.class_names, dataset=base.data.name, metrics=metrics):
-                        echo(f"  class {normal_class} seed {seed} was already in {csv_path}; its row is kept")
-            except RunFolderInUse:
-                echo(f"skip {tag} {base.model} class {normal_class} seed {seed}: another runner is training it in {run_dir}")
-            except CellFailed as error:
-                failures.append(f"class {normal_class} seed {seed}")
-                record_failure(csv_path, cell_keys, str(error), splits.class_names, dataset=base.data.name)
-                echo(f"  FAILED class {normal_class} seed {seed}: {error}")
+            config = dataclasses.replace(base, data=dataclasses.replace(base.data, normal_class=normal_class),
+                                         train=dataclasses.replace(base.train, seed=seed))
+            name = f"class{normal_class}_seed{seed}_e{base.train.epochs}" + ("_valsel" if selection != LAST_EPOCH else "")
+            keys = {"dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed, "epochs": base.train.epochs}
+            cell = Cell(config, (Path(runs_dir) / f"{tag}_{base.model}" / name).absolute(), csv_path, keys, selection, command)
+            if is_done(cell):
+                echo(f"skip {cell.label}: already in {csv_path}")
+            else:
+                cells.append(cell)
+    if cells:
+        check_cell_builds(cells[0], splits)
+    return Grid(cells, csv_path, tuple(splits.class_names), base.data.name), splits
+
+
+def record_row(grid: Grid, cell: Cell, row: dict, metrics: dict, echo=print) -> None:
+    if not append_row(grid.csv_path, row, grid.class_names, dataset=grid.dataset, metrics=metrics):
+        echo(f"  {cell.label} was already in {grid.csv_path}; its row is kept")
+
+
+def record_cell_failure(grid: Grid, cell: Cell, reason: str) -> None:
+    record_failure(grid.csv_path, cell.keys, reason, grid.class_names, dataset=grid.dataset)
+
+
+def raise_for_failures(grid: Grid, failures: list[Cell]) -> None:
     if failures:
-        raise UserError(f"{len(failures)} cell(s) failed ({', '.join(failures)}); the others are in {csv_path}; "
-                        f"reasons in {failures_path(csv_path)}")
-    return csv_path
+        names = ", ".join(f"class {c.keys['normal_class']} seed {c.keys['seed']}" for c in failures)
+        raise UserError(f"{len(failures)} cell(s) failed ({names}); the others are in {grid.csv_path}; "
+                        f"reasons in {failures_path(grid.csv_path)}")
 
 
+def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
+                 command: str, tag: str | None = None, progress: bool = True, echo=print) -> Path:
+    """Train and evaluate each missing (class, seed) cell in this process, one after another;
+    returns the CSV path, ``results_dir/<dataset>/<tag>_<model>.csv`` (``results_table_path``).
+    ``protocol/distributed.py`` runs the same grid as Ray tasks."""
+    grid, splits = plan_protocol(base, classes, seeds, results_dir, runs_dir, command, tag, echo)
+    failures = []
+    for cell in grid.cells:
+        try:
+            with run_folder_lock(cell.run_dir):  # the cell's claim: another runner on this tag skips it
+                if is_done(cell):
+                    echo(f"skip {cell.label}: finished by another runner")
+                    continue
+                echo(f"train {cell.label} -> {cell.run_dir}")
+                row, metrics = run_cell(cell, splits, progress, echo)
+                record_row(grid, cell, row, metrics, echo)
+        except RunFolderInUse:
+            echo(f"skip {cell.label}: another runner is training it in {cell.run_dir}")
+        except CellFailed as error:
+            failures.append(cell)
+            record_cell_failure(grid, cell, str(error))
+            echo(f"  FAILED {cell.label}: {error}")
+    raise_for_failures(grid, failures)
+    return grid.csv_path
