@@ -93,7 +93,8 @@ def ray_session(resources: Resources) -> Iterator[object]:
     else:
         import torch
         gpus = torch.cuda.device_count() if resources.gpus_per_cell else 0
-        ray.init(num_cpus=max(1, round(resources.jobs * resources.cpus_per_cell)), num_gpus=gpus,
+        # "local": a new instance for this run, even when another one runs on this machine
+        ray.init(address="local", num_cpus=max(1, round(resources.jobs * resources.cpus_per_cell)), num_gpus=gpus,
                  include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield ray

@@ -5,6 +5,9 @@ One cluster serves the whole module; its teardown checks that no Ray process out
 import dataclasses
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -15,12 +18,13 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from attn_ocgan.cli import main  # noqa: E402
+from attn_ocgan.errors import UserError  # noqa: E402
 from attn_ocgan.protocol import distributed  # noqa: E402
 from attn_ocgan.protocol.distributed import Resources, run_protocol_on_ray  # noqa: E402
 from attn_ocgan.protocol.runner import run_protocol  # noqa: E402
 from attn_ocgan.protocol.sweep import read_sweep, run_sweep  # noqa: E402
 from attn_ocgan.protocol.tables import failures_path, read_rows  # noqa: E402
-from tests.conftest import SMALL_MODEL_ARGS  # noqa: E402
+from tests.conftest import REPO, SMALL_MODEL_ARGS  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 
@@ -79,6 +83,43 @@ def test_cluster_grid_gives_the_in_process_rows(cluster, base_config, tmp_path):
     assert by_class["here"] == by_class["ray"] and len(by_class["ray"]) == 2  # same seeds, same AUCs, to the digit
     log = (tmp_path / "runs-ray" / "mnist5k_ocgan" / "class0_seed0_e1" / "cell.log").read_text()
     assert "epoch 1/1" in log and "AUC" in log  # the worker's lines stay in the run folder
+
+
+def test_a_cell_with_a_real_error_is_recorded_and_the_others_go_on(cluster, base_config, tmp_path):
+    broken = tmp_path / "runs" / "mnist5k_ocgan" / "class5_seed0_e1" / "checkpoints"
+    broken.mkdir(parents=True)
+    (broken / "last.pt").write_bytes(b"not a checkpoint")  # resuming it fails: a real error, never retried
+    with pytest.raises(UserError, match=r"1 cell\(s\) failed \(class 5 seed 0\)"):
+        run_protocol_on_ray(base_config, [5, 6], [0], tmp_path / "results", tmp_path / "runs", "cmd",
+                            Resources(address=cluster.address), progress=False, echo=lambda _: None)
+    csv_path = tmp_path / "results" / "mnist5k" / "mnist5k_ocgan.csv"
+    assert [int(r["normal_class"]) for r in read_rows(csv_path)] == [6]
+    (failure,) = [json.loads(line) for line in failures_path(csv_path).read_text().splitlines()]
+    assert failure["normal_class"] == 5 and "cannot read checkpoint" in failure["reason"] and "\n" not in failure["reason"]
+
+
+def test_ctrl_c_stops_the_grid_and_keeps_the_finished_rows(tmp_path):
+    """A local Ray instance (--jobs 1) in its own process: SIGINT after the first row."""
+    results = tmp_path / "results" / "mnist5k" / "mnist5k_ocgan.csv"
+    command = [sys.executable, "-m", "attn_ocgan.cli", "protocol", "--model", "ocgan", "--dataset", "mnist5k",
+               "--classes", "0-3", "--epochs", "1", "--batch-size", "64", "--eval-every", "0", "--device", "cpu",
+               "--model-arg", "generator_width=8", "--model-arg", "latent_channels=6", "--jobs", "1",
+               "--results", str(tmp_path / "results"), "--runs", str(tmp_path / "runs")]
+    driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not read_rows(results) and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+    assert read_rows(results), driver.communicate()[0][-2000:]
+    before = psutil.Process(driver.pid).children(recursive=True)
+    driver.send_signal(signal.SIGINT)
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, output[-2000:]
+    rows = read_rows(results)
+    assert 1 <= len(rows) < 4 and len({r["normal_class"] for r in rows}) == len(rows)  # kept, none twice
+    assert "stopped:" in output and "every finished row is in" in output
+    _, alive = psutil.wait_procs([p for p in before if p.is_running()], timeout=30)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], "the local Ray instance outlived the driver"
 
 
 def test_a_node_removed_mid_grid_loses_no_cell(cluster, base_config, tmp_path):
