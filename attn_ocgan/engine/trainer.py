@@ -68,9 +68,11 @@ def resolve_run_config(config: RunConfig, data: OneClassData) -> RunConfig:
 RESUMABLE_CHANGES = ("epochs", "threads", "device")
 
 
-def _same_run(saved: dict, wanted: dict) -> bool:
+def _same_run(saved: dict, wanted: dict, finished: bool = False) -> bool:
     """A resume may extend the epochs or move to other hardware; everything else must match the saved run.
-    Keys a newer version added take their defaults in the saved config (they did not exist then)."""
+    Keys a newer version added take their defaults in the saved config (they did not exist then).
+    ``finished``: the saved run has every wanted epoch and the last one is wanted, so a run trained
+    with ``--select-epoch validation`` serves as its last-epoch run too (no epoch is trained again)."""
     saved, wanted = run_config_from_dict(saved, where="checkpoint config").to_dict(), dict(wanted)
     saved_args = saved["model_args"]
     if "in_channels" in saved_args and "image_size" in saved_args:  # a resolved run config (every trainer run)
@@ -82,8 +84,9 @@ def _same_run(saved: dict, wanted: dict) -> bool:
         except UserError:  # an option this version no longer has: not the same run
             return False
         saved["model_args"] = dataclasses.asdict(resolved)
-    saved["train"] = {k: v for k, v in saved["train"].items() if k not in RESUMABLE_CHANGES}
-    wanted["train"] = {k: v for k, v in wanted["train"].items() if k not in RESUMABLE_CHANGES}
+    free = RESUMABLE_CHANGES + (("select_epoch",) if finished else ())
+    saved["train"] = {k: v for k, v in saved["train"].items() if k not in free}
+    wanted["train"] = {k: v for k, v in wanted["train"].items() if k not in free}
     return saved == wanted
 
 
@@ -176,7 +179,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     trace: list[dict] = []  # --select-epoch validation: validation_record per epoch
     if resume and last.is_file():
         payload = read_checkpoint(last)
-        if not _same_run(payload["config"], config.to_dict()):
+        finished = int(payload["epoch"]) == config.train.epochs and config.train.select_epoch == "last"
+        if not _same_run(payload["config"], config.to_dict(), finished):
             raise UserError(f"--resume: {last} was trained with a different configuration; use another --out folder")
         start_epoch = int(payload["epoch"])
         train_seconds = float(payload["extra"].get("train_seconds", 0.0))

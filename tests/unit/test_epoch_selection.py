@@ -127,6 +127,21 @@ def test_protocol_evaluates_the_chosen_epoch_and_keeps_selections_in_separate_ta
     assert len(read_rows(csv_path)) == 1
 
 
+def test_a_finished_validation_run_serves_as_its_last_epoch_run_without_training(tmp_path, monkeypatch):
+    _scripted_validation_auc(monkeypatch, [0.8, 0.7])
+    trainer_module.train(_config(epochs=2), tmp_path / "run", progress=False)
+    before = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    last = dataclasses.replace(_config(epochs=2), train=dataclasses.replace(_config(epochs=2).train, select_epoch="last"))
+    result = trainer_module.train(last, tmp_path / "run", resume=True, progress=False)
+    assert result["selected_checkpoint"] == result["checkpoint"] and result["selected_epoch"] == 2
+    after = read_checkpoint(result["checkpoint"])
+    assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])  # nothing trained
+    # more epochs would train under the other selection: a different run, refused
+    longer = dataclasses.replace(last, train=dataclasses.replace(last.train, epochs=3))
+    with pytest.raises(UserError, match="different configuration"):
+        trainer_module.train(longer, tmp_path / "run", resume=True, progress=False)
+
+
 def test_runs_saved_before_the_selection_keys_existed_still_resume():
     wanted = _config().to_dict()
     wanted["train"]["select_epoch"], wanted["data"]["val_novel"] = "last", 2000  # the defaults
