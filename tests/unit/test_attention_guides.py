@@ -8,8 +8,8 @@ import torch
 from attn_ocgan.config import TrainConfig
 from attn_ocgan.errors import UserError
 from attn_ocgan.models.attn_ocgan import AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
-from attn_ocgan.models.attn_ocgan.loss import (MaskRegularisers, RotationAttentionLoss, cut_paste, extended_log_barrier, quarter_turn,
-                                               random_rotations, rotate, total_variation)
+from attn_ocgan.models.attn_ocgan.loss import MaskRegularisers, RotationAttentionLoss, cut_paste, extended_log_barrier, total_variation
+from attn_ocgan.models.components.rotations import quarter_turn, random_rotations, rotate
 from attn_ocgan.models.components import ConvCritic
 from tests.unit.test_attention import SMALL, images
 

@@ -36,7 +36,8 @@ def test_round_trip_rebuilds_the_model_from_the_file_alone(tmp_path, name):
     assert payload["epoch"] == 3
     restored_config, restored = model_from_checkpoint(payload)
     assert restored_config == config
-    assert restored.config == model.config and restored.config.generator_width == 8
+    assert restored.config == model.config  # the tiny test arguments survive the file:
+    assert all(getattr(restored.config, key) == value for key, value in SMALL_MODEL_ARGS[name].items())
     images = torch.rand(4, 1, 32, 32) * 2 - 1
     torch.testing.assert_close(restored.score(images), model.eval().score(images))
 

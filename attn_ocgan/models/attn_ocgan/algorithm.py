@@ -23,10 +23,11 @@ from ...layers import init_dcgan_weights
 from ...layers.attention import apply_mask
 from ..base import Algorithm, adam
 from ..components import evaluating
+from ..components.rotations import random_rotations
 from ..ocgan.algorithm import OCGANAlgorithm
 from ..ocgan.mining import mine_informative_negatives
 from .config import AttnOCGANConfig
-from .loss import AttentionLoss, MaskRegularisers, RotationAttentionLoss, cut_paste, patch_shuffle, random_rotations
+from .loss import AttentionLoss, MaskRegularisers, RotationAttentionLoss, cut_paste, patch_shuffle
 from .torch_model import AttnOCGAN
 
 N_GRID_IMAGES = 8

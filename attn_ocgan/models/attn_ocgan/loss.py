@@ -36,38 +36,6 @@ def patch_shuffle(images: torch.Tensor, patch: int, generator: torch.Generator |
     return out
 
 
-ROTATIONS = 4  # quarter turns 0, 90, 180, 270 degrees
-
-
-def quarter_turn(images: torch.Tensor, turns: int) -> torch.Tensor:
-    """``torch.rot90(images, turns, dims=(2, 3))`` written with flips and a transpose, which every
-    exporter knows (ONNX has no rot90). (B, C, H, W) -> (B, C, W, H)."""
-    turns %= ROTATIONS
-    if turns == 1:
-        return images.transpose(2, 3).flip(2)
-    if turns == 2:
-        return images.flip(2).flip(3)
-    if turns == 3:
-        return images.transpose(2, 3).flip(3)
-    return images
-
-
-def rotate(images: torch.Tensor, quarter_turns: torch.Tensor) -> torch.Tensor:
-    """Each image (B, C, H, W) turned counter-clockwise by ``quarter_turns`` (B,) x 90 degrees."""
-    out = torch.empty_like(images)
-    for k in range(ROTATIONS):
-        chosen = quarter_turns == k
-        if chosen.any():
-            out[chosen] = torch.rot90(images[chosen], k, dims=(2, 3))
-    return out
-
-
-def random_rotations(images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rotated images, their quarter-turn labels (B,) in 0..3), labels drawn uniformly."""
-    labels = torch.randint(ROTATIONS, (len(images),), generator=generator).to(images.device)
-    return rotate(images, labels), labels
-
-
 def cut_paste(images: torch.Tensor, generator: torch.Generator | None = None, min_share: float = 0.15,
               max_share: float = 0.35) -> tuple[torch.Tensor, torch.Tensor]:
     """CutPaste pseudo-anomalies (Li et al., CVPR 2021): a square patch of each image, side a

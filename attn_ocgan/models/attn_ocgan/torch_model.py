@@ -2,27 +2,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ...layers import init_dcgan_weights
 from ...layers.attention import AttentionMapGenerator, apply_mask
 from ..components import ConvCritic, evaluating
+from ..components.rotations import ROTATIONS, UprightEvidence, rotation_nll
 from ..ocgan.torch_model import OCGAN
 from .config import AttnOCGANConfig
-from .loss import ROTATIONS, quarter_turn
-
-
-class UprightEvidence(torch.nn.Module):
-    """A rotation guide as one logit per image for Grad-CAM: the log-probability it gives to
-    "not rotated". ``features`` is the guide's, so Grad-CAM targets the same layer."""
-
-    def __init__(self, guide: ConvCritic):
-        super().__init__()
-        self.guide = guide
-        self.features = guide.features
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(self.guide(images), dim=1)[:, 0]
 
 
 GAN_COMPONENTS = ("first_gan", "masked_gan")  # reconstruction errors of the first GAN on x, the masked GAN on x * M
@@ -165,14 +151,8 @@ class AttnOCGAN(OCGAN):
 
     def rotation_nll(self, images: torch.Tensor) -> torch.Tensor:
         """(B,): the rotation guide's negative log-likelihood of the true quarter turn, averaged over
-        the four turns of each image (GeoTrans-style evidence: normal images are the ones whose
-        orientation the guide recognises). Call in eval mode."""
-        total = torch.zeros_like(images[:, 0, 0, 0])  # (B,), shaped from the input: exports trace it per batch
-        for turns in range(ROTATIONS):
-            logits = self.guide(quarter_turn(images, turns))
-            labels = torch.full_like(images[:, 0, 0, 0], turns, dtype=torch.long)
-            total = total + F.cross_entropy(logits, labels, reduction="none")
-        return total / ROTATIONS
+        the four turns of each image (``components.rotations.rotation_nll``). Call in eval mode."""
+        return rotation_nll(self.guide, images)
 
     @property
     def score_name(self) -> str:
