@@ -69,7 +69,8 @@ RESUMABLE_CHANGES = ("epochs", "threads", "device")
 
 
 def _same_run(saved: dict, wanted: dict, finished: bool = False) -> bool:
-    """A resume may extend the epochs or move to other hardware; everything else must match the saved run.
+    """A resume may extend the epochs, move to other hardware or find the data at another path (e.g. a
+    relative root made absolute for Ray workers); everything else must match the saved run.
     Keys a newer version added take their defaults in the saved config (they did not exist then).
     ``finished``: the saved run has every wanted epoch and the last one is wanted, so a run trained
     with ``--select-epoch validation`` serves as its last-epoch run too (no epoch is trained again)."""
@@ -85,8 +86,9 @@ def _same_run(saved: dict, wanted: dict, finished: bool = False) -> bool:
             return False
         saved["model_args"] = dataclasses.asdict(resolved)
     free = RESUMABLE_CHANGES + (("select_epoch",) if finished else ())
-    saved["train"] = {k: v for k, v in saved["train"].items() if k not in free}
-    wanted["train"] = {k: v for k, v in wanted["train"].items() if k not in free}
+    for config in (saved, wanted):
+        config["train"] = {k: v for k, v in config["train"].items() if k not in free}
+        config["data"] = {k: v for k, v in config["data"].items() if k != "root"}  # the same images, found elsewhere
     return saved == wanted
 
 

@@ -148,6 +148,8 @@ def test_runs_saved_before_the_selection_keys_existed_still_resume():
     older = {**wanted, "train": dict(wanted["train"]), "data": dict(wanted["data"])}
     del older["train"]["select_epoch"], older["data"]["val_novel"]
     assert trainer_module._same_run(older, wanted)
+    moved = {**wanted, "data": {**wanted["data"], "root": "/elsewhere/data"}}  # the same images at another path
+    assert trainer_module._same_run(older, moved)
     assert not trainer_module._same_run(older, {**wanted, "train": {**wanted["train"], "select_epoch": "validation"}})
 
 
