@@ -115,7 +115,7 @@ def common_options(function):
     return _options(function, [
         click.option("--config", "config_file", type=click.Path(dir_okay=False),
                      help="YAML file with sections model/data/train/model_args (e.g. configs/ablation/*.yaml)."),
-        click.option("--model", default=None, help="Registered model: attn-ocgan (default), ocgan, ganomaly, skip-ganomaly, anogan, fanogan."),
+        click.option("--model", default=None, help="Registered model: attn-ocgan (default), ocgan, ganomaly, skip-ganomaly, anogan, fanogan, rotnet."),
         click.option("--dataset", default=None,
                      help="mnist5k (embedded, default), mnist, fashion-mnist, cifar10, folder, coco32."),
         click.option("--data-root", default=None,

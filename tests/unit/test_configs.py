@@ -5,7 +5,8 @@ from attn_ocgan.config import load_config_file, run_config_from_dict
 from attn_ocgan.registry import resolve_model_config
 from tests.conftest import REPO
 
-CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+SWEEPS = sorted((REPO / "configs" / "sweeps").glob("*.yaml"))  # sweep files (attn-ocgan sweep), not run configurations
+CONFIGS = sorted(set((REPO / "configs").rglob("*.yaml")) - set(SWEEPS))
 
 
 def test_there_are_configs():
@@ -19,3 +20,11 @@ def test_config_loads_and_resolves(path):
     resolved = resolve_model_config(config.model, config.data.name, config.model_args, channels, config.data.size)
     for key, value in config.model_args.items():
         assert getattr(resolved, key) == value, f"{path}: model_args {key} did not reach the model config"
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+def test_sweep_files_read_whole(path):
+    from attn_ocgan.protocol.sweep import read_sweep
+
+    spec = read_sweep(path)  # keys, distributions, and a model built from the first value of each
+    assert spec.search and spec.base.train.select_epoch == "validation"
