@@ -492,8 +492,9 @@ def localize(checkpoints, data_root, variant, split, head, out, device):
               help="Markdown table to write; a .png with per-class AUCs is written beside it.")
 @click.option("--tags", default="*", show_default=True,
               help="Only tables whose tag matches this glob (e.g. 'cifar10-jpeg*' for the ablation tables).")
-@click.option("--exclude-tags", default="*-abl-*", show_default=True,
-              help="Leave out tables whose tag matches this glob ('' keeps all; the default drops ablation settings).")
+@click.option("--exclude-tags", default="*-abl-*,*-proxy-*", show_default=True,
+              help="Leave out tables whose tag matches one of these comma-separated globs ('' keeps all; the default "
+                   "drops ablation settings and proxy-sweep cells).")
 @click.option("--models", default=None, help="Only these models, comma-separated (default: every model found).")
 @click.option("--title", default="Comparison: every model on protocol 2", show_default=True, help="Heading of the table.")
 def compare(results_dir, datasets, out, tags, exclude_tags, models, title):

@@ -18,7 +18,7 @@ from ..reference import CLASS_NAMES, PAPER_ROWS, is_floor, without_measured_floo
 from ..utils.io import atomic_write_text
 from .tables import SPREAD_NOTE, read_rows, row_selection, seed_cell
 
-MODEL_ORDER = ("ocgan", "attn-ocgan", "ganomaly", "skip-ganomaly", "anogan", "fanogan", "pixel-knn", "pixel-pca")
+MODEL_ORDER = ("ocgan", "attn-ocgan", "rotnet", "ganomaly", "skip-ganomaly", "anogan", "fanogan", "pixel-knn", "pixel-pca")
 CSV_NAME = re.compile(r"^(?P<tag>.+)_(?P<model>[a-z0-9-]+)\.csv$")
 
 
@@ -45,20 +45,20 @@ def belongs_to(tag: str, dataset: str) -> bool:
     return tag.startswith(dataset)
 
 
-ABLATION_TAGS = "*-abl-*"  # tags of ablation settings (tools/device_protocols.sh): left out of the main table
+ABLATION_TAGS = "*-abl-*,*-proxy-*"  # ablation settings and proxy cells (by-products of a sweep): left out of the main table
 
 
 def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tuple[str, ...] | None = None,
                   exclude: str = ABLATION_TAGS) -> list[MeasuredRow]:
     """Every protocol table of this dataset family whose tag matches the glob ``tags`` but not the glob
-    ``exclude`` (and whose model is in ``models``, if given), ordered by model (``MODEL_ORDER``, then
+    ``exclude`` (comma-separated globs; and whose model is in ``models``, if given), ordered by model (``MODEL_ORDER``, then
     any other) then tag."""
     rows = []
     for path in sorted(Path(results_dir).glob("**/*_*.csv")):  # results/<dataset>/<tag>_<model>.csv
         match = CSV_NAME.match(path.name)
         if not match or not belongs_to(match["tag"], dataset) or not fnmatch.fnmatchcase(match["tag"], tags):
             continue
-        if exclude and fnmatch.fnmatchcase(match["tag"], exclude):
+        if exclude and any(fnmatch.fnmatchcase(match["tag"], glob.strip()) for glob in exclude.split(",") if glob.strip()):
             continue
         if models is not None and match["model"] not in models:
             continue
