@@ -12,7 +12,8 @@ from ..engine.device import resolve_device
 from ..engine.evaluation import NonFiniteScores, evaluate_model
 from ..engine.run_folder import RunFolderInUse, run_folder_lock
 from ..engine.thresholds import parse_threshold, resolve_threshold
-from ..engine.trainer import TrainingDiverged, check_epoch_selection, check_score_weight_split, resolve_run_config, selection_description, train
+from ..engine.trainer import (TrainingDiverged, check_epoch_selection, check_score_weight_split, resolve_run_config,
+                              selection_description, train)
 from ..registry import create_model, resolve_model_config
 from ..errors import UserError
 from ..utils.environment import machine_description
@@ -97,6 +98,12 @@ class Grid:
     dataset: str  # the data config's name (tables show its published rows)
 
 
+def _cell_data(config: RunConfig, splits):
+    """The cell's one-class split (its normal class, validation hold-out and known anomalies)."""
+    return make_one_class(splits, config.data.normal_class, config.data.val_fraction, config.data.val_novel,
+                          config.data.known_anomalies, config.data.known_anomaly_seed)
+
+
 def run_cell(cell: Cell, splits=None, progress: bool = True, echo=print, on_epoch=None) -> tuple[dict, dict]:
     """Train (or resume) and evaluate one cell in its run folder; returns its table row and metrics.
     ``splits``: the dataset, already loaded (a worker elsewhere loads it from the cell's config);
@@ -105,8 +112,7 @@ def run_cell(cell: Cell, splits=None, progress: bool = True, echo=print, on_epoc
     if splits is None:
         splits = load_splits(config.data.name, config.data.root, config.data.size, config.data.download,
                              config.data.variant, config.data.folder)
-    data = make_one_class(splits, config.data.normal_class, config.data.val_fraction, config.data.val_novel,
-                          config.data.known_anomalies, config.data.known_anomaly_seed)
+    data = _cell_data(config, splits)
     device = resolve_device(config.train.device)
     result = train(config, cell.run_dir, resume=True, overwrite=True, data=data, progress=progress, on_epoch=on_epoch)
     payload = read_checkpoint(result["selected_checkpoint"])
@@ -138,8 +144,7 @@ def check_cell_builds(cell: Cell, splits) -> None:
     """Build the cell's data split and model once, so a bad option (an unknown model argument, a
     selection without a validation split) is a one-line error before any cell trains or is submitted."""
     config = cell.config
-    data = make_one_class(splits, config.data.normal_class, config.data.val_fraction, config.data.val_novel,
-                          config.data.known_anomalies, config.data.known_anomaly_seed)
+    data = _cell_data(config, splits)
     check_epoch_selection(config, data)
     config = resolve_run_config(config, data)
     model_config = resolve_model_config(config.model, config.data.name, config.model_args, data.in_channels, data.image_size)

@@ -27,8 +27,6 @@ import io
 import json
 from pathlib import Path
 
-import yaml
-
 from ..config import RunConfig, load_config_file, run_config_from_dict
 from ..data import load_one_class
 from ..engine.checkpoint import model_from_checkpoint, read_checkpoint
@@ -77,6 +75,8 @@ def read_sweep(path: Path) -> SweepSpec:
     if base.data.val_fraction == 0:
         base = run_config_from_dict({"data": {"val_fraction": 0.1}}, base)
     base = run_config_from_dict({"train": {"select_epoch": "validation"}}, base)
+    if base.data.root:  # Tune runs each trial in its own folder: no relative data path
+        base = run_config_from_dict({"data": {"root": str(Path(base.data.root).absolute())}}, base)
     probe = base
     for key, spec in raw["search"].items():
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
