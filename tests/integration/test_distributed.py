@@ -18,6 +18,7 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from attn_ocgan.cli import main  # noqa: E402
+from attn_ocgan.config import DataConfig, RunConfig, TrainConfig  # noqa: E402
 from attn_ocgan.errors import UserError  # noqa: E402
 from attn_ocgan.protocol import distributed  # noqa: E402
 from attn_ocgan.protocol.distributed import Resources, run_protocol_on_ray  # noqa: E402
@@ -62,10 +63,24 @@ def cluster():
         assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], f"Ray processes outlived the tests: {alive}"
 
 
+def _base_config():
+    """Tiny OCGAN cells on mnist5k: what the CLI commands of these tests build too."""
+    return RunConfig(model="ocgan", data=DataConfig(name="mnist5k"), model_args=dict(SMALL_MODEL_ARGS["ocgan"]),
+                     train=TrainConfig(epochs=1, batch_size=64, seed=0, threads=1, eval_every=0, device="cpu"))
+
+
 @pytest.fixture
-def base_config(tiny_config):
-    return dataclasses.replace(tiny_config, model_args=dict(SMALL_MODEL_ARGS["ocgan"]),
-                               train=dataclasses.replace(tiny_config.train, threads=1, eval_every=0, device="cpu"))
+def base_config():
+    return _base_config()
+
+
+@pytest.fixture(scope="module")
+def in_process_aucs(tmp_path_factory):
+    """Classes 0 and 1 trained by the in-process runner: the rows every Ray run must reproduce."""
+    folder = tmp_path_factory.mktemp("in-process")
+    path = run_protocol(_base_config(), [0, 1], [0], folder / "results", folder / "runs", "cmd", progress=False,
+                        echo=lambda _: None)
+    return {r["normal_class"]: r["auc"] for r in read_rows(path)}
 
 
 def test_every_ray_server_listens_on_loopback_only(cluster):
@@ -75,12 +90,11 @@ def test_every_ray_server_listens_on_loopback_only(cluster):
     assert listening and all(c.laddr.ip in LOOPBACK for c in listening), listening
 
 
-def test_cluster_grid_gives_the_in_process_rows(cluster, base_config, tmp_path):
-    here = run_protocol(base_config, [0, 1], [0], tmp_path / "here", tmp_path / "runs-here", "cmd", progress=False, echo=lambda _: None)
+def test_cluster_grid_gives_the_in_process_rows(cluster, base_config, in_process_aucs, tmp_path):
     there = run_protocol_on_ray(base_config, [0, 1], [0], tmp_path / "ray", tmp_path / "runs-ray", "cmd",
                                 Resources(address=cluster.address), progress=False, echo=lambda _: None)
-    by_class = {side: {r["normal_class"]: r["auc"] for r in read_rows(path)} for side, path in (("here", here), ("ray", there))}
-    assert by_class["here"] == by_class["ray"] and len(by_class["ray"]) == 2  # same seeds, same AUCs, to the digit
+    assert {r["normal_class"]: r["auc"] for r in read_rows(there)} == in_process_aucs  # same seeds, same AUCs, to the digit
+    assert len(in_process_aucs) == 2
     log = (tmp_path / "runs-ray" / "mnist5k_ocgan" / "class0_seed0_e1" / "cell.log").read_text()
     assert "epoch 1/1" in log and "AUC" in log  # the worker's lines stay in the run folder
 
@@ -98,8 +112,8 @@ def test_a_cell_with_a_real_error_is_recorded_and_the_others_go_on(cluster, base
     assert failure["normal_class"] == 5 and "cannot read checkpoint" in failure["reason"] and "\n" not in failure["reason"]
 
 
-def test_ctrl_c_stops_the_grid_and_keeps_the_finished_rows(tmp_path):
-    """A local Ray instance (--jobs 1) in its own process: SIGINT after the first row."""
+def test_ctrl_c_stops_the_grid_and_keeps_the_finished_rows(in_process_aucs, tmp_path):
+    """A local Ray instance (--jobs 1) in its own process: its rows are the in-process ones; SIGINT after the first row."""
     results = tmp_path / "results" / "mnist5k" / "mnist5k_ocgan.csv"
     command = [sys.executable, "-m", "attn_ocgan.cli", "protocol", "--model", "ocgan", "--dataset", "mnist5k",
                "--classes", "0-3", "--epochs", "1", "--batch-size", "64", "--eval-every", "0", "--device", "cpu",
@@ -117,6 +131,7 @@ def test_ctrl_c_stops_the_grid_and_keeps_the_finished_rows(tmp_path):
     assert driver.returncode == 130, output[-2000:]
     rows = read_rows(results)
     assert 1 <= len(rows) < 4 and len({r["normal_class"] for r in rows}) == len(rows)  # kept, none twice
+    assert all(r["auc"] == in_process_aucs[r["normal_class"]] for r in rows if r["normal_class"] in in_process_aucs)
     assert "stopped:" in output and "every finished row is in" in output
     _, alive = psutil.wait_procs([p for p in before if p.is_running()], timeout=30)
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], "the local Ray instance outlived the driver"
