@@ -285,12 +285,12 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
     fixed_test = {group: data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:N_FIXED_TEST_IMAGES]].to(device)
                   for group, is_novel in (("test_normal", 0), ("test_novel", 1))}
 
-    progress_key = algorithm.progress_loss
-    progress_name = progress_key.rsplit("/", 1)[-1]
     with SummaryWriter(log_dir=str(run_dir)) as writer:
         for epoch in range(start_epoch, config.train.epochs):
             started = time.perf_counter()
             algorithm.start_epoch(epoch)
+            progress_key = algorithm.progress_loss  # read per epoch: a recipe may change phase (f-AnoGAN's encoder epochs)
+            progress_name = progress_key.rsplit("/", 1)[-1]
             sums: dict[str, float] = {}
             n_steps = 0
             bar = tqdm(list(_batches(len(data.train), config.train.batch_size)), desc=f"epoch {epoch + 1}/{config.train.epochs}",

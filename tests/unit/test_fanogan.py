@@ -116,6 +116,11 @@ def test_encoder_phase_trains_the_encoder_alone():
     assert model.generator.training and model.critic.training  # modes restored
     torch.testing.assert_close(logs["encoder/izif"], logs["encoder/pixel"] + config.kappa * logs["encoder/feature"],
                                rtol=1e-5, atol=1e-7)
+    # the progress line follows the phase: the critic's distance, then the encoder's loss
+    algorithm.start_epoch(0)
+    assert algorithm.progress_loss == "critic/wasserstein"
+    algorithm.start_epoch(2)
+    assert algorithm.progress_loss == "encoder/izif" and algorithm.progress_loss in logs
 
 
 def test_score_is_the_pixel_residual_plus_kappa_times_the_feature_residual():

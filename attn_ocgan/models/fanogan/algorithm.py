@@ -32,7 +32,16 @@ def frozen(*modules: nn.Module):
 
 
 class FAnoGANAlgorithm(Algorithm):
-    progress_loss = "critic/wasserstein"  # WGAN-GP's estimate of the distance; encoder epochs log encoder/izif
+    epoch = 0  # the epoch start_epoch last announced: which phase the progress line shows
+
+    @property
+    def progress_loss(self) -> str:
+        """WGAN-GP's estimate of the distance, then in the encoder epochs the izi_f loss."""
+        trains_gan, _ = self.phases(self.epoch)
+        return "critic/wasserstein" if trains_gan else "encoder/izif"
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __init__(self, model: FAnoGAN, config: FAnoGANConfig, train: TrainConfig):
         self.model = model
