@@ -170,13 +170,11 @@ def run_sweep(spec: SweepSpec, resources: Resources, runs_dir: Path, results_dir
 
 def _trial_row(result, spec: SweepSpec, trials_dir: Path) -> dict:
     frame = result.metrics_dataframe
-    params = {key: result.config[key] for key in spec.search}
-    row = {"trial": Path(result.path).name if result.path else "", "params": params, "best_val_auc": None,
-           "best_epoch": None, "epochs": 0, "error": None if result.error is None else str(result.error).strip().splitlines()[-1],
-           "test_auc": None}
-    trial_id = result.metrics.get("trial_id") if result.metrics else None
-    row["run_dir"] = str(trials_dir / trial_id) if trial_id else ""
-    row["trial"] = trial_id or row["trial"]
+    trial_id = (result.metrics or {}).get("trial_id")  # the run folder's name (_run_trial); absent if it never reported
+    row = {"trial": trial_id or (Path(result.path).name if result.path else ""),
+           "run_dir": str(trials_dir / trial_id) if trial_id else "",
+           "params": {key: result.config[key] for key in spec.search}, "best_val_auc": None, "best_epoch": None, "epochs": 0,
+           "error": None if result.error is None else str(result.error).strip().splitlines()[-1], "test_auc": None}
     if frame is not None and METRIC in frame and len(frame):
         best = frame[METRIC].idxmax()
         row.update(best_val_auc=float(frame[METRIC][best]), best_epoch=int(frame["epoch"][best]), epochs=int(frame["epoch"].max()))
