@@ -5,6 +5,9 @@ One cluster serves the whole module; its teardown checks that no Ray process out
 import dataclasses
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -22,7 +25,8 @@ from attn_ocgan.protocol.distributed import Resources, run_protocol_on_ray  # no
 from attn_ocgan.protocol.runner import run_protocol  # noqa: E402
 from attn_ocgan.protocol.sweep import read_sweep, run_sweep  # noqa: E402
 from attn_ocgan.protocol.tables import failures_path, read_rows  # noqa: E402
-from tests.conftest import SMALL_MODEL_ARGS  # noqa: E402
+from attn_ocgan.engine.run_folder import run_folder_lock  # noqa: E402
+from tests.conftest import REPO, SMALL_MODEL_ARGS  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 
@@ -107,6 +111,37 @@ def test_a_cell_with_a_real_error_is_recorded_and_the_others_go_on(cluster, base
     assert [int(r["normal_class"]) for r in read_rows(csv_path)] == [6]
     (failure,) = [json.loads(line) for line in failures_path(csv_path).read_text().splitlines()]
     assert failure["normal_class"] == 5 and "cannot read checkpoint" in failure["reason"] and "\n" not in failure["reason"]
+
+
+def test_ctrl_c_stops_the_grid_and_keeps_the_finished_rows(in_process_aucs, tmp_path):
+    """A local Ray instance (--jobs 2) in its own process. This test holds class 0's run-folder lock (as
+    another runner would), so that cell waits and the grid cannot end before SIGINT, which is sent on
+    the driver's first 'done' line: deterministic however fast the other cells are."""
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    command = [sys.executable, "-m", "attn_ocgan.cli", "protocol", "--model", "ocgan", "--dataset", "mnist5k",
+               "--classes", "0-3", "--epochs", "1", "--batch-size", "64", "--eval-every", "0", "--device", "cpu",
+               "--model-arg", "generator_width=8", "--model-arg", "latent_channels=6", "--jobs", "2",
+               "--results", str(results), "--runs", str(runs)]
+    with run_folder_lock(runs / "mnist5k_ocgan" / "class0_seed0_e1"):
+        driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  start_new_session=True)
+        seen = []
+        for line in driver.stdout:  # universal newlines: the bar's carriage returns end lines too
+            seen.append(line)
+            if line.startswith("done "):
+                break
+        assert seen and seen[-1].startswith("done "), "".join(seen)[-2000:]
+        before = psutil.Process(driver.pid).children(recursive=True)
+        driver.send_signal(signal.SIGINT)
+        output = "".join(seen) + driver.communicate(timeout=120)[0]
+    assert driver.returncode == 130, output[-2000:]
+    rows = read_rows(results / "mnist5k" / "mnist5k_ocgan.csv")
+    classes = [r["normal_class"] for r in rows]
+    assert 1 <= len(rows) <= 3 and "0" not in classes and len(set(classes)) == len(classes)  # kept, none twice
+    assert all(r["auc"] == in_process_aucs[r["normal_class"]] for r in rows if r["normal_class"] in in_process_aucs)
+    assert "stopped:" in output and "every finished row is in" in output
+    _, alive = psutil.wait_procs([p for p in before if p.is_running()], timeout=30)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], "the local Ray instance outlived the driver"
 
 
 def test_a_node_removed_mid_grid_loses_no_cell(cluster, base_config, tmp_path):
