@@ -10,8 +10,6 @@ blocks) and the ratio. Ray's start-up is inside the measured time, as a user see
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import statistics
 import tempfile
 import time
@@ -19,8 +17,7 @@ from pathlib import Path
 
 from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
 from attn_ocgan.protocol.distributed import Resources, run_protocol_on_ray
-from attn_ocgan.utils.environment import machine_description, script_command
-from attn_ocgan.utils.io import atomic_write_json
+from attn_ocgan.utils.environment import publish_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,13 +52,8 @@ def main(argv=None) -> dict:
               "blocks": args.blocks, "threads_per_cell": 1,
               "cells_per_hour": {f"jobs {jobs}": round(value, 1) for jobs, value in per_hour.items()},
               f"ratio_to_jobs_{reference}": {f"jobs {jobs}": round(value / per_hour[reference], 2) for jobs, value in per_hour.items()},
-              "seconds_per_block": {f"jobs {jobs}": [round(h * 3600, 1) for h in values] for jobs, values in hours.items()},
-              "machine": machine_description(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "command": script_command("benchmarks/grid_throughput.py", argv)}
-    if args.out:
-        atomic_write_json(args.out, result)
-    print(json.dumps(result))
-    return result
+              "seconds_per_block": {f"jobs {jobs}": [round(h * 3600, 1) for h in values] for jobs, values in hours.items()}}
+    return publish_benchmark(result, "benchmarks/grid_throughput.py", argv, args.out)
 
 
 if __name__ == "__main__":

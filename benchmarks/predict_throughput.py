@@ -13,8 +13,6 @@ the model, and the model's GFLOP/s as a fraction of this machine's sgemm. The mo
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import statistics
 import tempfile
 import time
@@ -29,8 +27,7 @@ from attn_ocgan.data import load_splits
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from attn_ocgan.engine.predict import collect_inputs, prepare_images, score_images, write_scores_csv
 from attn_ocgan.registry import create_model, resolve_model_config
-from attn_ocgan.utils.environment import machine_description, script_command
-from attn_ocgan.utils.io import atomic_write_json
+from attn_ocgan.utils.environment import publish_benchmark
 from train_throughput import sgemm_gflops  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,16 +100,11 @@ def main(argv=None) -> dict:
         "model_gflops": round(flops_per_image * len(images) / model_only / 1e9, 2),
         "sgemm_gflops": round(sgemm, 2),
         "model_fraction_of_sgemm": round(flops_per_image * len(images) / model_only / 1e9 / sgemm, 3),
-        "threads": torch.get_num_threads(), "repeats": args.repeats, "machine": machine_description(),
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": script_command("benchmarks/predict_throughput.py", argv),
+        "threads": torch.get_num_threads(), "repeats": args.repeats,
     }
     suffix_name = "" if args.model == "ocgan" else f"_{args.model}"
     out = args.out if args.out is not None else str(REPO / "results" / "speed" / f"predict_throughput{suffix_name}.json")
-    if out and not args.quick:
-        atomic_write_json(out, result)
-    print(json.dumps(result))
-    return result
+    return publish_benchmark(result, "benchmarks/predict_throughput.py", argv, None if args.quick else out)
 
 
 if __name__ == "__main__":

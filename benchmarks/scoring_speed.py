@@ -10,8 +10,6 @@ per model (median over blocks) and each model's speed relative to the last one.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import statistics
 import time
 from pathlib import Path
@@ -21,8 +19,7 @@ import torch
 from attn_ocgan.data import load_splits, make_one_class
 from attn_ocgan.engine.evaluation import compute_scores
 from attn_ocgan.registry import create_model, resolve_model_config
-from attn_ocgan.utils.environment import machine_description, script_command
-from attn_ocgan.utils.io import atomic_write_json
+from attn_ocgan.utils.environment import publish_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,13 +54,8 @@ def main(argv=None) -> dict:
     result = {"dataset": args.dataset, "images": len(images), "blocks": args.blocks, "threads": args.threads,
               "img_per_s": {name: round(value, 2) for name, value in medians.items()},
               f"speed_relative_to_{reference}": {name: round(value / medians[reference], 1) for name, value in medians.items()},
-              "img_per_s_per_block": {name: [round(v, 2) for v in values] for name, values in rates.items()},
-              "machine": machine_description(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "command": script_command("benchmarks/scoring_speed.py", argv)}
-    if args.out:
-        atomic_write_json(args.out, result)
-    print(json.dumps(result))
-    return result
+              "img_per_s_per_block": {name: [round(v, 2) for v in values] for name, values in rates.items()}}
+    return publish_benchmark(result, "benchmarks/scoring_speed.py", argv, args.out)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ and the process's peak RSS.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import resource
 import statistics
 import time
@@ -26,8 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from attn_ocgan.config import TrainConfig
 from attn_ocgan.data import load_splits, make_one_class
 from attn_ocgan.registry import create_algorithm, create_model, resolve_model_config
-from attn_ocgan.utils.environment import machine_description, script_command
-from attn_ocgan.utils.io import atomic_write_json
+from attn_ocgan.utils.environment import publish_benchmark
 from attn_ocgan.utils.timing import alternating_block_ratio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,16 +168,10 @@ def main(argv=None) -> dict:
         "epoch_seconds_before_mining": round(len(data.train) / early_rate, 1),
         "n_train_images": len(data.train),
         "threads": torch.get_num_threads(),
-        "machine": machine_description(),
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": script_command("benchmarks/train_throughput.py", argv),
         "quick": args.quick,
     }
     out = args.out if args.out is not None else str(REPO / "results" / "speed" / ("throughput.json" if args.model == "ocgan" else f"throughput_{args.model}.json"))
-    if out and not args.quick:
-        atomic_write_json(out, result)
-    print(json.dumps(result))
-    return result
+    return publish_benchmark(result, "benchmarks/train_throughput.py", argv, None if args.quick else out)
 
 
 if __name__ == "__main__":

@@ -40,3 +40,19 @@ def describe_device(device) -> str:
     if device.type == "cuda":
         return f"cuda {torch.cuda.get_device_name(device)}"
     return "cpu"
+
+
+def publish_benchmark(result: dict, script: str, argv: list[str] | None, out: str | None) -> dict:
+    """A benchmark's last step: ``result`` with the machine, the date and the re-runnable command added,
+    written atomically to ``out`` as JSON (unless ``out`` is empty) and printed as one JSON line."""
+    import datetime
+    import json
+
+    from .io import atomic_write_json
+
+    result = {**result, "machine": machine_description(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+              "command": script_command(script, argv)}
+    if out:
+        atomic_write_json(out, result)
+    print(json.dumps(result))
+    return result
