@@ -2,7 +2,8 @@
 
 The exported module takes uint8 images (B, C, H, W) of the trained size, maps them to [-1, 1] as the
 data loaders do (``to_unit_range``) and returns ``scores`` (B,), exactly ``model.score``, and
-``residual`` (B, 1, H, W), the squared error |x - reconstruct(x)|^2 averaged over channels. The model
+``residual`` (B, 1, H, W), the squared error |x - reconstruct(x)|^2 averaged over channels; a model
+without a reconstruction (``reconstruct`` returns None, e.g. rotnet) exports ``scores`` alone. The model
 is traced once in eval mode (weights and buffers such as the score statistics become constants) and
 the trace is checked against the model at another batch size before anything is written.
 A ``<out>.json`` sidecar describes the input and outputs.
@@ -29,16 +30,22 @@ ONNX_OPSET = 18
 
 
 class Scorer(nn.Module):
-    """uint8 images (B, C, H, W) -> (scores (B,), residual (B, 1, H, W)); wraps a model in eval mode."""
+    """uint8 images (B, C, H, W) -> (scores (B,), residual (B, 1, H, W)), or (scores,) when
+    ``with_residual`` is False (a model without a reconstruction); wraps a model in eval mode."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, with_residual: bool = True):
         super().__init__()
-        self.model = model.eval()
+        self.model, self.with_residual = model.eval(), with_residual
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = to_unit_range(images)
-        residual = (x - self.model.reconstruct(x)).pow(2).mean(1, keepdim=True)
-        return self.model.score(x), residual
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return _outputs(self.model, to_unit_range(images), self.with_residual)
+
+
+def _outputs(model: nn.Module, x: torch.Tensor, with_residual: bool) -> tuple[torch.Tensor, ...]:
+    """The exported outputs of images ``x`` in [-1, 1], computed by the model itself."""
+    if not with_residual:
+        return (model.score(x),)
+    return model.score(x), (x - model.reconstruct(x)).pow(2).mean(1, keepdim=True)
 
 
 def export_model(checkpoint: Path, out: Path, fmt: str, device: str = "cpu") -> Path:
@@ -65,23 +72,22 @@ def export_model(checkpoint: Path, out: Path, fmt: str, device: str = "cpu") -> 
 
     example = images(2, 0)
     with torch.no_grad():
-        if model.reconstruct(to_unit_range(example)) is None:
-            raise UserError(f"model '{config.model}' has no reconstruction, so there is no residual map to export; "
-                            "export a model whose reconstruct returns images")
-        traced = _trace(Scorer(model), example)
-        _check_trace(traced, model, images(3, 1), config.model)
+        with_residual = model.reconstruct(to_unit_range(example)) is not None
+        traced = _trace(Scorer(model, with_residual), example)
+        _check_trace(traced, model, images(3, 1), config.model, with_residual)
+    names = OUTPUT_NAMES if with_residual else OUTPUT_NAMES[:1]
 
     with atomic_path(out) as temporary, _quiet():
         if fmt == "torchscript":
             torch.jit.save(traced, str(temporary))
         else:
-            _export_onnx(traced, example, temporary)
+            _export_onnx(traced, example, temporary, names)
     atomic_write_json(f"{out}.json", {
         "format": fmt, "file": out.name, "model": config.model, "epoch": payload["epoch"],
         "dataset": config.data.name, "normal_class": config.data.normal_class, "score_name": model.score_name,
         "input": {"name": INPUT_NAME, "shape": ["batch", channels, size, size], "dtype": "uint8", "range": [0, 255]},
-        "outputs": {OUTPUT_NAMES[0]: {"shape": ["batch"], "dtype": "float32"},
-                    OUTPUT_NAMES[1]: {"shape": ["batch", 1, size, size], "dtype": "float32"}},
+        "outputs": {name: {"shape": shape, "dtype": "float32"}
+                    for name, shape in zip(names, (["batch"], ["batch", 1, size, size]))},
     })
     return out
 
@@ -104,14 +110,13 @@ def _trace(scorer: Scorer, example: torch.Tensor) -> torch.jit.ScriptModule:
         return torch.jit.trace(scorer, example, check_trace=False)
 
 
-def _check_trace(traced, model, images: torch.Tensor, name: str) -> None:
+def _check_trace(traced, model, images: torch.Tensor, name: str, with_residual: bool) -> None:
     """The trace at another batch size must give the model's own scores and residuals (a trace that
     fixed the batch size, or a branch that depends on the data, would not)."""
-    x = to_unit_range(images)
-    expected = (model.score(x), (x - model.reconstruct(x)).pow(2).mean(1, keepdim=True))
+    expected = _outputs(model, to_unit_range(images), with_residual)
     try:
         got = traced(images)
-        same = all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(got, expected))
+        same = len(got) == len(expected) and all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(got, expected))
     except RuntimeError:
         same = False
     if not same:
@@ -119,11 +124,11 @@ def _check_trace(traced, model, images: torch.Tensor, name: str) -> None:
                         "score its checkpoint with 'attn-ocgan evaluate' instead")
 
 
-def _export_onnx(traced, example: torch.Tensor, path: Path) -> None:
+def _export_onnx(traced, example: torch.Tensor, path: Path, names: tuple[str, ...]) -> None:
     """The checked trace to ONNX with a dynamic batch axis (the TorchScript exporter: the trace is
     already a fixed graph, and the dynamo exporter needs onnxscript)."""
-    axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAMES[0]: {0: "batch"}, OUTPUT_NAMES[1]: {0: "batch"}}
-    torch.onnx.export(traced, (example,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+    axes = {name: {0: "batch"} for name in (INPUT_NAME, *names)}
+    torch.onnx.export(traced, (example,), str(path), input_names=[INPUT_NAME], output_names=list(names),
                       dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False, external_data=False)
 
 
