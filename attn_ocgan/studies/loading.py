@@ -22,13 +22,20 @@ class LoadedCheckpoint:
     path: str
 
 
-def checkpoint_label(model_name: str, path) -> str:
-    """'model' over the run folder of ``path`` (RUN/checkpoints/x.pt), wrapped at 22 characters;
-    the model name alone when the run folder is named after the model."""
-    run_name = Path(path).resolve().parent.parent.name
-    if run_name == model_name:
+def run_name(path) -> str:
+    """The run folder's name of a checkpoint ``path`` (RUN/checkpoints/x.pt)."""
+    return Path(path).resolve().parent.parent.name
+
+
+def checkpoint_label(model_name: str, path, wrap: int | None = 22) -> str:
+    """'model' over the run folder of ``path``, wrapped at ``wrap`` characters (None: one line,
+    'model (run)'); the model name alone when the run folder is named after the model."""
+    run = run_name(path)
+    if run == model_name:
         return model_name
-    return "\n".join([model_name, *textwrap.wrap(run_name, 22, break_on_hyphens=True)])
+    if wrap is None:
+        return f"{model_name} ({run})"
+    return "\n".join([model_name, *textwrap.wrap(run, wrap, break_on_hyphens=True)])
 
 
 def load_checkpoints(paths, device: str | torch.device = "cpu") -> list[LoadedCheckpoint]:

@@ -20,7 +20,7 @@ from ..data.one_class import to_unit_range
 from ..errors import UserError
 from ..viz.gradcam import gradcam_maps
 from ..engine.device import model_device, resolve_device
-from .loading import load_checkpoints
+from .loading import checkpoint_label, load_checkpoints
 from ..utils.io import atomic_path, atomic_write_text
 
 
@@ -95,7 +95,7 @@ def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: 
             kinds["attention"] = lambda x: _no_grad(checkpoint.model.attention_maps, x.to(on_device)).cpu()
         for kind, compute in kinds.items():
             maps = torch.cat([compute(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
-            rows.append({"checkpoint": str(path), "model": checkpoint.config.model, "trained_on": trained_on,
+            rows.append({"checkpoint": str(path), "model": checkpoint_label(checkpoint.config.model, path, wrap=None), "trained_on": trained_on,
                          "map": kind if kind == "attention" else f"Grad-CAM {head or next(iter(checkpoint.model.gradcam_heads()))}", "split": split,
                          "images": len(images), **localisation_metrics(maps, masks)})
     with atomic_path(out_csv) as temporary, temporary.open("w", newline="") as handle:

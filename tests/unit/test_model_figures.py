@@ -76,6 +76,8 @@ def test_figure_columns_name_the_run_folder_unless_it_is_named_after_the_model()
     assert checkpoint_label("ocgan", "runs/figures/ocgan/checkpoints/last.pt") == "ocgan"
     assert checkpoint_label("ocgan", "runs/mnist8-long-run-name-here/checkpoints/last.pt").split("\n") == \
         ["ocgan", "mnist8-long-run-name-", "here"]
+    assert checkpoint_label("ocgan", "runs/mnist8-long-run-name-here/checkpoints/last.pt", wrap=None) == \
+        "ocgan (mnist8-long-run-name-here)"  # table rows (localize): one line
 
 
 def test_the_score_axis_says_what_the_model_scores():
