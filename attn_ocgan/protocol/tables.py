@@ -120,6 +120,22 @@ def seed_cell(values: list[float]) -> str:
     return f"{np.mean(values):.3f}" + (f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else "")
 
 
+def seed_spread_line(rows: list[dict], class_names) -> str | None:
+    """With several seeds: the mean over the classes that have every seed, per seed, and its mean ±
+    sample std: the spread of a table mean (the per-class ± says less, its errors partly cancel)."""
+    seeds = sorted({int(r["seed"]) for r in rows})
+    if len(seeds) < 2:
+        return None
+    auc = {(int(r["normal_class"]), int(r["seed"])): float(r["auc"]) for r in rows}
+    shared = [k for k in range(len(class_names)) if all((k, seed) in auc for seed in seeds)]
+    if not shared:
+        return None
+    means = [float(np.mean([auc[k, seed] for k in shared])) for seed in seeds]
+    return (f"Seed spread of the mean over the {len(shared)} classes with every seed ({', '.join(class_names[k] for k in shared)}): "
+            + ", ".join(f"{m:.4f} (seed {seed})" for seed, m in zip(seeds, means))
+            + f"; {np.mean(means):.4f} ± {np.std(means, ddof=1):.4f}.")
+
+
 def reference_rows(dataset: str, tag: str) -> dict[str, list[float]]:
     """The published rows for this dataset: MNIST (not mnist5k, whose test set differs) and CIFAR-10
     (also as an image folder whose tag names it, e.g. --tag cifar10-jpeg)."""
@@ -167,7 +183,11 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, data
         chosen = sorted({int(r["selected_epoch"]) for r in rows if row_selection(r) != LAST_EPOCH and r.get("selected_epoch")})
         summary = (f"Ours: seeds {seeds}, epochs {epochs}; model: {'; '.join(selections)}"
                    + (f" (chosen epochs {chosen})" if chosen else "") + f"; never selected on test labels; {SPREAD_NOTE}.")
-    lines += ["", f"{summary} Rows: {csv_path.name}.", "", "Produced by:", ""]
+    lines += ["", f"{summary} Rows: {csv_path.name}."]
+    spread = seed_spread_line(rows, class_names)
+    if spread:
+        lines += ["", spread]
+    lines += ["", "Produced by:", ""]
     lines += [f"    {c}" for c in commands]
     by_negatives: dict[str, list[str]] = {}
     for row in sorted(rows, key=lambda r: int(r["normal_class"])):

@@ -44,3 +44,14 @@ def test_published_rows_only_where_the_test_set_is_the_papers():
     assert reference_rows("mnist5k", "mnist5k") == {}  # another test set: no paper numbers beside it
     assert "attention OCGAN (reported)" in reference_rows("folder", "cifar10-jpeg")
     assert reference_rows("folder", "coco32") == {}
+
+
+def test_the_seed_spread_of_the_mean_uses_only_classes_with_every_seed():
+    from attn_ocgan.protocol.tables import seed_spread_line
+
+    rows = [{"normal_class": k, "seed": seed, "auc": auc}
+            for k, seed, auc in [(0, 0, .6), (0, 1, .8), (1, 0, .7), (1, 1, .9), (2, 0, .1)]]  # class 2: seed 0 only
+    line = seed_spread_line(rows, ["a", "b", "c"])
+    assert "2 classes with every seed (a, b)" in line
+    assert "0.6500 (seed 0), 0.8500 (seed 1)" in line and "0.7500 ± 0.1414" in line
+    assert seed_spread_line([r for r in rows if r["seed"] == 0], ["a", "b", "c"]) is None  # one seed: no spread
