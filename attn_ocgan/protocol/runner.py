@@ -17,7 +17,8 @@ from ..engine.trainer import (TrainingDiverged, check_epoch_selection, check_sco
 from ..registry import create_model, resolve_model_config
 from ..errors import UserError
 from ..utils.environment import machine_description
-from .tables import LAST_EPOCH, append_row, failures_path, read_rows, record_failure, row_selection
+from .tables import (LAST_EPOCH, append_row, failures_path, read_rows, record_failure, refresh_markdown_table,
+                     row_selection)
 
 
 def results_table_path(results_dir: Path, dataset: str, tag: str, model: str) -> Path:
@@ -187,6 +188,7 @@ def plan_protocol(base: RunConfig, classes: list[int], seeds: list[int], results
                 cells.append(cell)
     if cells:
         check_cell_builds(cells[0], splits)
+    refresh_markdown_table(csv_path, tag, base.model, splits.class_names, dataset=base.data.name)
     return Grid(cells, csv_path, tuple(splits.class_names), base.data.name), splits
 
 

@@ -62,6 +62,16 @@ def same_cell(a: dict, b: dict) -> bool:
     return all(str(a[key]) == str(b[key]) for key in CELL_KEYS)
 
 
+def refresh_markdown_table(csv_path: Path, tag: str, model: str, class_names, dataset: str | None = None) -> None:
+    """Rewrite the Markdown view of an existing table from its rows (under the table's lock), so that
+    re-running a finished protocol brings the view up to the current format."""
+    if not Path(csv_path).is_file():
+        return
+    with file_lock(csv_path):
+        if any(r["model"] == model and r["dataset"] == tag for r in read_rows(csv_path)):
+            write_markdown_table(csv_path, tag, model, class_names, dataset=dataset)
+
+
 def record_failure(csv_path: Path, cell: dict, reason: str, class_names, dataset: str | None = None) -> None:
     """Log a cell that stopped (replacing an older failure of the same cell) and show it under the table."""
     with file_lock(csv_path):

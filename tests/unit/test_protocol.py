@@ -35,6 +35,9 @@ def test_runner_skips_finished_cells(tmp_path, monkeypatch):
     assert trained == [2]  # classes 0 and 1 were skipped
     assert sum(m.startswith("skip") for m in messages) == 2
     assert [r["normal_class"] for r in read_rows(csv_path)] == ["0", "1", "2"]
+    csv_path.with_suffix(".md").write_text("an outdated view")
+    run_protocol(config, [0], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
+    assert "| ocgan (ours) |" in csv_path.with_suffix(".md").read_text()  # a finished grid rewrites its view
     with pytest.raises(UserError, match="out of range"):
         run_protocol(config, [12], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
 
