@@ -546,6 +546,25 @@ def report_score_components(context, metrics_log, data_root, out, threads, devic
     click.echo(f"wrote {out} ({rows} rows)")
 
 
+@report.command("score-weightings")
+@click.option("--data-root", default=None, help="Override the data root stored in the checkpoints.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
+@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
+@click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}.")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.pass_context
+def report_score_weightings(context, data_root, out, threads, device, checkpoints):
+    """Test AUC of cells whose score combines components, under the weights they were trained with,
+    equal weights and each component alone: one row per checkpoint (a diagnostic)."""
+    import torch
+
+    from .protocol.reports.score_weightings import write_score_weightings
+
+    torch.set_num_threads(threads)
+    rows = write_score_weightings(Path(out), _command_line(context), checkpoints, data_root, device)
+    click.echo(f"wrote {out} ({len(rows)} rows)")
+
+
 @report.command("complexity")
 @click.option("--data-root", default=None, help="Override the data root stored in the checkpoints.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),

@@ -12,7 +12,9 @@ from attn_ocgan.data import load_one_class
 from attn_ocgan.engine import trainer as trainer_module
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from attn_ocgan.engine.score_weights import best_simplex_weights, choose_score_weights, simplex_grid
+from attn_ocgan.engine.evaluation import evaluate_model
 from attn_ocgan.errors import UserError
+from attn_ocgan.protocol.reports.score_weightings import write_score_weightings
 from attn_ocgan.registry import create_model, resolve_model_config
 from tests.conftest import SMALL_MODEL_ARGS
 
@@ -63,6 +65,21 @@ def test_the_guide_evidence_enters_the_score_only_through_training_image_statist
         assert torch.isclose(per_turn[3], nll_of_turn_3)
 
 
+def test_equal_weights_give_every_component_one_share_with_or_without_the_guide_evidence():
+    torch.manual_seed(0)
+    train, test = torch.rand(40, 1, 32, 32) * 2 - 1, torch.rand(30, 1, 32, 32) * 2 - 1
+    for evidence in (True, False):
+        args = {**ROTATION_EVIDENCE, "guide_evidence_score": evidence, "score_weights": "equal", "masked_score_weight": 0.9}
+        model = create_model("attn-ocgan", resolve_model_config("attn-ocgan", "mnist5k", args, 1, 32)).eval()
+        model.masked_gan_steps.fill_(1)
+        with torch.no_grad():
+            model.fit_score_statistics(train)
+            z = model.normalise_score_components(model.score_components(test))
+            k = 4 if evidence else 2
+            assert model.score_component_weights == pytest.approx({name: 1 / k for name in model.score_component_names})
+            torch.testing.assert_close(model.score(test), z.mean(1))  # masked_score_weight plays no part
+
+
 def test_guide_evidence_needs_the_rotation_guide():
     with pytest.raises(UserError, match="guide_evidence_score needs guide_task=rotation"):
         resolve_model_config("attn-ocgan", "mnist5k", {"guide_evidence_score": True}, 1, 32)
@@ -85,6 +102,17 @@ def test_the_trainer_chooses_the_weights_on_the_validation_split_and_saves_them(
     assert again == pytest.approx(weights)
     trace = trainer_module.read_validation_trace(tmp_path / "run")
     assert trace[-1]["score_weights"] == pytest.approx(weights)
+    # the weightings report re-scores the checkpoint: its trained weights give the model's own AUC,
+    # equal weights the AUC of the mean z-score
+    rows = write_score_weightings(tmp_path / "weightings.md", "cmd", [result["checkpoint"]], progress=False)
+    model_auc = evaluate_model(model, data)["auc"]
+    with torch.no_grad():
+        z = model.normalise_score_components(model.score_components(data.test)).numpy()
+    assert rows[0].trained == pytest.approx(model_auc, abs=1e-6)
+    assert rows[0].equal == pytest.approx(roc_auc_score(data.test_is_novel.numpy(), z.mean(1)), abs=1e-6)
+    assert rows[0].trained_weights == pytest.approx(weights) and rows[0].class_name == data.class_names[1]
+    text = (tmp_path / "weightings.md").read_text()
+    assert f"{rows[0].equal:.4f}" in text and "guide_rotation_masked alone" in text
 
 
 def test_validation_weights_need_a_validation_split(tmp_path):

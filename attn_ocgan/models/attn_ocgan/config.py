@@ -11,7 +11,7 @@ from ...errors import UserError
 from ..components import check_range
 
 GUIDE_TASKS = ("pseudo_anomaly", "rotation")
-SCORE_WEIGHTS = ("fixed", "validation")
+SCORE_WEIGHTS = ("fixed", "equal", "validation")
 AREA_CONSTRAINTS = ("quadratic", "barrier")
 CORRUPTIONS = ("shuffle", "cutpaste")
 from ..ocgan.config import OCGANConfig
@@ -48,8 +48,9 @@ class AttnOCGANConfig(OCGANConfig):
     # training images like the GANs' errors
     guide_evidence_score: bool = False
     # how the z-normalised components are weighted: "fixed" (the GANs by masked_score_weight, the
-    # guide's evidence 0) or "validation" (the weights on a 0.1 grid of the simplex with the best
-    # AUC on the validation split of training images, chosen after every epoch; never test images)
+    # guide's evidence 0), "equal" (1/K each: nothing chosen, no split needed) or "validation" (the
+    # weights on a 0.1 grid of the simplex with the best AUC on the validation split of training
+    # images, chosen after every epoch; never test images)
     score_weights: str = "fixed"
     pretrain_attention_epochs: int = 0  # epochs where only the attention generator and guide learn
     mask_warmup_epochs: int = 2  # then epochs where the first GAN, attention and guide learn; masked GAN waits

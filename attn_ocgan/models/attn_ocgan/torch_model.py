@@ -24,8 +24,9 @@ class AttnOCGAN(OCGAN):
     - buffers ``score_mean``/``score_std`` (K,): statistics of the K score components (the two
       reconstruction errors, with ``guide_evidence_score`` also the guide's rotation NLL on x and
       x * M) on normal training images, used to normalise them before they are combined;
-    - with ``guide_evidence_score`` or ``score_weights="validation"``: buffer ``score_weight_vector``
-      (K,), the components' weights (chosen on the validation split with "validation").
+    - with ``guide_evidence_score`` or ``score_weights`` other than "fixed": buffer
+      ``score_weight_vector`` (K,), the components' weights (chosen on the validation split with
+      "validation").
     """
 
     def __init__(self, config: AttnOCGANConfig):
@@ -42,7 +43,7 @@ class AttnOCGAN(OCGAN):
         n_components = len(self.all_component_names)
         self.register_buffer("score_mean", torch.zeros(n_components))
         self.register_buffer("score_std", torch.ones(n_components))
-        if config.guide_evidence_score or config.score_weights == "validation":
+        if config.guide_evidence_score or config.score_weights != "fixed":
             self.register_buffer("score_weight_vector", torch.tensor(
                 [self.fixed_component_weights[name] for name in self.all_component_names]))
         # Training steps the masked GAN has taken; before the first, only the first GAN scores
@@ -100,7 +101,10 @@ class AttnOCGAN(OCGAN):
 
     @property
     def fixed_component_weights(self) -> dict[str, float]:
-        """The config's weights: the GANs by ``masked_score_weight``, the guide's evidence 0."""
+        """The config's weights: 1/K each with ``score_weights="equal"``; else the GANs by
+        ``masked_score_weight`` and the guide's evidence 0 (the start of a validation choice)."""
+        if self.config.score_weights == "equal":
+            return {name: 1.0 / len(self.all_component_names) for name in self.all_component_names}
         weight = float(self.config.masked_score_weight)
         return {"first_gan": 1.0 - weight, "masked_gan": weight, **{name: 0.0 for name in GUIDE_COMPONENTS}}
 
@@ -120,7 +124,7 @@ class AttnOCGAN(OCGAN):
         """Set the components' weights (``score_weights="validation"``: chosen by the trainer on the
         validation split of training images)."""
         if not hasattr(self, "score_weight_vector"):
-            raise ValueError("this model's score weights are fixed by its config (score_weights='fixed')")
+            raise ValueError("this model's score weights are fixed by its config (score_weights='fixed' without the guide's evidence)")
         self.score_weight_vector.copy_(torch.tensor([float(weights[name]) for name in self.all_component_names]))
 
     def normalise_score_components(self, components: torch.Tensor) -> torch.Tensor:

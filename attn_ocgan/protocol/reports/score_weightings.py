@@ -1,0 +1,100 @@
+"""Test AUC of finished cells under several weightings of their score components.
+
+A model whose score is a weighted sum of z-normalised components (``score_component_names``) is
+scored once per checkpoint; the AUC is then computed for the weights it was trained with (e.g.
+chosen on a validation split), for equal weights (1/K each: no choice, nothing seen but normal
+training images) and for each component alone. A diagnostic that tells whether a weighting needs
+to be chosen at all; never a selection: the table reports every weighting side by side.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...data import load_one_class
+from ...engine.checkpoint import model_from_checkpoint, read_checkpoint
+from ...engine.device import model_device, resolve_device
+from ...engine.evaluation import auc, batch_starts
+from ...errors import UserError
+from ...utils.environment import machine_description
+from ...utils.io import atomic_write_text
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightingRow:
+    class_name: str
+    normal_class: int
+    seed: int
+    epoch: int
+    trained: float  # AUC with the weights stored in the checkpoint (the model's own score)
+    equal: float  # AUC with weight 1/K on every z-normalised component
+    alone: dict[str, float]  # AUC of each component alone
+    trained_weights: dict[str, float]
+
+
+@torch.inference_mode()
+def normalised_columns(model, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """(N, K) z-normalised score components (the model's normal-training-image statistics)."""
+    model.eval()
+    device = model_device(model)
+    parts = [model.normalise_score_components(model.score_components(images[start:start + batch_size].to(device))).cpu()
+             for start in batch_starts(len(images), batch_size)]
+    return torch.cat(parts).double().numpy()
+
+
+def weighting_row(path: Path, data_root: str | None = None, device: str = "cpu") -> WeightingRow:
+    payload = read_checkpoint(path)
+    config, model = model_from_checkpoint(payload, resolve_device(device))
+    names = model.score_component_names
+    if not names:
+        raise UserError(f"{path} is a {config.model} checkpoint whose score has no components to weight; "
+                        "pass checkpoints of a model that combines several (e.g. attn-ocgan after its masked GAN trained)")
+    data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
+    columns = normalised_columns(model, data.test)
+    is_novel = data.test_is_novel.numpy()
+    weights = model.score_component_weights
+    trained = columns @ np.array([weights[name] for name in names])
+    return WeightingRow(data.class_names[data.normal_class], data.normal_class, config.train.seed, int(payload["epoch"]),
+                        auc(is_novel, trained), auc(is_novel, columns.mean(1)),
+                        {name: auc(is_novel, columns[:, index]) for index, name in enumerate(names)}, dict(weights))
+
+
+def weightings_markdown(rows: list[WeightingRow], command: str) -> str:
+    names = list(rows[0].alone)
+    if any(list(row.alone) != names for row in rows):
+        raise UserError("the checkpoints have different score components; pass checkpoints of one model and recipe")
+    header = ["class", "seed", "epochs", "trained weights", "AUC, trained weights", "AUC, equal weights"] + \
+             [f"{name} alone" for name in names]
+    lines = ["# Test AUC under each weighting of the score components", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        weights = ", ".join(f"{row.trained_weights[name]:.1f}" for name in names)
+        lines.append("| " + " | ".join([row.class_name, str(row.seed), str(row.epoch), weights, f"{row.trained:.4f}",
+                                          f"{row.equal:.4f}"] + [f"{row.alone[name]:.4f}" for name in names]) + " |")
+    mean = lambda values: f"**{np.mean(values):.4f}**"  # noqa: E731
+    lines.append("| " + " | ".join(["mean", "", "", "", mean([row.trained for row in rows]), mean([row.equal for row in rows])]
+                                    + [mean([row.alone[name] for row in rows]) for name in names]) + " |")
+    differences = np.array([row.equal - row.trained for row in rows])
+    spread = f" ± {differences.std(ddof=1):.4f} (std over rows)" if len(rows) > 1 else ""
+    lines += ["", f"Equal minus trained weights: {differences.mean():+.4f}{spread}, equal weights higher on "
+              f"{int((differences > 0).sum())}/{len(rows)} rows.", "",
+              "Components are z-normalised with the statistics of normal training images stored in each checkpoint; "
+              f"trained weights are in the order {', '.join(names)}. A diagnostic, not a selection: every weighting is shown.",
+              "", "Produced by:", "", f"    {command}", "",
+              f"Machine: {machine_description()}; date: {datetime.date.today().isoformat()}", ""]
+    return "\n".join(lines)
+
+
+def write_score_weightings(out: Path, command: str, checkpoints, data_root: str | None = None, device: str = "cpu",
+                           progress: bool = True) -> list[WeightingRow]:
+    """Score each checkpoint, write the table (rows by class, then seed); nothing is written on a refusal."""
+    from tqdm import tqdm
+
+    rows = [weighting_row(Path(path), data_root, device) for path in tqdm(checkpoints, desc="checkpoints", disable=not progress)]
+    rows.sort(key=lambda row: (row.normal_class, row.seed))
+    atomic_write_text(Path(out), weightings_markdown(rows, command))
+    return rows
