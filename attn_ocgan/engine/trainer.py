@@ -126,9 +126,9 @@ def _outlier_images(config: RunConfig, data: OneClassData) -> torch.Tensor | Non
     option = "--outlier-exposure" if config.data.outlier_exposure else "--known-anomalies"
     model_config = resolve_model_config(config.model, config.data.name, config.model_args, in_channels, config.data.size)
     if not get_spec(config.model).algorithm_class.uses_outlier_images(model_config):
-        takers = [name for name in known_models() if get_spec(name).algorithm_class.uses_outlier_images(
-            resolve_model_config(name, config.data.name, {}, in_channels, config.data.size))]
-        raise UserError(f"{option} needs a model that trains on auxiliary negatives ({', '.join(takers)}), "
+        takers = [f"{name} with {get_spec(name).algorithm_class.outlier_images_setting}" for name in known_models()
+                  if get_spec(name).algorithm_class.outlier_images_setting]
+        raise UserError(f"{option} needs a model that trains on auxiliary negatives ({'; '.join(takers)}), "
                         f"not {config.model} with these options")
     if config.data.known_anomalies:
         if len(data.known_anomaly_classes) != config.data.known_anomalies:

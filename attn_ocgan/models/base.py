@@ -120,10 +120,13 @@ class Algorithm:
         """Image grids for TensorBoard (tag -> images (N, C, H, W) in [-1, 1]); none by default."""
         return {}
 
+    # The options under which ``uses_outlier_images`` holds, for error messages ("": never)
+    outlier_images_setting: str = ""
+
     @classmethod
     def uses_outlier_images(cls, config) -> bool:
         """Whether this recipe, built with model ``config``, takes auxiliary negatives
-        (``--outlier-exposure``) through ``set_outlier_images``. None by default."""
+        (``--outlier-exposure``, ``--known-anomalies``) through ``set_outlier_images``. None by default."""
         return False
 
     def set_outlier_images(self, images: torch.Tensor) -> None:

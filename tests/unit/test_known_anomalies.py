@@ -76,7 +76,17 @@ def test_protocol_with_known_anomalies_has_its_own_table_and_reports_seen_and_un
 def test_a_model_without_a_guide_refuses_known_anomalies(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--model", "ocgan", "--known-anomalies", "3", "--epochs", "1", "--out", str(out)]) == 2
-    assert "--known-anomalies needs a model that trains on auxiliary negatives (attn-ocgan)" in capsys.readouterr().err
+    assert "--known-anomalies needs a model that trains on auxiliary negatives (attn-ocgan with attention on with " \
+           "guide_task=pseudo_anomaly" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_rotation_guide_refuses_known_anomalies_instead_of_ignoring_them(tmp_path, capsys):
+    # the rotation guide trains on normal images only: real negatives would be silently unused
+    out = tmp_path / "run"
+    assert main(["train", "--model", "attn-ocgan", "--known-anomalies", "3", "--epochs", "1", "--out", str(out),
+                 "--model-arg", "guide_task=rotation"]) == 2
+    assert "not attn-ocgan with these options" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -75,8 +75,8 @@ def test_cli_records_the_setting_and_refuses_bad_combinations(tmp_path, capsys):
     assert saved["config"]["data"]["outlier_exposure"] == f"folder:{folder}"
     capsys.readouterr()
     for argv, message in ((["--outlier-exposure", "mnist5k"], "is the dataset being evaluated"),
-                          (["--outlier-exposure", f"folder:{folder}", "--model-arg", "attention=false"], "trains on auxiliary negatives (attn-ocgan)"),
-                          (["--outlier-exposure", f"folder:{folder}", "--model", "ocgan"], "trains on auxiliary negatives (attn-ocgan)")):
+                          (["--outlier-exposure", f"folder:{folder}", "--model-arg", "attention=false"], "trains on auxiliary negatives (attn-ocgan with attention on"),
+                          (["--outlier-exposure", f"folder:{folder}", "--model", "ocgan"], "trains on auxiliary negatives (attn-ocgan with attention on")):
         bad = tmp_path / "bad"
         options = small if "ocgan" not in argv else small[:6] + small[8:]  # vanilla OCGAN has no guide_width
         assert main(["train", *argv, "--out", str(bad), *options]) == 2

@@ -88,9 +88,13 @@ class AttnOCGANAlgorithm(Algorithm):
             logs.update({f"masked_gan/{name}": value for name, value in masked_logs.items()})
         return logs
 
+    outlier_images_setting = ("attention on with guide_task=pseudo_anomaly, e.g. "
+                              "--config configs/attention/first-recipe.yaml")
+
     @classmethod
     def uses_outlier_images(cls, config: AttnOCGANConfig) -> bool:
-        return bool(config.attention)  # the guiding classifier takes them as negatives
+        # the pseudo-anomaly guide takes them as negatives; the rotation guide sees normal images only
+        return bool(config.attention) and config.guide_task == "pseudo_anomaly"
 
     def set_outlier_images(self, images: torch.Tensor) -> None:
         """Outlier exposure: auxiliary negatives (N, C, H, W) in [-1, 1] from another dataset."""
