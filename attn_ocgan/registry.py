@@ -18,6 +18,9 @@ class ModelSpec:
     algorithm_class: Callable  # its training recipe (models.base.Algorithm subclass)
     dataset_presets: dict[str, dict]  # per-dataset overrides of the config defaults
     test_args: dict[str, Any]  # a tiny configuration: the parametrised tests train every model with it
+    # Options whose default changed, with the value they had before: a run saved before the option
+    # existed (its saved config lacks the key) ran with that value, not with today's default.
+    former_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -26,11 +29,20 @@ _DISCOVERED = False
 
 
 def register_model(name: str, *, config: type, model: Callable, algorithm: Callable,
-                   presets: dict[str, dict] | None = None, test_args: dict[str, Any] | None = None) -> None:
+                   presets: dict[str, dict] | None = None, test_args: dict[str, Any] | None = None,
+                   former_defaults: dict[str, Any] | None = None) -> None:
     """Called by each model folder's ``__init__.py``: adding a model is one folder under ``models/``."""
     if name in _REGISTRY and _REGISTRY[name].model_class is not model:
         raise ValueError(f"model name {name!r} is registered twice")
-    _REGISTRY[name] = ModelSpec(config, model, algorithm, dict(presets or {}), dict(test_args or {}))
+    _REGISTRY[name] = ModelSpec(config, model, algorithm, dict(presets or {}), dict(test_args or {}),
+                                dict(former_defaults or {}))
+
+
+def saved_model_args(name: str, model_args: dict[str, Any]) -> dict[str, Any]:
+    """The model arguments of a saved run (a checkpoint's config): the keys it lacks among the
+    model's ``former_defaults`` take their former values, so an old run rebuilds as it trained."""
+    former = get_spec(name).former_defaults
+    return {**{key: value for key, value in former.items() if key not in model_args}, **model_args}
 
 
 def _ensure_builtin_models() -> None:

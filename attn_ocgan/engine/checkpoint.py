@@ -12,7 +12,7 @@ import torch
 
 from ..config import RunConfig, run_config_from_dict
 from ..errors import UserError
-from ..registry import create_model, get_spec, update_dataclass
+from ..registry import create_model, get_spec, saved_model_args, update_dataclass
 from ..utils.io import atomic_path, stale_temporaries
 
 CHECKPOINT_FORMAT = "attn-ocgan-checkpoint"
@@ -76,7 +76,8 @@ def model_from_checkpoint(payload: dict, device: str | torch.device = "cpu"):
     """Rebuild (config, model) from a checkpoint payload; the model is in eval mode on ``device``."""
     config = run_config_from_dict(payload["config"], where="checkpoint config")
     spec = get_spec(config.model)
-    model_config = update_dataclass(spec.config_class(), config.model_args, "checkpoint model_args")
+    model_config = update_dataclass(spec.config_class(), saved_model_args(config.model, config.model_args),
+                                    "checkpoint model_args")
     model = create_model(config.model, model_config)
     try:
         model.load_state_dict(payload["model"])

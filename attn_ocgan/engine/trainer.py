@@ -16,7 +16,7 @@ from ..config import RunConfig, TrainConfig, run_config_from_dict, save_config
 from ..data import OneClassData, load_one_class
 from ..errors import UserError
 from ..utils.io import atomic_write_text
-from ..registry import create_algorithm, create_model, get_spec, known_models, resolve_model_config
+from ..registry import create_algorithm, create_model, get_spec, known_models, resolve_model_config, saved_model_args
 from .checkpoint import add_to_checkpoint, model_from_checkpoint, read_checkpoint, remove_stale_temporaries, restore_rng, save_checkpoint
 from .device import prepare_device, resolve_device
 from .evaluation import auc, compute_scores, validation_record
@@ -80,7 +80,7 @@ def _same_run(saved: dict, wanted: dict, finished: bool = False) -> bool:
         # Model options added since the checkpoint was written take their defaults / dataset preset,
         # exactly as a fresh run of this version would; every option the run saved keeps its value.
         try:
-            resolved = resolve_model_config(saved["model"], saved["data"]["name"], saved_args,
+            resolved = resolve_model_config(saved["model"], saved["data"]["name"], saved_model_args(saved["model"], saved_args),
                                             saved_args["in_channels"], saved_args["image_size"])
         except UserError:  # an option this version no longer has: not the same run
             return False

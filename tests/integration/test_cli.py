@@ -115,11 +115,15 @@ def test_attention_train_with_temperature_writes_masks_to_tensorboard(tmp_path, 
     combination = json.loads((out / "metrics.json").read_text())["score_combination"]
     assert combination["masked_score_weight"] == 0.5 and combination["active"]
     components = json.loads((out / "metrics.json").read_text())["auc_per_score_component"]
-    assert set(components) == {"first_gan", "masked_gan"} and all(0 <= value <= 1 for value in components.values())
+    # the defaults: both GANs' errors and the rotation guide's evidence, equal weights
+    assert set(components) == {"first_gan", "masked_gan", "guide_rotation_x", "guide_rotation_masked"}
+    assert all(0 <= value <= 1 for value in components.values())
+    assert combination["score_weights"] == "equal" and combination["weights"] == pytest.approx(dict.fromkeys(components, 0.25))
     tags = _tags(out)
     assert {"masks/test_normal", "masks/test_novel"} <= set(tags["images"])
     assert {"masks/values", "masks/area_per_image"} <= set(tags["histograms"])
-    assert {"loss/attention/mask_area", "loss/attention/guide_masked", "loss/masked_gan/generator/recon"} <= set(tags["scalars"])
+    assert {"loss/attention/mask_area", "loss/attention/rotation_kept", "loss/attention/erased_confusion",
+            "loss/attention/area_barrier", "loss/masked_gan/generator/recon"} <= set(tags["scalars"])
     # the trainer fitted the score statistics on the normal training images (not the test split)
     config, model = model_from_checkpoint(read_checkpoint(out / "checkpoints" / "last.pt"))
     data = load_one_class(config.data)

@@ -38,7 +38,7 @@ def test_the_table_compares_each_setting_with_the_defaults_on_the_same_classes(t
     text = out.read_text()
     rows = {line.split(" | ")[0].lstrip("| ").split(":")[0]: line.split(" | ") for line in text.splitlines()
             if line.startswith("| ") and "---" not in line}
-    defaults = next(cells for label, cells in rows.items() if label.startswith("defaults"))
+    defaults = next(cells for label, cells in rows.items() if label.startswith("first recipe"))
     assert defaults[1:5] == ["0.700", "0.400", "0.300", "0.4667"]
     noarea = rows["noarea"]
     assert noarea[0] == "| noarea: mask area prior off: nothing stops trivial masks"  # the file's first comment line
@@ -61,7 +61,7 @@ def test_without_the_defaults_table_it_is_a_one_line_error_and_nothing_is_writte
     out = tmp_path / "ablation.md"
     assert main(["report", "ablation", "--configs", str(SETTINGS), "--results", str(tmp_path), "--out", str(out)]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("error: ") and "\n" not in error and "attn-ocgan protocol --tag cifar10-jpeg" in error
+    assert error.startswith("error: ") and "\n" not in error and "attn-ocgan protocol --config configs/attention/first-recipe.yaml --tag cifar10-jpeg" in error
     assert not out.exists() and not out.with_suffix(".png").exists()
 
 
@@ -83,12 +83,13 @@ def test_every_setting_changes_the_attention_config_and_prints_as_protocol_flags
     settings = read_settings(SETTINGS)
     assert listed == {name: f"--config {setting.path.as_posix()}" for name, setting in settings.items()}
     assert {"temperature1", "noguide", "noarea", "nowarmup", "reset10", "complement"} <= set(settings)
-    defaults = resolve_model_config("attn-ocgan", "cifar10", {}, 3, 32)
+    first_recipe = run_config_from_dict(load_config_file(REPO / "configs" / "attention" / "first-recipe.yaml"))
+    baseline = resolve_model_config("attn-ocgan", "cifar10", first_recipe.model_args, 3, 32)
     for name, setting in settings.items():
         config = run_config_from_dict(load_config_file(setting.path))
         changed = resolve_model_config(config.model, "cifar10", config.model_args, 3, 32)
-        differences = {f.name for f in dataclasses.fields(defaults) if getattr(defaults, f.name) != getattr(changed, f.name)}
-        assert differences == set(config.model_args), f"setting {name} changes {differences}, not just its model_args"
+        differences = {f.name for f in dataclasses.fields(baseline) if getattr(baseline, f.name) != getattr(changed, f.name)}
+        assert differences == set(setting.changes) != set(), f"setting {name} changes {differences} against the first recipe"
         assert setting.description, f"{setting.path} needs a first comment line saying what differs"
 
 

@@ -5,7 +5,7 @@ import torch
 
 from attn_ocgan.config import TrainConfig
 from attn_ocgan.layers.attention import apply_mask, masks_from_logits
-from attn_ocgan.models.attn_ocgan import AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
+from attn_ocgan.models.attn_ocgan import FIRST_RECIPE, AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
 from attn_ocgan.models.attn_ocgan.loss import AttentionLoss, patch_shuffle
 from attn_ocgan.models.ocgan import OCGAN, OCGANAlgorithm
 from attn_ocgan.registry import create_model
@@ -14,7 +14,9 @@ SMALL = dict(generator_width=8, classifier_width=8, visual_disc_width=4, guide_w
 
 
 def small_config(**overrides) -> AttnOCGANConfig:
-    return AttnOCGANConfig(**{**SMALL, **overrides})
+    """A narrow model with the first recipe (pseudo-anomaly guide, quadratic area prior), which this
+    file tests; the rotation guide, today's default, is tested in test_attention_guides.py."""
+    return AttnOCGANConfig(**{**SMALL, **FIRST_RECIPE, **overrides})
 
 
 def images(n=16, channels=1, seed=0):

@@ -7,7 +7,7 @@ import torch
 
 from attn_ocgan.config import TrainConfig
 from attn_ocgan.errors import UserError
-from attn_ocgan.models.attn_ocgan import AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
+from attn_ocgan.models.attn_ocgan import FIRST_RECIPE, AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
 from attn_ocgan.models.attn_ocgan.loss import MaskRegularisers, RotationAttentionLoss, cut_paste, extended_log_barrier, total_variation
 from attn_ocgan.models.components.rotations import quarter_turn, random_rotations, rotate
 from attn_ocgan.models.components import ConvCritic
@@ -15,7 +15,8 @@ from tests.unit.test_attention import SMALL, images
 
 
 def rotation_config(**overrides) -> AttnOCGANConfig:
-    return AttnOCGANConfig(**{**SMALL, "guide_task": "rotation", "mask_complement_weight": 1.0, **overrides})
+    """The rotation guide's keep-and-erase game on top of the first recipe's other terms."""
+    return AttnOCGANConfig(**{**SMALL, **FIRST_RECIPE, "guide_task": "rotation", "mask_complement_weight": 1.0, **overrides})
 
 
 def test_rotation_labels_and_their_inverse():

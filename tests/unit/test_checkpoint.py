@@ -71,3 +71,26 @@ def test_resume_accepts_a_checkpoint_written_before_a_model_option_existed():
     assert not _same_run(older, changed)  # a non-default value of the new option is another run
     assert not _same_run({**older, "model_args": {**older["model_args"], "temperature": 1.0}}, wanted)
     assert not _same_run({**older, "model_args": {**older["model_args"], "retired_option": 1}}, wanted)
+
+
+def test_a_checkpoint_written_before_the_defaults_changed_rebuilds_as_it_trained(tmp_path):
+    # attn-ocgan's defaults changed (registered former_defaults): a run saved before its options
+    # existed lacks those keys and must rebuild with the values it trained with, not today's defaults
+    from attn_ocgan.engine.trainer import _same_run
+    from attn_ocgan.models.attn_ocgan import FIRST_RECIPE
+
+    name = "attn-ocgan"
+    model_config = resolve_model_config(name, "mnist5k", {**SMALL_MODEL_ARGS[name], **FIRST_RECIPE}, 1, 32)
+    config = dataclasses.replace(RunConfig(model=name), model_args=dataclasses.asdict(model_config))
+    model = create_model(name, model_config)
+    algorithm = create_algorithm(name, model, model_config, config.train)
+    older = dataclasses.replace(config, model_args={k: v for k, v in config.model_args.items()
+                                                    if k not in ("guide_task", "guide_evidence_score", "score_weights",
+                                                                 "mask_area_constraint", "mask_complement_weight")})
+    save_checkpoint(tmp_path / "last.pt", older, model, algorithm, epoch=1)
+    _, restored = model_from_checkpoint(read_checkpoint(tmp_path / "last.pt"))  # the one-logit guide's weights fit
+    assert all(getattr(restored.config, key) == value for key, value in FIRST_RECIPE.items())
+    assert restored.guide.outputs == 1 and FIRST_RECIPE["guide_task"] != resolve_model_config(name, "mnist5k", {}, 1, 32).guide_task
+    assert _same_run(older.to_dict(), config.to_dict())  # the first recipe asked for explicitly resumes it
+    today = dataclasses.replace(config, model_args=dataclasses.asdict(resolve_model_config(name, "mnist5k", SMALL_MODEL_ARGS[name], 1, 32)))
+    assert not _same_run(older.to_dict(), today.to_dict())  # today's defaults are another run

@@ -12,7 +12,10 @@ from attn_ocgan.data.one_class import choose_known_anomaly_classes
 from attn_ocgan.engine.evaluation import seen_unseen_aucs
 from attn_ocgan.errors import UserError
 from attn_ocgan.protocol.tables import read_rows
+from attn_ocgan.models.attn_ocgan import FIRST_RECIPE
 from tests.conftest import SMALL_MODEL_ARGS
+
+FIRST_RECIPE_ARGS = {**SMALL_MODEL_ARGS["attn-ocgan"], **FIRST_RECIPE}  # the guide that takes real negatives
 
 
 def _splits(n_classes=5, per_class=6):
@@ -57,7 +60,7 @@ def test_seen_and_unseen_aucs_split_the_novel_test_classes():
 
 
 def test_protocol_with_known_anomalies_has_its_own_table_and_reports_seen_and_unseen(tmp_path):
-    args = [f"{key}={value}" for key, value in SMALL_MODEL_ARGS["attn-ocgan"].items()]
+    args = [f"{key}={value}" for key, value in FIRST_RECIPE_ARGS.items()]
     assert main(["protocol", "--model", "attn-ocgan", "--dataset", "mnist5k", "--classes", "3", "--epochs", "1",
                  "--known-anomalies", "2", "--eval-every", "0", "--results", str(tmp_path / "results"),
                  "--runs", str(tmp_path / "runs"), *[a for pair in args for a in ("--model-arg", pair)]]) == 0
@@ -99,7 +102,7 @@ def test_the_trainer_gives_the_seen_classes_training_images_to_the_guide(tmp_pat
     received = []
     monkeypatch.setattr(AttnOCGANAlgorithm, "set_outlier_images", lambda self, images: received.append(images.cpu()))
     config = RunConfig(model="attn-ocgan", data=DataConfig(name="mnist5k", normal_class=1, known_anomalies=2),
-                       train=TrainConfig(epochs=1, eval_every=0), model_args=dict(SMALL_MODEL_ARGS["attn-ocgan"]))
+                       train=TrainConfig(epochs=1, eval_every=0), model_args=dict(FIRST_RECIPE_ARGS))
     data = load_one_class(config.data)
     train(config, tmp_path / "run", data=data, progress=False)
     assert len(received) == 1 and torch.equal(received[0], data.known_anomalies)

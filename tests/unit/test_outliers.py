@@ -8,6 +8,7 @@ from attn_ocgan.config import DataConfig, TrainConfig
 from attn_ocgan.data.outliers import load_outlier_images, shared_class_names
 from attn_ocgan.errors import UserError
 from attn_ocgan.models.attn_ocgan import AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
+from tests.conftest import REPO
 
 
 def colour_folder(root, colour=(250, 0, 0)):
@@ -56,7 +57,8 @@ def test_rgb_outliers_become_grey_for_a_grey_dataset(tmp_path):
 
 
 def test_outlier_images_replace_the_decodes_among_the_pseudo_anomalies():
-    config = AttnOCGANConfig(generator_width=8, classifier_width=8, visual_disc_width=4, guide_width=8, corruption_fraction=0.5)
+    config = AttnOCGANConfig(generator_width=8, classifier_width=8, visual_disc_width=4, guide_width=8, corruption_fraction=0.5,
+                             guide_task="pseudo_anomaly", guide_evidence_score=False)
     algorithm = AttnOCGANAlgorithm(AttnOCGAN(config), config, TrainConfig())
     outliers = torch.full((5, 1, 32, 32), 0.25)
     algorithm.set_outlier_images(outliers)
@@ -68,13 +70,14 @@ def test_outlier_images_replace_the_decodes_among_the_pseudo_anomalies():
 def test_cli_records_the_setting_and_refuses_bad_combinations(tmp_path, capsys):
     small = ["--model-arg", "generator_width=8", "--model-arg", "classifier_width=8", "--model-arg", "visual_disc_width=4",
              "--model-arg", "guide_width=8", "--epochs", "1", "--normal-class", "1"]
+    first_recipe = ["--config", str(REPO / "configs" / "attention" / "first-recipe.yaml")]  # the guide that takes negatives
     folder = colour_folder(tmp_path / "red")
     out = tmp_path / "run"
-    assert main(["train", "--outlier-exposure", f"folder:{folder}", "--out", str(out), *small]) == 0
+    assert main(["train", "--outlier-exposure", f"folder:{folder}", "--out", str(out), *small, *first_recipe]) == 0
     saved = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert saved["config"]["data"]["outlier_exposure"] == f"folder:{folder}"
     capsys.readouterr()
-    for argv, message in ((["--outlier-exposure", "mnist5k"], "is the dataset being evaluated"),
+    for argv, message in ((["--outlier-exposure", "mnist5k", *first_recipe], "is the dataset being evaluated"),
                           (["--outlier-exposure", f"folder:{folder}", "--model-arg", "attention=false"], "trains on auxiliary negatives (attn-ocgan with attention on"),
                           (["--outlier-exposure", f"folder:{folder}", "--model", "ocgan"], "trains on auxiliary negatives (attn-ocgan with attention on")):
         bad = tmp_path / "bad"

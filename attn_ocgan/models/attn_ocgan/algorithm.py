@@ -88,7 +88,7 @@ class AttnOCGANAlgorithm(Algorithm):
             logs.update({f"masked_gan/{name}": value for name, value in masked_logs.items()})
         return logs
 
-    outlier_images_setting = ("attention on with guide_task=pseudo_anomaly, e.g. "
+    outlier_images_setting = ("attention on with guide_task=pseudo_anomaly and guide_evidence_score=false, e.g. "
                               "--config configs/attention/first-recipe.yaml")
 
     @classmethod

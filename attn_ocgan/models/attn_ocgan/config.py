@@ -24,18 +24,18 @@ class AttnOCGANConfig(OCGANConfig):
     cbam_reduction: int = 8  # CBAM channel-gate reduction (hidden channels = max(1, C // r))
     guide_width: int = 16  # guiding classifier base channels (it sees 4 batches a step: kept narrow for speed)
     guide_weight: float = 1.0  # 0 switches the guiding classifier off (ablation)
-    # What the guide learns: "pseudo_anomaly" (normal vs pseudo-anomalies, the first recipe) or
-    # "rotation" (which quarter turn was applied to a normal image; loss.py)
-    guide_task: str = "pseudo_anomaly"
-    mask_area_target: float = 0.5  # mean mask value the area prior pulls towards (the barrier's upper bound)
+    # What the guide learns: "rotation" (which quarter turn was applied to a normal image; loss.py)
+    # or "pseudo_anomaly" (normal vs pseudo-anomalies or real negatives: the first recipe)
+    guide_task: str = "rotation"
+    mask_area_target: float = 0.3  # mean mask value the area prior pulls towards (the barrier's upper bound)
     mask_area_weight: float = 1.0  # 0 switches the area prior off (ablation)
-    mask_area_constraint: str = "quadratic"  # "quadratic" pull to the target, or "barrier": an upper bound only
+    mask_area_constraint: str = "barrier"  # "barrier": an upper bound only, or "quadratic" pull to the target
     mask_area_barrier_t: float = 25.0  # slope of the extended log-barrier
     mask_tv_weight: float = 0.0  # weight of the masks' total variation (smooth, connected masks)
     mask_binary_weight: float = 0.0  # weight of mean(M (1 - M)): pushes masks away from a uniform 0.5 (not yet measured)
     # weight of the complement (erase) game: the guide classifies x * (1 - M) too, the attention
     # generator is trained to leave it no evidence (loss.py); 0 switches it off
-    mask_complement_weight: float = 0.0
+    mask_complement_weight: float = 1.0
     corruption_fraction: float = 0.5  # share of pseudo-anomalies that are corrupted normals (rest: decodes)
     corruption: str = "shuffle"  # how: "shuffle" (tiles permuted) or "cutpaste" (a patch pasted elsewhere)
     shuffle_patch: int = 8  # patch side of the patch-shuffle corruption
@@ -46,12 +46,12 @@ class AttnOCGANConfig(OCGANConfig):
     # rotation guide only: its evidence joins the score's components: the rotation negative
     # log-likelihood of x and of x * M (mean over the four quarter turns), z-normalised on normal
     # training images like the GANs' errors
-    guide_evidence_score: bool = False
+    guide_evidence_score: bool = True
     # how the z-normalised components are weighted: "fixed" (the GANs by masked_score_weight, the
     # guide's evidence 0), "equal" (1/K each: nothing chosen, no split needed) or "validation" (the
     # weights on a 0.1 grid of the simplex with the best AUC on the validation split of training
     # images, chosen after every epoch; never test images)
-    score_weights: str = "fixed"
+    score_weights: str = "equal"
     pretrain_attention_epochs: int = 0  # epochs where only the attention generator and guide learn
     mask_warmup_epochs: int = 2  # then epochs where the first GAN, attention and guide learn; masked GAN waits
     reset_masked_gan_at: int = 0  # re-initialise the masked GAN at the start of this (1-based) epoch; 0: never
@@ -76,6 +76,14 @@ class AttnOCGANConfig(OCGANConfig):
                      "pretrain_attention_epochs",
                      "mask_warmup_epochs", "reset_masked_gan_at"):
             check_range(self, name, 0, None)
+
+
+# The first recipe's values of the options whose default changed on 2026-12-04 (the rotation guide's
+# keep-and-erase game, area barrier at 0.3, its evidence in the score with equal weights): runs saved
+# before an option existed trained with these (registry.saved_model_args). The same values as
+# configs/attention/first-recipe.yaml.
+FIRST_RECIPE = {"guide_task": "pseudo_anomaly", "mask_area_target": 0.5, "mask_area_constraint": "quadratic",
+                "mask_complement_weight": 0.0, "guide_evidence_score": False, "score_weights": "fixed"}
 
 
 # OCGAN's presets without the scoring EMA (measured for vanilla OCGAN only), plus a wider

@@ -1,11 +1,13 @@
-"""The attention-OCGAN ablation: one setting changed at a time against the defaults.
+"""The attention-OCGAN ablation: one setting changed at a time against the first recipe.
 
-Every setting is a YAML file, ``configs/ablation/<name>.yaml`` (its first comment line says what
-differs from the defaults), and a protocol table of its own, ``<tag>-abl-<name>_attn-ocgan.csv``
-with the ``.metrics.jsonl`` beside it; the defaults are the main run's ``<tag>_attn-ocgan.csv`` in the
-same folder (``tables_folder``). The
+Every setting is a YAML file, ``configs/ablation/<name>.yaml``: the first recipe (the model's defaults
+until 2026-12-04, ``configs/attention/first-recipe.yaml``) with one change, its first comment line
+saying what differs; and a protocol table of its own, ``<tag>-abl-<name>_attn-ocgan.csv`` with the
+``.metrics.jsonl`` beside it. The baseline is the main run's ``<tag>_attn-ocgan.csv`` in the same
+folder (``tables_folder``), which must have been trained with the first recipe (the CIFAR-10 and
+MNIST tables of 2026 were). The
 table has, per setting, the AUC of each ablation class, the mean over the classes it has, the change
-of that mean against the defaults on the same classes, and per class the masks' area and
+of that mean against the first recipe on the same classes, and per class the masks' area and
 decisiveness on normal test images and the AUC of each GAN alone; a dot plot goes beside it. A
 reference for the noise of a single seed comes from the same files: how far the first GAN inside
 attn-ocgan (vanilla OCGAN's recipe, its weights never touched by the attention branch) lands from
@@ -22,13 +24,14 @@ from pathlib import Path
 
 from ...config import load_config_file, run_config_from_dict
 from ...errors import UserError
+from ...registry import get_spec
 from ...reference import CLASS_NAMES
 from ...utils.io import atomic_path, atomic_write_text
 from ..processes import Job, exit_status, protocol_command, run_jobs
 from ..runner import check_classes
 from ..tables import metrics_log_path, read_metrics_log, read_rows, row_selection
 
-DEFAULTS = "defaults (T 0.5, guide on, area prior 1.0 to 0.5, warm-up 2, no reset)"
+DEFAULTS = "first recipe (T 0.5, pseudo-anomaly guide, area prior 1.0 to 0.5, warm-up 2, no reset)"
 MODEL = "attn-ocgan"
 
 
@@ -37,15 +40,28 @@ class AblationSetting:
     """One ablation setting: ``configs/ablation/<name>.yaml``, trained as tag ``<tag>-abl-<name>``."""
 
     name: str
-    description: str  # what differs from the defaults: the file's first comment line
+    description: str  # what differs from the first recipe: the file's first comment line
     path: Path
     values: dict  # the file's config sections (model, train, model_args)
 
     @property
+    def changes(self) -> dict:
+        """The model arguments whose value differs from the first recipe's (the ablation's baseline)."""
+        return {key: value for key, value in (self.values.get("model_args") or {}).items() if value != first_recipe_value(key)}
+
+    @property
     def flags(self) -> str:
-        """The model arguments as the equivalent protocol flags, e.g. '--model-arg mask_area_weight=0'."""
+        """The changes as the equivalent protocol flags beside the first recipe's config, e.g.
+        '--model-arg mask_area_weight=0'."""
         return " ".join(f"--model-arg {key}={str(value).lower() if isinstance(value, bool) else value}"
-                        for key, value in (self.values.get("model_args") or {}).items())
+                        for key, value in self.changes.items())
+
+
+def first_recipe_value(key: str):
+    """The attention model's option ``key`` in the first recipe: its former default where the default
+    changed since (``former_defaults``), else today's default."""
+    spec = get_spec(MODEL)
+    return spec.former_defaults[key] if key in spec.former_defaults else getattr(spec.config_class(), key)
 
 
 def read_settings(folder: Path) -> dict[str, AblationSetting]:
@@ -59,10 +75,11 @@ def read_settings(folder: Path) -> dict[str, AblationSetting]:
     for path in paths:
         values = load_config_file(path)
         config = run_config_from_dict(values, where=str(path))
-        if config.model != MODEL or not config.model_args:
-            raise UserError(f"{path} must set model: {MODEL} and the model_args it changes against the defaults")
         comments = [line.lstrip("#").strip() for line in path.read_text().splitlines() if line.startswith("#")]
-        settings[path.stem] = AblationSetting(path.stem, comments[0] if comments else "", path, values)
+        setting = AblationSetting(path.stem, comments[0] if comments else "", path, values)
+        if config.model != MODEL or not setting.changes:
+            raise UserError(f"{path} must set model: {MODEL} and the model_args it changes against the first recipe")
+        settings[path.stem] = setting
     return settings
 
 
@@ -71,7 +88,7 @@ def class_names(tag: str) -> tuple[str, ...]:
 
 
 def tables_folder(results_dir: Path, tag: str) -> Path:
-    """The folder holding the defaults' table ``<tag>_attn-ocgan.csv``: ``results_dir`` itself or the one
+    """The folder holding the baseline table ``<tag>_attn-ocgan.csv``: ``results_dir`` itself or the one
     dataset folder below it that has it (the protocol runner files tables as ``RESULTS/<dataset>/``);
     the settings' tables are beside it."""
     results_dir, name = Path(results_dir), f"{tag}_{MODEL}.csv"
@@ -81,8 +98,8 @@ def tables_folder(results_dir: Path, tag: str) -> Path:
     if len(found) > 1:
         raise UserError(f"{name} is in several folders ({', '.join(str(p) for p in found)}); pass one as --results")
     if not found:
-        raise UserError(f"no {name} in {results_dir} or its dataset folders; run the defaults' protocol "
-                        f"(attn-ocgan protocol --tag {tag} ...) before the ablation table")
+        raise UserError(f"no {name} in {results_dir} or its dataset folders; run the first recipe's protocol "
+                        f"(attn-ocgan protocol --config configs/attention/first-recipe.yaml --tag {tag} ...) before the ablation table")
     return found[0]
 
 
@@ -143,12 +160,12 @@ def single_seed_noise(results_dir: Path, tag: str) -> tuple[float, float, int] |
 
 def ablation_markdown(results_dir: Path, tag: str, classes: list[int], settings: dict[str, AblationSetting],
                       command: str) -> tuple[str, dict]:
-    """(Markdown table, {row label: summary_row}); the defaults' table must have rows."""
+    """(Markdown table, {row label: summary_row}); the baseline table must have rows."""
     names = class_names(tag)
     baseline_aucs, baseline_metrics = read_setting(results_dir, tag)
     if not baseline_aucs:
-        raise UserError(f"{results_dir / (tag + '_attn-ocgan.csv')} has no rows; run the defaults' protocol "
-                        f"(attn-ocgan protocol --tag {tag} ...) before the ablation table")
+        raise UserError(f"{results_dir / (tag + '_attn-ocgan.csv')} has no rows; run the first recipe's protocol "
+                        f"(attn-ocgan protocol --config configs/attention/first-recipe.yaml --tag {tag} ...) before the ablation table")
     rows = {DEFAULTS: summary_row(baseline_aucs, baseline_metrics, classes, None)}
     for name, setting in settings.items():
         aucs, metrics = read_setting(results_dir, f"{tag}-abl-{name}")
