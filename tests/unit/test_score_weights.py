@@ -18,7 +18,7 @@ from attn_ocgan.protocol.reports.score_weightings import write_score_weightings
 from attn_ocgan.registry import create_model, resolve_model_config
 from tests.conftest import SMALL_MODEL_ARGS
 
-ROTATION_EVIDENCE = {**SMALL_MODEL_ARGS["attn-ocgan"], "guide_task": "rotation", "guide_evidence_score": True}
+ROTATION_EVIDENCE = {**SMALL_MODEL_ARGS["attn-ocgan"], "guide_task": "rotation", "guide_evidence_score": True, "score_weights": "fixed"}
 
 
 def test_the_grid_covers_the_simplex_and_the_search_finds_the_informative_component():
@@ -82,7 +82,7 @@ def test_equal_weights_give_every_component_one_share_with_or_without_the_guide_
 
 def test_guide_evidence_needs_the_rotation_guide():
     with pytest.raises(UserError, match="guide_evidence_score needs guide_task=rotation"):
-        resolve_model_config("attn-ocgan", "mnist5k", {"guide_evidence_score": True}, 1, 32)
+        resolve_model_config("attn-ocgan", "mnist5k", {"guide_task": "pseudo_anomaly", "guide_evidence_score": True}, 1, 32)
 
 
 def _config(**data) -> RunConfig:

@@ -27,7 +27,7 @@ def test_each_epoch_records_the_validation_auc_its_components_and_the_masks_of_t
     assert scored == [len(data.validation) + len(data.validation_novel)] * 2  # the validation split, never the test split
     trace = trainer_module.read_validation_trace(tmp_path / "run")
     assert [r["epoch"] for r in trace] == [1, 2]
-    assert set(trace[-1]["component_aucs"]) == {"first_gan", "masked_gan"}
+    assert set(trace[-1]["component_aucs"]) == {"first_gan", "masked_gan", "guide_rotation_x", "guide_rotation_masked"}
     assert set(trace[-1]["masks"]) == {"normal", "novel"}
     assert 0 < trace[-1]["masks"]["normal"]["area"] < 1
     # the record's AUC is the selected model's validation AUC, recomputed from the checkpoint
