@@ -139,6 +139,8 @@ def test_the_exported_scorer_agrees_with_predict(attention_run, test_pngs, tmp_p
     paths = sorted(predicted)
     images = np.stack([np.asarray(Image.open(path))[None] for path in paths]).astype(np.uint8)
     scores, residual = session.run(None, {"images": images})
-    np.testing.assert_allclose(scores, [predicted[path] for path in paths], rtol=1e-4, atol=1e-5)
+    # ONNX Runtime's float32 kernels differ from torch's by ~1e-6, which the z-normalised score
+    # components (divided by a 1-epoch model's small std on normal images) magnify to ~1e-4
+    np.testing.assert_allclose(scores, [predicted[path] for path in paths], rtol=1e-3, atol=1e-3)
     assert residual.shape == (len(paths), 1, 32, 32)
     assert "wrote" in capsys.readouterr().out
