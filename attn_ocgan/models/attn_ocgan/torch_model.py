@@ -19,7 +19,8 @@ class AttnOCGAN(OCGAN):
     """The first GAN is this OCGAN itself (``encoder``, ``decoder``, ...); with ``attention`` on it adds
 
     - ``attention``: CBAM attention-map generator over the first encoder's stage features,
-    - ``guide``: guiding classifier (normal vs pseudo-anomaly, masked and unmasked inputs),
+    - ``guide``: guiding classifier on masked and unmasked inputs: which quarter turn was applied
+      (``guide_task="rotation"``, the default: 4 logits) or normal vs pseudo-anomaly (1 logit),
     - ``masked_gan``: a second OCGAN trained on ``x * M``,
     - buffers ``score_mean``/``score_std`` (K,): statistics of the K score components (the two
       reconstruction errors, with ``guide_evidence_score`` also the guide's rotation NLL on x and
