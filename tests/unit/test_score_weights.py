@@ -120,3 +120,15 @@ def test_validation_weights_need_a_validation_split(tmp_path):
     with pytest.raises(UserError, match="score_weights=validation chooses the score's weights on a validation split"):
         trainer_module.train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_score_weightings_refuses_a_model_whose_score_has_no_components_and_writes_nothing(tmp_path, tiny_config, capsys):
+    from attn_ocgan.cli import main
+
+    checkpoint = trainer_module.train(dataclasses.replace(tiny_config, model_args=SMALL_MODEL_ARGS["ocgan"]), tmp_path / "run",
+                                      progress=False)["checkpoint"]
+    out = tmp_path / "weightings.md"
+    assert main(["report", "score-weightings", "--out", str(out), str(checkpoint)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error: " in line]  # beside the progress bar
+    assert len(errors) == 1 and "whose score has no components to weight" in errors[0]
+    assert not out.exists()
