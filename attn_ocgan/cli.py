@@ -149,11 +149,13 @@ def common_options(function):
         click.option("--pretrain-attention-epochs", type=int, default=None,
                      help="Epochs at the start where only the attention generator and guide learn. A model_args key.", **attention),
         click.option("--outlier-exposure", default=None, metavar="NAME[:ROOT]",
-                     help="Negatives for the guiding classifier from another dataset (default: none, strict one-class).",
+                     help="Negatives for the guiding classifier from another dataset (default: none, strict one-class); "
+                          "needs the pseudo-anomaly guide: --config configs/attention/first-recipe.yaml.",
                      **attention),
         click.option("--known-anomalies", type=int, default=None, metavar="K",
                      help="The original authors' setting: training images of K other classes of this dataset are the "
-                          "guide's negatives; the test AUC is also reported on seen and unseen classes apart (default 0).",
+                          "guide's negatives; the test AUC is also reported on seen and unseen classes apart (default 0); needs the "
+                          "pseudo-anomaly guide: --config configs/attention/first-recipe.yaml.",
                      **attention),
         click.option("--known-anomaly-seed", type=int, default=None,
                      help="Which K classes --known-anomalies draws (with the normal class; default 0).", **attention),
