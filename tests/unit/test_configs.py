@@ -28,3 +28,13 @@ def test_sweep_files_read_whole(path):
 
     spec = read_sweep(path)  # keys, distributions, and a model built from the first value of each
     assert spec.search and spec.base.train.select_epoch == "validation"
+
+
+def test_the_first_recipe_file_and_the_models_former_defaults_are_the_same_recipe():
+    # FIRST_RECIPE rebuilds runs saved before the defaults changed; the YAML regenerates their tables
+    from attn_ocgan.models.attn_ocgan import FIRST_RECIPE
+
+    from_file = run_config_from_dict(load_config_file(REPO / "configs" / "attention" / "first-recipe.yaml"))
+    assert resolve_model_config("attn-ocgan", "cifar10", from_file.model_args, 3, 32) == \
+        resolve_model_config("attn-ocgan", "cifar10", FIRST_RECIPE, 3, 32)
+    assert resolve_model_config("attn-ocgan", "cifar10", {}, 3, 32) != resolve_model_config("attn-ocgan", "cifar10", FIRST_RECIPE, 3, 32)

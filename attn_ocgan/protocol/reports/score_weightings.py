@@ -17,8 +17,8 @@ import torch
 
 from ...data import load_one_class
 from ...engine.checkpoint import model_from_checkpoint, read_checkpoint
-from ...engine.device import model_device, resolve_device
-from ...engine.evaluation import auc, batch_starts
+from ...engine.device import resolve_device
+from ...engine.evaluation import auc, scores_and_columns
 from ...errors import UserError
 from ...utils.environment import machine_description
 from ...utils.io import atomic_write_text
@@ -36,16 +36,6 @@ class WeightingRow:
     trained_weights: dict[str, float]
 
 
-@torch.inference_mode()
-def normalised_columns(model, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
-    """(N, K) z-normalised score components (the model's normal-training-image statistics)."""
-    model.eval()
-    device = model_device(model)
-    parts = [model.normalise_score_components(model.score_components(images[start:start + batch_size].to(device))).cpu()
-             for start in batch_starts(len(images), batch_size)]
-    return torch.cat(parts).double().numpy()
-
-
 def weighting_row(path: Path, data_root: str | None = None, device: str = "cpu") -> WeightingRow:
     payload = read_checkpoint(path)
     config, model = model_from_checkpoint(payload, resolve_device(device))
@@ -54,13 +44,13 @@ def weighting_row(path: Path, data_root: str | None = None, device: str = "cpu")
         raise UserError(f"{path} is a {config.model} checkpoint whose score has no components to weight; "
                         "pass checkpoints of a model that combines several (e.g. attn-ocgan after its masked GAN trained)")
     data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
-    columns = normalised_columns(model, data.test)
+    scores, raw = scores_and_columns(model, data.test)  # one pass: the model's own score and its raw components
+    columns = model.normalise_score_components(torch.from_numpy(np.stack([raw[name] for name in names], 1))).numpy()
     is_novel = data.test_is_novel.numpy()
-    weights = model.score_component_weights
-    trained = columns @ np.array([weights[name] for name in names])
     return WeightingRow(data.class_names[data.normal_class], data.normal_class, config.train.seed, int(payload["epoch"]),
-                        auc(is_novel, trained), auc(is_novel, columns.mean(1)),
-                        {name: auc(is_novel, columns[:, index]) for index, name in enumerate(names)}, dict(weights))
+                        auc(is_novel, scores), auc(is_novel, columns.mean(1)),
+                        {name: auc(is_novel, columns[:, index]) for index, name in enumerate(names)},
+                        dict(model.score_component_weights))
 
 
 def weightings_markdown(rows: list[WeightingRow], command: str) -> str:
