@@ -523,7 +523,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 @cli.group()
 def report():
-    """Tables from finished runs: score components, complexity calibration, the ablation, pixel floors, the proxy sweep."""
+    """Tables from finished runs: score components and their means, complexity calibration, the ablation, pixel floors, the proxy sweep."""
 
 
 @report.command("score-components")
@@ -546,6 +546,20 @@ def report_score_components(context, metrics_log, data_root, out, threads, devic
     rows = write_score_components(Path(out), _command_line(context), checkpoints,
                                   Path(metrics_log) if metrics_log else None, data_root, device)
     click.echo(f"wrote {out} ({rows} rows)")
+
+
+@report.command("component-means")
+@click.option("--metrics", "metrics_log", required=True, type=click.Path(dir_okay=False),
+              help="A protocol runner's <tag>_<model>.metrics.jsonl (nothing is scored again).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
+@click.pass_context
+def report_component_means(context, metrics_log, out):
+    """Each score component's mean on normal and on novel test images and their ratio, per protocol cell
+    (e.g. does Skip-GANomaly's U-Net reconstruct novel images as well as normal ones?)."""
+    from .protocol.reports.component_means import write_component_means
+
+    cells = write_component_means(Path(out), _command_line(context), Path(metrics_log))
+    click.echo(f"wrote {out} ({cells} cells)")
 
 
 @report.command("score-weightings")

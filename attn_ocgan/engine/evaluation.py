@@ -95,6 +95,10 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "", th
         metrics["decision"] = {**decision_metrics(is_novel, test_scores, threshold[0]), "chosen": threshold[1]}
     if model.score_component_names:
         metrics["auc_per_score_component"] = {name: auc(is_novel, scores) for name, scores in test_columns.items()}
+        metrics["score_component_mean"] = {  # raw, before normalisation: e.g. does a U-Net copy novel images?
+            name: {"train_normal": float(train_columns[name].mean()) if len(train_columns[name]) else None,
+                   "test_normal": float(scores[is_novel == 0].mean()), "test_novel": float(scores[is_novel == 1].mean())}
+            for name, scores in test_columns.items()}
     metrics["complexity"] = complexity_metrics(model, train_columns, test_columns, train_images, data.test, is_novel)
     metrics.update(model.diagnostics())
     if getattr(data, "test_masks", None) is not None:  # ground-truth anomaly masks (industrial layout)

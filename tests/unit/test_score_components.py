@@ -1,6 +1,7 @@
 """attn-ocgan report score-components (attn_ocgan/protocol/reports/score_components.py): one diagnostic row
 per attention checkpoint or per logged protocol cell."""
 import dataclasses
+import json
 from pathlib import Path
 
 from attn_ocgan.cli import main
@@ -64,6 +65,26 @@ def test_the_protocol_logs_each_cells_metrics_and_the_table_is_rebuilt_from_them
     checkpoint = next((tmp_path / "runs").rglob("last.pt"))
     assert main(["report", "score-components", "--out", str(from_checkpoint), str(checkpoint)]) == 0
     assert _cells(from_log) == _cells(from_checkpoint)
+
+    # report component-means reads the same log: one row per component, the logged raw means and their ratio
+    means_out = tmp_path / "means.md"
+    assert main(["report", "component-means", "--metrics", str(metrics_log_path(csv_path)), "--out", str(means_out)]) == 0
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in means_out.read_text().splitlines() if line.startswith("| 1 |")]
+    logged = cell["metrics"]["score_component_mean"]
+    assert [row[3] for row in rows] == list(logged) and len(rows) >= 2
+    for row in rows:
+        mean = logged[row[3]]
+        assert row[5:8] == [f"{mean['test_normal']:.4g}", f"{mean['test_novel']:.4g}", f"{mean['test_novel'] / mean['test_normal']:.2f}"]
+        assert row[8] == f"{cell['metrics']['auc_per_score_component'][row[3]]:.4f}"
+
+
+def test_component_means_refuses_a_log_without_them_and_writes_nothing(tmp_path, capsys):
+    log = tmp_path / "old.metrics.jsonl"
+    log.write_text(json.dumps({"dataset": "mnist", "model": "ocgan", "normal_class": 0, "seed": 0, "epochs": 1,
+                               "selected_epoch": 1, "metrics": {"auc": 0.5, "normal_class_name": "0"}}) + "\n")
+    out = tmp_path / "means.md"
+    assert main(["report", "component-means", "--metrics", str(log), "--out", str(out)]) == 2
+    assert "no score_component_mean" in capsys.readouterr().err and not out.exists()
 
 
 def test_missing_or_ambiguous_input_is_a_one_line_error(tmp_path, capsys):

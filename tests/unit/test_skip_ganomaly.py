@@ -149,6 +149,11 @@ def test_the_statistics_come_from_the_training_images_given_to_end_epoch(tmp_pat
     assert torch.equal(model.score_mean, fitted[0]) and torch.equal(model.score_std, fitted[1])
     assert set(metrics["auc_per_score_component"]) == {"reconstruction", "latent"}
     assert metrics["score_combination"]["component_mean"] == pytest.approx(fitted[0].tolist())
+    # each raw component's mean per group (the copy check on real runs reads these)
+    means = metrics["score_component_mean"]["reconstruction"]
+    assert means["test_normal"] == pytest.approx(other_reconstruction[0::2].mean().item(), rel=1e-5)
+    assert means["test_novel"] == pytest.approx(other_reconstruction[1::2].mean().item(), rel=1e-5)
+    assert means["train_normal"] == pytest.approx(fitted[0][0].item(), rel=1e-5)
     assert (tmp_path / "residuals.png").is_file()
 
     # the statistics are buffers: a checkpoint carries them, and a rebuilt model scores the same

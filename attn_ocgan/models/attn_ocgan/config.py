@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ocgan.config import DATASET_PRESETS as OCGAN_PRESETS
 from ...errors import UserError
 from ..components import check_range
+from ..ocgan.config import DATASET_PRESETS as OCGAN_PRESETS
+from ..ocgan.config import OCGANConfig
 
 GUIDE_TASKS = ("pseudo_anomaly", "rotation")
 SCORE_WEIGHTS = ("fixed", "equal", "validation")
 AREA_CONSTRAINTS = ("quadratic", "barrier")
 CORRUPTIONS = ("shuffle", "cutpaste")
-from ..ocgan.config import OCGANConfig
 
 
 @dataclass
