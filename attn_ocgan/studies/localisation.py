@@ -49,6 +49,18 @@ def centre_prior(batch: int, size: int, sigma: float = 0.25) -> torch.Tensor:
     return gauss.expand(batch, 1, size, size).clone()
 
 
+def area_iou_ceiling(masks: torch.Tensor, share: float) -> float:
+    """The mean IoU that a perfectly placed binary map keeping a ``share`` of each crop's pixels could reach:
+    min(share, o) / max(share, o) for an object share o. A map whose area is bounded (an area prior or
+    barrier) cannot beat it, whatever it learns."""
+    objects = masks.flatten(1).float().mean(1)
+    share_tensor = torch.full_like(objects, float(share))
+    return float((torch.minimum(objects, share_tensor) / torch.maximum(objects, share_tensor).clamp(min=1e-12)).mean())
+
+
+CEILING_SHARES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+
+
 def localisation_metrics(maps: torch.Tensor, masks: torch.Tensor) -> dict:
     return {"pointing": float(pointing_hits(maps, masks).float().mean()),
             "iou_at_0.5": float(thresholded_iou(maps, masks, 0.5).mean()),
@@ -108,8 +120,12 @@ def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: 
     for row in rows:
         lines.append(f"| {row['model']} | {row['trained_on']} | {row['map']} | {row['pointing']:.3f} | "
                      f"{row['iou_at_0.5']:.3f} | {row['iou_at_mean']:.3f} |")
+    ceilings = ", ".join(f"{share:.1f}: {area_iou_ceiling(masks, share):.3f}" for share in CEILING_SHARES)
     lines += ["", "Pointing game: the map's maximum lies inside the true instance mask (constant maps miss). "
               "IoU: the map thresholded, against the instance mask at 32x32.", "",
+              f"The objects cover {float(masks.flatten(1).float().mean()):.3f} of a crop on average. The best IoU a "
+              f"perfectly placed binary map keeping a fixed share of each crop could reach (share: IoU): {ceilings}; "
+              "a map whose area is bounded below the objects' share cannot beat the constant map.", "",
               "Produced by:", "", f"    {command}", "", f"Machine: {machine_description(resolve_device(device))}", ""]
     atomic_write_text(Path(out_csv).with_suffix(".md"), "\n".join(lines))
     return rows

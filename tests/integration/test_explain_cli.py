@@ -58,4 +58,6 @@ def test_localize_cli_measures_attention_and_gradcam_against_object_masks(traine
     # the fixture's objects fill the left half of each crop: a constant map has IoU 1/2 and misses
     whole = rows[1]
     assert float(whole["pointing"]) == 0 and abs(float(whole["iou_at_0.5"]) - 0.5) < 0.02
+    # the Markdown says what a map of bounded area could reach at best: share 0.2 of half-filled crops: 0.4
+    assert "(share: IoU): 0.2: 0.40" in out.with_suffix(".md").read_text()
     assert out.with_suffix(".md").read_text().count("\n| ") == 6  # header + 5 rows

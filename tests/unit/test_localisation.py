@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from attn_ocgan.studies.localisation import centre_prior, localisation_metrics, pointing_hits, thresholded_iou
+from attn_ocgan.studies.localisation import area_iou_ceiling, centre_prior, localisation_metrics, pointing_hits, thresholded_iou
 from attn_ocgan.errors import UserError
 from attn_ocgan.models.attn_ocgan import AttnOCGAN, AttnOCGANConfig
 from attn_ocgan.models.ocgan import OCGAN, OCGANConfig
@@ -42,6 +42,15 @@ def test_thresholded_iou_known_values():
     assert thresholded_iou(top_half * 0.5, mask, "mean").item() == pytest.approx(1 / 3)  # ... but its mean
     metrics = localisation_metrics(torch.cat([mask.float(), top_half]), torch.cat([mask, mask]))
     assert metrics["iou_at_0.5"] == pytest.approx((1 + 1 / 3) / 2)
+
+
+def test_area_iou_ceiling_is_reached_by_the_best_map_of_that_share_and_no_better():
+    masks = torch.cat([_left_half_mask(), torch.ones(1, 1, 8, 8, dtype=torch.bool)])  # object shares 0.5 and 1
+    assert area_iou_ceiling(masks, 0.25) == pytest.approx((0.5 + 0.25) / 2)
+    assert area_iou_ceiling(masks, 1.0) == pytest.approx(localisation_metrics(torch.ones(2, 1, 8, 8), masks)["iou_at_0.5"])
+    quarter = torch.zeros(2, 1, 8, 8)
+    quarter[..., :4, :4] = 1.0  # a share 0.25 placed inside both objects: exactly the ceiling
+    assert localisation_metrics(quarter, masks)["iou_at_0.5"] == pytest.approx(area_iou_ceiling(masks, 0.25))
 
 
 def test_centre_prior_peaks_in_the_centre():
