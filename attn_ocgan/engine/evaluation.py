@@ -107,6 +107,7 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "", th
                                     "test_novel": data.test[is_novel == 1]})
     if masks is not None:
         metrics["masks"] = masks
+        metrics["mask_aucs"] = mask_evidence_aucs(model, data.test, is_novel)
     if out_dir is not None:
         from ..viz.plots import save_roc_curve, save_score_histogram
 
@@ -262,6 +263,39 @@ def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 10
     return statistics
 
 
+MASK_STATISTICS_PER_IMAGE = ("area", "decisiveness", "on_bright_pixels")
+
+
+@torch.inference_mode()
+def per_image_mask_statistics(model, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray | None:
+    """(N, 3): each image's mask area, decisiveness and mean mask on its bright pixels (x > 0; 0.5
+    where it has none), in ``MASK_STATISTICS_PER_IMAGE`` order. None for a model without masks."""
+    model.eval()
+    device = model_device(model)
+    rows = []
+    for start in batch_starts(len(images), batch_size):
+        batch = images[start:start + batch_size].to(device)
+        masks = model.attention_maps(batch)
+        if masks is None:
+            return None
+        bright = (batch.mean(1, keepdim=True) > 0).float().flatten(1)
+        flat = masks.flatten(1)
+        on_bright = torch.where(bright.sum(1) > 0, (flat * bright).sum(1) / bright.sum(1).clamp(min=1), torch.full_like(flat[:, 0], 0.5))
+        rows.append(torch.stack([flat.mean(1), (flat - 0.5).abs().mean(1), on_bright], 1).double().cpu())
+    # rounded to float32's precision: summation-order noise must not rank images whose masks are equal
+    return np.round(torch.cat(rows).numpy(), 6) if rows else np.zeros((0, len(MASK_STATISTICS_PER_IMAGE)))
+
+
+def mask_evidence_aucs(model, images: torch.Tensor, is_novel: np.ndarray) -> dict[str, float] | None:
+    """Do the masks carry class evidence? The AUC of each per-image mask statistic
+    (``per_image_mask_statistics``) used as a novelty score: 0.5 when the masks look the same on
+    normal and novel images; far from 0.5 either way when they differ. A diagnostic, never a score."""
+    statistics = per_image_mask_statistics(model, images)
+    if statistics is None:
+        return None
+    return {name: auc(is_novel, statistics[:, index]) for index, name in enumerate(MASK_STATISTICS_PER_IMAGE)}
+
+
 def validation_record(model, images: torch.Tensor, is_novel: torch.Tensor) -> dict:
     """One epoch's view of the validation split (held-out normal training images vs other-class
     training images; never test images): the score's AUC, each score component's AUC, and the
@@ -271,6 +305,8 @@ def validation_record(model, images: torch.Tensor, is_novel: torch.Tensor) -> di
     if model.score_component_names:
         record["component_aucs"] = component_aucs(model, images, labels)
     record["masks"] = mask_statistics(model, {"normal": images[is_novel == 0], "novel": images[is_novel == 1]})
+    if record["masks"] is not None:
+        record["mask_aucs"] = mask_evidence_aucs(model, images, labels)
     return record
 
 

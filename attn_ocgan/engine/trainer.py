@@ -113,6 +113,8 @@ def _log_validation(writer, record: dict, epoch: int) -> None:
     for group, stats in (record.get("masks") or {}).items():
         for name, value in stats.items():
             writer.add_scalar(f"masks_validation_{group}/{name}", value, epoch)
+    for name, value in (record.get("mask_aucs") or {}).items():
+        writer.add_scalar(f"masks_validation_auc/{name}", value, epoch)
 
 
 def _outlier_images(config: RunConfig, data: OneClassData) -> torch.Tensor | None:

@@ -1,0 +1,50 @@
+"""Per-image mask statistics as a novelty diagnostic (engine/evaluation.py: mask_evidence_aucs)."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from attn_ocgan.engine.evaluation import mask_evidence_aucs, per_image_mask_statistics
+
+
+class _MaskFromBrightness(nn.Module):
+    """Masks that keep the bright pixels only (M = 1 where x > 0): their area follows the ink."""
+
+    def forward(self, images):
+        return images
+
+    def attention_maps(self, images):
+        return (images.mean(1, keepdim=True) > 0).float() * 0.9 + 0.05
+
+
+class _ConstantMask(_MaskFromBrightness):
+    def attention_maps(self, images):
+        return torch.full_like(images[:, :1], 0.3)
+
+
+def _images(ink_pixels: list[int]) -> torch.Tensor:
+    images = -torch.ones(len(ink_pixels), 1, 4, 4)
+    for index, n in enumerate(ink_pixels):
+        images[index].view(-1)[:n] = 1.0
+    return images
+
+
+def test_per_image_statistics_known_values():
+    statistics = per_image_mask_statistics(_MaskFromBrightness(), _images([4, 0]))
+    np.testing.assert_allclose(statistics[0], [0.05 + 0.9 * 4 / 16, (4 * 0.45 + 12 * 0.45) / 16, 0.95])
+    assert statistics[1][2] == 0.5  # no bright pixel: the on-bright statistic is neutral
+
+
+def test_masks_that_differ_on_novel_images_separate_them_and_constant_masks_do_not():
+    images, is_novel = _images([2, 3, 2, 8, 9, 10]), np.array([0, 0, 0, 1, 1, 1])  # novel images carry more ink
+    assert mask_evidence_aucs(_MaskFromBrightness(), images, is_novel)["area"] == pytest.approx(1.0)
+    assert mask_evidence_aucs(_ConstantMask(), images, is_novel) == pytest.approx(
+        {"area": 0.5, "decisiveness": 0.5, "on_bright_pixels": 0.5})
+
+
+def test_a_model_without_masks_gives_none():
+    class _NoMasks(_MaskFromBrightness):
+        def attention_maps(self, images):
+            return None
+
+    assert mask_evidence_aucs(_NoMasks(), _images([1, 2]), np.array([0, 1])) is None
