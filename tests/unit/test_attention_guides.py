@@ -8,7 +8,8 @@ import torch
 from attn_ocgan.config import TrainConfig
 from attn_ocgan.errors import UserError
 from attn_ocgan.models.attn_ocgan import FIRST_RECIPE, AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
-from attn_ocgan.models.attn_ocgan.loss import MaskRegularisers, RotationAttentionLoss, cut_paste, extended_log_barrier, total_variation
+from attn_ocgan.models.attn_ocgan.loss import (MaskRegularisers, RotationAttentionLoss, cut_paste, extended_log_barrier,
+                                              pasted_region_loss, total_variation)
 from attn_ocgan.models.components.rotations import quarter_turn, random_rotations, rotate
 from attn_ocgan.models.components import ConvCritic
 from tests.unit.test_attention import SMALL, images
@@ -77,6 +78,43 @@ def test_area_barrier_brings_an_over_large_mask_below_its_target():
         optimizer.step()
     area = torch.sigmoid(logits).flatten(1).mean(1)
     assert (area <= 0.3).all() and (area > 0.2).all(), area
+
+
+def test_pasted_region_loss_supervises_the_pasted_square_only():
+    regions = torch.zeros(2, 1, 8, 8)
+    regions[:, :, :2, :2] = 1.0
+    marked = regions * 0.999999 + (1 - regions) * torch.rand(2, 1, 8, 8)  # anything outside the square
+    assert pasted_region_loss(marked, regions).item() == pytest.approx(0.0, abs=1e-5)
+    assert pasted_region_loss(torch.full_like(regions, 0.5), regions).item() == pytest.approx(math.log(2))
+    # under the area barrier, the term moves a free mask's mass onto the square rather than everywhere
+    logits = torch.zeros(2, 1, 8, 8, requires_grad=True)
+    regularisers = MaskRegularisers(area_weight=1.0, area_target=0.3, area_constraint="barrier")
+    optimizer = torch.optim.Adam([logits], lr=0.05)
+    for _ in range(300):
+        masks = torch.sigmoid(logits)
+        loss = pasted_region_loss(masks, regions) + regularisers(masks)[0]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    masks = torch.sigmoid(logits).detach()
+    assert masks[regions.bool()].min() > 0.9 and masks[~regions.bool()].max() < 0.3 and masks.mean() <= 0.3
+
+
+def test_the_pasted_region_term_trains_the_attention_generator_alone():
+    config = rotation_config(pretrain_attention_epochs=1, mask_region_weight=1.0)
+    model = AttnOCGAN(config)
+    algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    logs = algorithm.train_step(images(8), epoch=0)
+    assert logs["attention/mask_region"] > 0 and 0 < logs["attention/mask_on_pasted_square"] < 1
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert not {name for name in changed if name.startswith(("encoder.", "decoder.", "masked_gan."))}
+    # the term itself reaches the attention generator and nothing else
+    pasted_features, regions = algorithm.pasted_copies(images(8))
+    model.zero_grad()
+    pasted_region_loss(model.attention(pasted_features), regions).backward()
+    with_gradient = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert with_gradient and all(name.startswith("attention.") for name in with_gradient)
 
 
 def test_extended_log_barrier_is_continuous_and_steep_outside():

@@ -2,7 +2,8 @@
 
 Per iteration, after the epoch schedule below decides who learns:
   (1-4) the first GAN: the vanilla OCGAN step on x,
-  (5)   attention generator + guiding classifier: one step on ``AttentionLoss``,
+  (5)   attention generator + guiding classifier: one step on ``RotationAttentionLoss`` (or
+        ``AttentionLoss``), with ``mask_region_weight`` plus the pasted-square term on CutPaste copies,
   (6)   the masked GAN: the vanilla OCGAN step on x * M (masks detached).
 
 Schedule (0-based epoch e; P = pretrain_attention_epochs, W = mask_warmup_epochs):
@@ -27,7 +28,7 @@ from ..components.rotations import random_rotations
 from ..ocgan.algorithm import OCGANAlgorithm
 from ..ocgan.mining import mine_informative_negatives
 from .config import AttnOCGANConfig
-from .loss import AttentionLoss, MaskRegularisers, RotationAttentionLoss, cut_paste, patch_shuffle
+from .loss import AttentionLoss, MaskRegularisers, RotationAttentionLoss, cut_paste, pasted_region_loss, patch_shuffle
 from .torch_model import AttnOCGAN
 
 N_GRID_IMAGES = 8
@@ -79,7 +80,8 @@ class AttnOCGANAlgorithm(Algorithm):
         else:
             others, labels = self.pseudo_anomalies(images), None
         features = model.encoder_features(torch.cat([images, others]))
-        logs.update(self._attention_step(images, others, features, labels))
+        pasted = self.pasted_copies(images) if self.config.mask_region_weight > 0 else None
+        logs.update(self._attention_step(images, others, features, labels, pasted))
         if epoch >= self.masked_gan_start:
             with torch.no_grad(), evaluating(model.attention):
                 masks = model.attention([level[: len(images)] for level in features])
@@ -130,11 +132,19 @@ class AttnOCGANAlgorithm(Algorithm):
                     parts.append(model.decoder(latent))
         return torch.cat(parts)
 
+    def pasted_copies(self, images: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Known-location pseudo-anomalies for ``mask_region_weight``: the first encoder's features of
+        CutPaste copies of ``images``, and the pasted squares (B, 1, H, W)."""
+        copies, regions = cut_paste(images)
+        return self.model.encoder_features(copies), regions
+
     def _attention_step(self, images: torch.Tensor, others: torch.Tensor, features: list[torch.Tensor],
-                        labels: torch.Tensor | None = None) -> dict[str, float]:
+                        labels: torch.Tensor | None = None,
+                        pasted: tuple[list[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
         # (5) attention generator + guiding classifier; ``features``: the first encoder's stage
         #     activations of cat([images, others]); ``labels``: the quarter turns of that batch
-        #     (rotation guide), else None (others are pseudo-anomalies)
+        #     (rotation guide), else None (others are pseudo-anomalies); ``pasted``: the features of
+        #     CutPaste copies and their pasted squares (``pasted_copies``), or None
         model = self.model
         model.attention.train()
         model.guide.train()
@@ -144,6 +154,14 @@ class AttnOCGANAlgorithm(Algorithm):
         else:
             normal_masks, anomalous_masks = masks.split([len(images), len(others)])
             terms = self.attention_loss(model.guide, images, others, normal_masks, anomalous_masks)
+        if pasted is not None:  # a term of the attention generator alone
+            pasted_features, regions = pasted
+            pasted_masks = model.attention(pasted_features)
+            terms["mask_region"] = pasted_region_loss(pasted_masks, regions)
+            terms["mask_on_pasted_square"] = ((pasted_masks * regions).sum() / regions.sum().clamp_min(1.0)).detach()
+            extra = self.config.mask_region_weight * terms["mask_region"] + self.attention_loss.regularisers(pasted_masks)[0]
+            terms["attention_total"] = terms["attention_total"] + extra
+            terms["total"] = terms["total"] + extra
         self.attention_optimizer.zero_grad(set_to_none=True)
         if self.attention_loss.adversarial:
             # The complement (erase) game: A and G minimise different losses of the same logits.

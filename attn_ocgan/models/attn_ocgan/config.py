@@ -36,6 +36,10 @@ class AttnOCGANConfig(OCGANConfig):
     # weight of the complement (erase) game: the guide classifies x * (1 - M) too, the attention
     # generator is trained to leave it no evidence (loss.py); 0 switches it off
     mask_complement_weight: float = 1.0
+    # weight of the known-location pseudo-anomaly term (issue 27, 2d): each step, CutPaste copies of the
+    # normal images (a square pasted elsewhere in the same image); their masks are trained to mark the
+    # pasted square (pasted_region_loss), under the same area constraint; 0 switches it off
+    mask_region_weight: float = 0.0
     corruption_fraction: float = 0.5  # share of pseudo-anomalies that are corrupted normals (rest: decodes)
     corruption: str = "shuffle"  # how: "shuffle" (tiles permuted) or "cutpaste" (a patch pasted elsewhere)
     shuffle_patch: int = 8  # patch side of the patch-shuffle corruption
@@ -73,6 +77,7 @@ class AttnOCGANConfig(OCGANConfig):
         for name in ("cbam_reduction", "guide_width", "shuffle_patch"):
             check_range(self, name, 1, None)
         for name in ("guide_weight", "mask_area_weight", "mask_binary_weight", "mask_complement_weight", "mask_tv_weight",
+                     "mask_region_weight",
                      "pretrain_attention_epochs",
                      "mask_warmup_epochs", "reset_masked_gan_at"):
             check_range(self, name, 0, None)

@@ -8,7 +8,9 @@ Two guide tasks (``guide_task``):
   ``x * M`` (keep) and on the erased part ``x * (1 - M)`` (erase: the attention generator pushes
   the guide to chance there), so the evidence must sit inside M (``RotationAttentionLoss``).
 Both share the mask regularisers (``MaskRegularisers``): the area prior (a quadratic pull or an
-extended log-barrier upper bound), binarisation and total variation.
+extended log-barrier upper bound), binarisation and total variation. Either may add known-location
+pseudo-anomalies (``pasted_region_loss``): CutPaste copies of the normal images whose masks must mark
+the pasted square, under the same regularisers.
 """
 from __future__ import annotations
 
@@ -51,6 +53,14 @@ def cut_paste(images: torch.Tensor, generator: torch.Generator | None = None, mi
         out[index, :, ty:ty + side, tx:tx + side] = images[index, :, sy:sy + side, sx:sx + side]
         regions[index, :, ty:ty + side, tx:tx + side] = 1.0
     return out, regions
+
+
+def pasted_region_loss(masks: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """Mean over images of the mask's negative log on the pixels of the pasted square (``regions``
+    (B, 1, H, W), 1 there): zero when each mask marks its pasted square fully. Only the square is
+    supervised; what the mask does elsewhere is left to the area constraint and the guide."""
+    per_image = -(regions * torch.log(masks.clamp_min(1e-6))).flatten(1).sum(1) / regions.flatten(1).sum(1).clamp_min(1.0)
+    return per_image.mean()
 
 
 def extended_log_barrier(z: torch.Tensor, t: float) -> torch.Tensor:
