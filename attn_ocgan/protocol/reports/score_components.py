@@ -2,7 +2,8 @@
 
 One row per cell: the AUC of the combined score (the protocol's number), of the first GAN's error
 alone (a vanilla OCGAN inside the model) and of the masked GAN's error alone, plus the masks'
-statistics on normal test images (area, decisiveness, mean mask on bright and on dark pixels). A
+statistics on normal test images (area, decisiveness, mean mask on bright and on dark pixels) and
+the AUC of each per-image mask statistic as a novelty score (``evaluation.mask_evidence_aucs``). A
 diagnostic, never a selection: the combination weight stays the one in the config. The rows come
 either from checkpoints (the test split is scored again) or from the metrics the protocol runner
 logs beside its table (``<tag>_attn-ocgan.metrics.jsonl``; nothing is scored again).
@@ -25,7 +26,7 @@ from ...utils.io import atomic_write_text
 from ..tables import read_metrics_log
 
 COLUMNS = ("class", "seed", "epochs", "combined AUC (the score)", "first GAN alone", "masked GAN alone", "mask area",
-           "decisiveness", "mask on bright / dark pixels")
+           "decisiveness", "mask on bright / dark pixels", "AUC of the mask's area / decisiveness / on bright pixels")
 
 
 def checkpoint_row(path: Path, data_root: str | None = None, device: str = "cpu") -> tuple[int, tuple]:
@@ -50,9 +51,11 @@ def metrics_cells(metrics: dict, seed: int, epoch: int) -> tuple:
     components = metrics.get("auc_per_score_component")  # absent while the masked GAN has not trained
     first, masked = (f"{components[name]:.4f}" for name in ("first_gan", "masked_gan")) if components else ("—", "— (untrained)")
     masks = metrics["masks"]["test_normal"]
+    mask_aucs = metrics.get("mask_aucs")  # logged since 2026-12-04
+    evidence = " / ".join(f"{mask_aucs[name]:.3f}" for name in ("area", "decisiveness", "on_bright_pixels")) if mask_aucs else "—"
     return (metrics["normal_class_name"], seed, epoch, f"{metrics['auc']:.4f}", first, masked,
             f"{masks['area']:.3f}", f"{masks['decisiveness']:.3f}",
-            f"{masks['on_bright_pixels']:.3f} / {masks['on_dark_pixels']:.3f}")
+            f"{masks['on_bright_pixels']:.3f} / {masks['on_dark_pixels']:.3f}", evidence)
 
 
 def logged_rows(path: Path) -> list[tuple[int, tuple]]:
@@ -69,7 +72,9 @@ def score_components_markdown(rows: list[tuple], command: str) -> str:
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
     lines += ["", "Decisiveness is mean |M - 0.5| (0: uniform grey, 0.5: binary); bright pixels are those above 0 "
-              "in [-1, 1] (the strokes of a digit). The epoch column is that of the evaluated model; the combination weight is the config's.", "",
+              "in [-1, 1] (the strokes of a digit). The epoch column is that of the evaluated model; the combination weight is the config's. "
+              "The last column: each per-image mask statistic used as a novelty score on the test images (0.5: the masks "
+              "look the same on normal and novel images; far from 0.5 either way: they carry evidence of the class).", "",
               "Produced by:", "", f"    {command}", "", f"Machine: {machine_description()}; date: {datetime.date.today().isoformat()}", ""]
     return "\n".join(lines)
 
