@@ -293,7 +293,11 @@ def mask_evidence_aucs(model, images: torch.Tensor, is_novel: np.ndarray) -> dic
     statistics = per_image_mask_statistics(model, images)
     if statistics is None:
         return None
-    return {name: auc(is_novel, statistics[:, index]) for index, name in enumerate(MASK_STATISTICS_PER_IMAGE)}
+    aucs = {name: auc(is_novel, statistics[:, index]) for index, name in enumerate(MASK_STATISTICS_PER_IMAGE)}
+    # what a mask that only followed the bright pixels would give: the images' bright-pixel share
+    # (on MNIST the ink), to tell class evidence from the amount of ink a bounded-area mask can cover
+    aucs["reference_bright_share"] = auc(is_novel, (images.mean(1) > 0).double().flatten(1).mean(1).numpy())
+    return aucs
 
 
 def validation_record(model, images: torch.Tensor, is_novel: torch.Tensor) -> dict:

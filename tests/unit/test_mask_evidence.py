@@ -39,7 +39,7 @@ def test_masks_that_differ_on_novel_images_separate_them_and_constant_masks_do_n
     images, is_novel = _images([2, 3, 2, 8, 9, 10]), np.array([0, 0, 0, 1, 1, 1])  # novel images carry more ink
     assert mask_evidence_aucs(_MaskFromBrightness(), images, is_novel)["area"] == pytest.approx(1.0)
     assert mask_evidence_aucs(_ConstantMask(), images, is_novel) == pytest.approx(
-        {"area": 0.5, "decisiveness": 0.5, "on_bright_pixels": 0.5})
+        {"area": 0.5, "decisiveness": 0.5, "on_bright_pixels": 0.5, "reference_bright_share": 1.0})
 
 
 def test_a_model_without_masks_gives_none():

@@ -30,7 +30,7 @@ def test_each_epoch_records_the_validation_auc_its_components_and_the_masks_of_t
     assert set(trace[-1]["component_aucs"]) == {"first_gan", "masked_gan", "guide_rotation_x", "guide_rotation_masked"}
     assert set(trace[-1]["masks"]) == {"normal", "novel"}
     assert 0 < trace[-1]["masks"]["normal"]["area"] < 1
-    assert set(trace[-1]["mask_aucs"]) == {"area", "decisiveness", "on_bright_pixels"}
+    assert set(trace[-1]["mask_aucs"]) == {"area", "decisiveness", "on_bright_pixels", "reference_bright_share"}
     # the record's AUC is the selected model's validation AUC, recomputed from the checkpoint
     from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
     _, model = model_from_checkpoint(read_checkpoint(result["selected_checkpoint"]))

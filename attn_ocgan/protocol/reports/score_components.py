@@ -26,7 +26,7 @@ from ...utils.io import atomic_write_text
 from ..tables import read_metrics_log
 
 COLUMNS = ("class", "seed", "epochs", "combined AUC (the score)", "first GAN alone", "masked GAN alone", "mask area",
-           "decisiveness", "mask on bright / dark pixels", "AUC of the mask's area / decisiveness / on bright pixels")
+           "decisiveness", "mask on bright / dark pixels", "AUC of the mask's area / decisiveness / on bright pixels (ref.: bright share)")
 
 
 def checkpoint_row(path: Path, data_root: str | None = None, device: str = "cpu") -> tuple[int, tuple]:
@@ -52,7 +52,8 @@ def metrics_cells(metrics: dict, seed: int, epoch: int) -> tuple:
     first, masked = (f"{components[name]:.4f}" for name in ("first_gan", "masked_gan")) if components else ("—", "— (untrained)")
     masks = metrics["masks"]["test_normal"]
     mask_aucs = metrics.get("mask_aucs")  # logged since 2026-12-04
-    evidence = " / ".join(f"{mask_aucs[name]:.3f}" for name in ("area", "decisiveness", "on_bright_pixels")) if mask_aucs else "—"
+    evidence = (" / ".join(f"{mask_aucs[name]:.3f}" for name in ("area", "decisiveness", "on_bright_pixels"))
+                + f" ({mask_aucs['reference_bright_share']:.3f})") if mask_aucs else "—"
     return (metrics["normal_class_name"], seed, epoch, f"{metrics['auc']:.4f}", first, masked,
             f"{masks['area']:.3f}", f"{masks['decisiveness']:.3f}",
             f"{masks['on_bright_pixels']:.3f} / {masks['on_dark_pixels']:.3f}", evidence)
@@ -74,7 +75,9 @@ def score_components_markdown(rows: list[tuple], command: str) -> str:
     lines += ["", "Decisiveness is mean |M - 0.5| (0: uniform grey, 0.5: binary); bright pixels are those above 0 "
               "in [-1, 1] (the strokes of a digit). The epoch column is that of the evaluated model; the combination weight is the config's. "
               "The last column: each per-image mask statistic used as a novelty score on the test images (0.5: the masks "
-              "look the same on normal and novel images; far from 0.5 either way: they carry evidence of the class).", "",
+              "look the same on normal and novel images; far from 0.5 either way: they carry evidence of the class); in brackets "
+              "the AUC of the images' bright-pixel share itself (the ink of a digit), which a mask that only followed "
+              "bright pixels would reproduce.", "",
               "Produced by:", "", f"    {command}", "", f"Machine: {machine_description()}; date: {datetime.date.today().isoformat()}", ""]
     return "\n".join(lines)
 
