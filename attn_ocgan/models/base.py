@@ -83,6 +83,19 @@ class NoveltyModel(nn.Module):
         return {}
 
 
+def draw_latent(model: nn.Module, shape: tuple[int, ...], batch_size: int, distribution: str,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, *shape) latent codes on ``model``'s device, ``distribution`` "normal" (N(0, I)) or
+    "uniform" (U(-1, 1)). A ``generator`` (on the CPU) makes the draw the same on every device."""
+    device = next(model.parameters()).device
+    draw = {"normal": torch.randn, "uniform": torch.rand}[distribution]
+    if generator is not None:
+        codes = draw((batch_size, *shape), generator=generator).to(device)
+    else:
+        codes = draw((batch_size, *shape), device=device)
+    return codes * 2 - 1 if distribution == "uniform" else codes
+
+
 def adam(modules, train: TrainConfig) -> torch.optim.Adam:
     parameters = [p for module in modules for p in module.parameters()]
     return torch.optim.Adam(parameters, lr=train.lr, betas=(train.beta1, 0.999))

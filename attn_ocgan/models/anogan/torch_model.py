@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ...layers import LatentDecoder, init_dcgan_weights
-from ..base import NoveltyModel
+from ..base import NoveltyModel, draw_latent
 from ..components import ConvCritic
 from .config import AnoGANConfig
 
@@ -23,12 +23,8 @@ class AnoGAN(NoveltyModel):
         return (self.config.latent_dim, 1, 1)
 
     def sample_latent(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ N(0, I), shaped (B, nz, 1, 1), on the model's device. A ``generator`` (on the CPU) makes
-        the draw the same on every device."""
-        device = next(self.parameters()).device
-        if generator is not None:
-            return torch.randn((batch_size, *self.latent_shape), generator=generator).to(device)
-        return torch.randn((batch_size, *self.latent_shape), device=device)
+        """z ~ N(0, I), shaped (B, nz, 1, 1), on the model's device (``draw_latent``)."""
+        return draw_latent(self, self.latent_shape, batch_size, "normal", generator)
 
     def anomaly_loss(self, images: torch.Tensor, latent: torch.Tensor,
                      image_features: torch.Tensor | None = None) -> torch.Tensor:

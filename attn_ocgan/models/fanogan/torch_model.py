@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ...layers import ConvDownStack, LatentDecoder, LatentEncoder, init_dcgan_weights
-from ..base import NoveltyModel, Panel
+from ..base import NoveltyModel, Panel, draw_latent
 from .config import FAnoGANConfig
 from .loss import izif_residuals
 
@@ -56,12 +56,8 @@ class FAnoGAN(NoveltyModel):
         return (self.config.latent_dim, 1, 1)
 
     def sample_latent(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ U(-1, 1)^nz, shaped (B, nz, 1, 1), on the model's device. A ``generator`` (on the CPU) makes
-        the draw the same on every device."""
-        device = next(self.parameters()).device
-        if generator is not None:
-            return (torch.rand((batch_size, *self.latent_shape), generator=generator) * 2 - 1).to(device)
-        return torch.rand((batch_size, *self.latent_shape), device=device) * 2 - 1
+        """z ~ U(-1, 1)^nz, shaped (B, nz, 1, 1), on the model's device (``draw_latent``)."""
+        return draw_latent(self, self.latent_shape, batch_size, "uniform", generator)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """G(E(x))."""

@@ -6,7 +6,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ...layers import ConvDownStack, ConvUpStack, init_dcgan_weights
-from ..base import NoveltyModel
+from ..base import NoveltyModel, draw_latent
 from ..components import ConvCritic
 from .config import OCGANConfig
 
@@ -105,12 +105,8 @@ class OCGAN(NoveltyModel):
         return channels * height * width
 
     def sample_latent(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """l2 ~ U(-1, 1)^d, shaped (B, C, L, L), on the model's device. A ``generator`` (on the CPU)
-        makes the draw the same on every device."""
-        device = next(self.parameters()).device
-        if generator is not None:
-            return (torch.rand((batch_size, *self.latent_shape), generator=generator) * 2 - 1).to(device)
-        return torch.rand((batch_size, *self.latent_shape), device=device) * 2 - 1
+        """l2 ~ U(-1, 1)^d, shaped (B, C, L, L), on the model's device (``draw_latent``)."""
+        return draw_latent(self, self.latent_shape, batch_size, "uniform", generator)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """De(En(x)); with ``ema_decay`` > 0, through the averaged encoder and decoder."""
