@@ -107,7 +107,7 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "", th
                                     "test_novel": data.test[is_novel == 1]})
     if masks is not None:
         metrics["masks"] = masks
-        metrics["mask_aucs"] = mask_evidence_aucs(model, data.test, is_novel)
+        metrics["mask_aucs"] = mask_evidence_aucs(model, data.test, is_novel, train_images)
     if out_dir is not None:
         from ..viz.plots import save_roc_curve, save_score_histogram
 
@@ -286,10 +286,43 @@ def per_image_mask_statistics(model, images: torch.Tensor, batch_size: int = 100
     return np.round(torch.cat(rows).numpy(), 6) if rows else np.zeros((0, len(MASK_STATISTICS_PER_IMAGE)))
 
 
-def mask_evidence_aucs(model, images: torch.Tensor, is_novel: np.ndarray) -> dict[str, float] | None:
+@torch.inference_mode()
+def template_deviations(model, images: torch.Tensor, normal_images: torch.Tensor,
+                        batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Per image (N,): the mean squared distance of its mask from the mean mask of ``normal_images``
+    (normal *training* images: the template), and the same distance of the image itself (grey, mean
+    over channels) from their mean image: how far each image's mask shape, and the image itself,
+    is from what normal images look like."""
+    model.eval()
+    device = model_device(model)
+
+    def maps(batch):
+        batch = batch.to(device)
+        return model.attention_maps(batch).flatten(1).double().cpu(), batch.mean(1).flatten(1).double().cpu()
+
+    sums = None
+    for start in batch_starts(len(normal_images), batch_size):
+        masks, grey = maps(normal_images[start:start + batch_size])
+        batch_sums = torch.stack([masks.sum(0), grey.sum(0)])
+        sums = batch_sums if sums is None else sums + batch_sums
+    mask_template, image_template = sums / max(len(normal_images), 1)
+    deviations = []
+    for start in batch_starts(len(images), batch_size):
+        masks, grey = maps(images[start:start + batch_size])
+        deviations.append(torch.stack([((masks - mask_template) ** 2).mean(1), ((grey - image_template) ** 2).mean(1)], 1))
+    deviations = np.round(torch.cat(deviations).numpy(), 6)  # float32 precision, as per_image_mask_statistics
+    return deviations[:, 0], deviations[:, 1]
+
+
+def mask_evidence_aucs(model, images: torch.Tensor, is_novel: np.ndarray,
+                       normal_images: torch.Tensor | None = None) -> dict[str, float] | None:
     """Do the masks carry class evidence? The AUC of each per-image mask statistic
     (``per_image_mask_statistics``) used as a novelty score: 0.5 when the masks look the same on
-    normal and novel images; far from 0.5 either way when they differ. A diagnostic, never a score."""
+    normal and novel images; far from 0.5 either way when they differ. With ``normal_images``
+    (normal training images, never test images) also ``shape_deviation``: the AUC of each mask's
+    distance from their mean mask (does the mask's *shape* differ on novel images?), beside
+    ``reference_image_deviation``, the same distance of the image from their mean image (what a
+    template of the images alone tells). A diagnostic, never a score."""
     statistics = per_image_mask_statistics(model, images)
     if statistics is None:
         return None
@@ -297,6 +330,10 @@ def mask_evidence_aucs(model, images: torch.Tensor, is_novel: np.ndarray) -> dic
     # what a mask that only followed the bright pixels would give: the images' bright-pixel share
     # (on MNIST the ink), to tell class evidence from the amount of ink a bounded-area mask can cover
     aucs["reference_bright_share"] = auc(is_novel, (images.mean(1) > 0).double().flatten(1).mean(1).numpy())
+    if normal_images is not None and len(normal_images):
+        mask_distance, image_distance = template_deviations(model, images, normal_images)
+        aucs["shape_deviation"] = auc(is_novel, mask_distance)
+        aucs["reference_image_deviation"] = auc(is_novel, image_distance)
     return aucs
 
 

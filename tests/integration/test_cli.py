@@ -113,7 +113,8 @@ def test_attention_train_with_temperature_writes_masks_to_tensorboard(tmp_path, 
     assert set(masks) == {"train_normal", "test_normal", "test_novel"}
     assert all(0 < group["area"] < 1 and 0 <= group["decisiveness"] <= 0.5 for group in masks.values())
     mask_aucs = json.loads((out / "metrics.json").read_text())["mask_aucs"]
-    assert set(mask_aucs) == {"area", "decisiveness", "on_bright_pixels", "reference_bright_share"} and all(0 <= v <= 1 for v in mask_aucs.values())
+    assert set(mask_aucs) == {"area", "decisiveness", "on_bright_pixels", "reference_bright_share", "shape_deviation",
+                             "reference_image_deviation"} and all(0 <= v <= 1 for v in mask_aucs.values())
     combination = json.loads((out / "metrics.json").read_text())["score_combination"]
     assert combination["masked_score_weight"] == 0.5 and combination["active"]
     components = json.loads((out / "metrics.json").read_text())["auc_per_score_component"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from attn_ocgan.engine.evaluation import mask_evidence_aucs, per_image_mask_statistics
+from attn_ocgan.engine.evaluation import mask_evidence_aucs, per_image_mask_statistics, template_deviations
 
 
 class _MaskFromBrightness(nn.Module):
@@ -48,3 +48,34 @@ def test_a_model_without_masks_gives_none():
             return None
 
     assert mask_evidence_aucs(_NoMasks(), _images([1, 2]), np.array([0, 1])) is None
+
+
+def _ink_at(positions: list[list[int]]) -> torch.Tensor:
+    images = -torch.ones(len(positions), 1, 4, 4)
+    for index, pixels in enumerate(positions):
+        images[index].view(-1)[pixels] = 1.0
+    return images
+
+
+def test_shape_deviation_sees_masks_that_move_where_their_area_does_not():
+    """Normal images: ink in the top row; novel images: the same amount of ink in the bottom row.
+    Masks that follow the ink keep the same area on both, so only their shape tells them apart."""
+    normal_training = _ink_at([[0, 1], [1, 2], [2, 3], [0, 3]])
+    images = _ink_at([[0, 1], [1, 2], [2, 3], [12, 13], [13, 14], [14, 15]])
+    is_novel = np.array([0, 0, 0, 1, 1, 1])
+    following = mask_evidence_aucs(_MaskFromBrightness(), images, is_novel, normal_training)
+    assert following["area"] == pytest.approx(0.5)
+    assert following["shape_deviation"] == pytest.approx(1.0)
+    assert following["reference_image_deviation"] == pytest.approx(1.0)
+    constant = mask_evidence_aucs(_ConstantMask(), images, is_novel, normal_training)
+    assert constant["shape_deviation"] == pytest.approx(0.5)
+
+
+def test_template_comes_from_the_normal_images_given():
+    """The same test images scored against a template of the *novel* layout invert the AUC: the
+    template is built from the images passed as normal, nothing else."""
+    images, is_novel = _ink_at([[0, 1], [1, 2], [12, 13], [13, 14]]), np.array([0, 0, 1, 1])
+    bottom_row_template = _ink_at([[12, 13], [14, 15]])
+    mask_distance, image_distance = template_deviations(_MaskFromBrightness(), images, bottom_row_template)
+    assert (mask_distance[:2] > mask_distance[2:]).all() and (image_distance[:2] > image_distance[2:]).all()
+    assert mask_evidence_aucs(_MaskFromBrightness(), images, is_novel, bottom_row_template)["shape_deviation"] == 0.0

@@ -26,7 +26,8 @@ from ...utils.io import atomic_write_text
 from ..tables import read_metrics_log
 
 COLUMNS = ("class", "seed", "epochs", "combined AUC (the score)", "first GAN alone", "masked GAN alone", "mask area",
-           "decisiveness", "mask on bright / dark pixels", "AUC of the mask's area / decisiveness / on bright pixels (ref.: bright share)")
+           "decisiveness", "mask on bright / dark pixels", "AUC of the mask's area / decisiveness / on bright pixels (ref.: bright share)",
+           "AUC of the mask's distance from the normal template (ref.: the image's)")
 
 
 def checkpoint_row(path: Path, data_root: str | None = None, device: str = "cpu") -> tuple[int, tuple]:
@@ -54,9 +55,11 @@ def metrics_cells(metrics: dict, seed: int, epoch: int) -> tuple:
     mask_aucs = metrics.get("mask_aucs")  # logged since 2026-12-04
     evidence = (" / ".join(f"{mask_aucs[name]:.3f}" for name in ("area", "decisiveness", "on_bright_pixels"))
                 + f" ({mask_aucs['reference_bright_share']:.3f})") if mask_aucs else "—"
+    shape = (f"{mask_aucs['shape_deviation']:.3f} ({mask_aucs['reference_image_deviation']:.3f})"
+             if mask_aucs and "shape_deviation" in mask_aucs else "—")  # logged since 2026-12-04
     return (metrics["normal_class_name"], seed, epoch, f"{metrics['auc']:.4f}", first, masked,
             f"{masks['area']:.3f}", f"{masks['decisiveness']:.3f}",
-            f"{masks['on_bright_pixels']:.3f} / {masks['on_dark_pixels']:.3f}", evidence)
+            f"{masks['on_bright_pixels']:.3f} / {masks['on_dark_pixels']:.3f}", evidence, shape)
 
 
 def logged_rows(path: Path) -> list[tuple[int, tuple]]:
@@ -77,7 +80,9 @@ def score_components_markdown(rows: list[tuple], command: str) -> str:
               "The last column: each per-image mask statistic used as a novelty score on the test images (0.5: the masks "
               "look the same on normal and novel images; far from 0.5 either way: they carry evidence of the class); in brackets "
               "the AUC of the images' bright-pixel share itself (the ink of a digit), which a mask that only followed "
-              "bright pixels would reproduce.", "",
+              "bright pixels would reproduce. The column after it: each mask's mean squared distance from the mean mask of the "
+              "normal training images used as a novelty score (does the mask's shape change on novel images?); in brackets "
+              "the same for the image's distance from the mean normal training image (what a template of the images alone gives).", "",
               "Produced by:", "", f"    {command}", "", f"Machine: {machine_description()}; date: {datetime.date.today().isoformat()}", ""]
     return "\n".join(lines)
 
