@@ -240,14 +240,17 @@ def component_aucs(model, images: torch.Tensor, is_novel: np.ndarray, batch_size
 
 @torch.inference_mode()
 def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 1000) -> dict | None:
-    """Per group: mean mask value (area), mean |M - 0.5| (0: uniform grey, 0.5: binary), and the
-    mean mask on bright pixels (x > 0, e.g. the strokes of a digit) and on the others. None for a
-    model without ``attention_maps``."""
+    """Per group: mean mask value (area), mean |M - 0.5| (0: uniform grey, 0.5: binary), the mean
+    mask on bright pixels (x > 0, e.g. the strokes of a digit) and on the others, and
+    ``template_share``: the share of the masks' variance that their mean mask over the group (a
+    fixed spatial template) explains (1: the same mask on every image; 0: nothing image-independent).
+    None for a model without ``attention_maps``."""
     model.eval()
     device = model_device(model)
     statistics = {}
     for name, images in groups.items():
         sums = torch.zeros(5, dtype=torch.float64)  # mask, |M - .5|, mask on bright, n bright, n pixels
+        pixel_sums, square_sum = 0.0, 0.0  # per-pixel sum of masks, sum of squared masks
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].to(device)
             masks = model.attention_maps(batch)
@@ -256,11 +259,25 @@ def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 10
             bright = (batch.mean(1, keepdim=True) > 0).float()
             sums += torch.stack([masks.sum(), (masks - 0.5).abs().sum(), (masks * bright).sum(), bright.sum(),
                                  torch.tensor(float(masks.numel()), device=device)]).double().cpu()
+            flat = masks.flatten(1).double().cpu()
+            pixel_sums = pixel_sums + flat.sum(0)
+            square_sum += float((flat ** 2).sum())
         total, decisive, on_bright, n_bright, n = sums.tolist()
         statistics[name] = {"area": total / n, "decisiveness": decisive / n,
                             "on_bright_pixels": on_bright / max(n_bright, 1.0),
-                            "on_dark_pixels": (total - on_bright) / max(n - n_bright, 1.0)}
+                            "on_dark_pixels": (total - on_bright) / max(n - n_bright, 1.0),
+                            "template_share": template_share(pixel_sums, square_sum, len(images))}
     return statistics
+
+
+def template_share(pixel_sums, square_sum: float, n_images: int) -> float | None:
+    """1 - (variance around the per-pixel mean) / (variance around the overall mean), from the
+    per-pixel sums of N masks and the sum of their squares; None when the masks do not vary."""
+    if not n_images or not isinstance(pixel_sums, torch.Tensor):
+        return None
+    around_overall = square_sum - float(pixel_sums.sum()) ** 2 / (n_images * pixel_sums.numel())
+    around_template = square_sum - float((pixel_sums ** 2).sum()) / n_images
+    return None if around_overall <= 1e-12 else max(0.0, min(1.0, 1 - around_template / around_overall))
 
 
 MASK_STATISTICS_PER_IMAGE = ("area", "decisiveness", "on_bright_pixels")

@@ -79,3 +79,19 @@ def test_template_comes_from_the_normal_images_given():
     mask_distance, image_distance = template_deviations(_MaskFromBrightness(), images, bottom_row_template)
     assert (mask_distance[:2] > mask_distance[2:]).all() and (image_distance[:2] > image_distance[2:]).all()
     assert mask_evidence_aucs(_MaskFromBrightness(), images, is_novel, bottom_row_template)["shape_deviation"] == 0.0
+
+
+def test_template_share_is_one_for_a_fixed_mask_and_low_for_masks_that_follow_each_image():
+    from attn_ocgan.engine.evaluation import mask_statistics
+
+    class _FixedLayout(_MaskFromBrightness):
+        def attention_maps(self, images):  # the same top-row mask on every image
+            masks = torch.full_like(images[:, :1], 0.1)
+            masks[:, :, 0] = 0.9
+            return masks
+
+    images = _ink_at([[0, 5], [10, 15], [3, 12], [6, 9], [1, 14], [2, 7]])
+    assert mask_statistics(_FixedLayout(), {"all": images})["all"]["template_share"] == pytest.approx(1.0)
+    following = mask_statistics(_MaskFromBrightness(), {"all": images}, batch_size=4)["all"]["template_share"]
+    assert following < 0.3  # ink at different places: most of the masks' variance is per image
+    assert mask_statistics(_ConstantMask(), {"all": images})["all"]["template_share"] is None  # no variance at all

@@ -35,6 +35,7 @@ def test_rows_hold_the_protocol_auc_and_each_component(tiny_config, tmp_path):
     expected = [metrics["auc"], metrics["auc_per_score_component"]["first_gan"], metrics["auc_per_score_component"]["masked_gan"]]
     assert cells[3:6] == [f"{value:.4f}" for value in expected]
     assert len({cells[3], cells[4], cells[5]}) > 1  # three different scores, not one copied thrice
+    assert cells[8] == f"{metrics['masks']['test_normal']['template_share']:.3f}"
     shape = metrics["mask_aucs"]
     assert cells[-1] == f"{shape['shape_deviation']:.3f} ({shape['reference_image_deviation']:.3f})"
     assert f"    attn-ocgan report score-components --out {out} {checkpoint}\n" in out.read_text()  # "Produced by"

@@ -26,7 +26,7 @@ from ...utils.io import atomic_write_text
 from ..tables import read_metrics_log
 
 COLUMNS = ("class", "seed", "epochs", "combined AUC (the score)", "first GAN alone", "masked GAN alone", "mask area",
-           "decisiveness", "mask on bright / dark pixels", "AUC of the mask's area / decisiveness / on bright pixels (ref.: bright share)",
+           "decisiveness", "template share", "mask on bright / dark pixels", "AUC of the mask's area / decisiveness / on bright pixels (ref.: bright share)",
            "AUC of the mask's distance from the normal template (ref.: the image's)")
 
 
@@ -59,6 +59,7 @@ def metrics_cells(metrics: dict, seed: int, epoch: int) -> tuple:
              if mask_aucs and "shape_deviation" in mask_aucs else "—")  # logged since 2026-12-04
     return (metrics["normal_class_name"], seed, epoch, f"{metrics['auc']:.4f}", first, masked,
             f"{masks['area']:.3f}", f"{masks['decisiveness']:.3f}",
+            f"{masks['template_share']:.3f}" if masks.get("template_share") is not None else "—",
             f"{masks['on_bright_pixels']:.3f} / {masks['on_dark_pixels']:.3f}", evidence, shape)
 
 
@@ -75,7 +76,9 @@ def score_components_markdown(rows: list[tuple], command: str) -> str:
     lines = ["# Attention OCGAN: AUC of each score component, and the masks of normal test images", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
-    lines += ["", "Decisiveness is mean |M - 0.5| (0: uniform grey, 0.5: binary); bright pixels are those above 0 "
+    lines += ["", "Decisiveness is mean |M - 0.5| (0: uniform grey, 0.5: binary); template share: how much of the "
+              "masks' variance over the normal test images their mean mask explains (1: one fixed spatial template for "
+              "every image; near 0: each image has its own mask); bright pixels are those above 0 "
               "in [-1, 1] (the strokes of a digit). The epoch column is that of the evaluated model; the combination weight is the config's. "
               "The last column: each per-image mask statistic used as a novelty score on the test images (0.5: the masks "
               "look the same on normal and novel images; far from 0.5 either way: they carry evidence of the class); in brackets "
