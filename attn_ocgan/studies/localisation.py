@@ -121,9 +121,11 @@ def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: 
         lines.append(f"| {row['model']} | {row['trained_on']} | {row['map']} | {row['pointing']:.3f} | "
                      f"{row['iou_at_0.5']:.3f} | {row['iou_at_mean']:.3f} |")
     ceilings = ", ".join(f"{share:.1f}: {area_iou_ceiling(masks, share):.3f}" for share in CEILING_SHARES)
-    lines += ["", "Pointing game: the map's maximum lies inside the true instance mask (constant maps miss). "
+    object_share = float(masks.flatten(1).float().mean())
+    lines += ["", "Pointing game: the map's maximum lies inside the true instance mask (constant maps miss); a maximum "
+              f"on a random pixel hits with probability {object_share:.3f} (chance). "
               "IoU: the map thresholded, against the instance mask at 32x32.", "",
-              f"The objects cover {float(masks.flatten(1).float().mean()):.3f} of a crop on average. The best IoU a "
+              f"The objects cover {object_share:.3f} of a crop on average. The best IoU a "
               f"perfectly placed binary map keeping a fixed share of each crop could reach (share: IoU): {ceilings}; "
               "a map whose area is bounded below the objects' share cannot beat the constant map.", "",
               "Produced by:", "", f"    {command}", "", f"Machine: {machine_description(resolve_device(device))}", ""]

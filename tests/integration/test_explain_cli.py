@@ -60,4 +60,5 @@ def test_localize_cli_measures_attention_and_gradcam_against_object_masks(traine
     assert float(whole["pointing"]) == 0 and abs(float(whole["iou_at_0.5"]) - 0.5) < 0.02
     # the Markdown says what a map of bounded area could reach at best: share 0.2 of half-filled crops: 0.4
     assert "(share: IoU): 0.2: 0.40" in out.with_suffix(".md").read_text()
+    assert "hits with probability 0.500 (chance)" in out.with_suffix(".md").read_text()  # half of each crop
     assert out.with_suffix(".md").read_text().count("\n| ") == 6  # header + 5 rows
