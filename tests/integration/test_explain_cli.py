@@ -55,6 +55,8 @@ def test_localize_cli_measures_attention_and_gradcam_against_object_masks(traine
         ("centre", "baseline"), ("whole", "baseline"), ("ocgan", "Grad-CAM visual_discriminator"),
         ("attn-ocgan", "Grad-CAM visual_discriminator"), ("attn-ocgan", "attention")]
     assert all(r["images"] == "20" and 0 <= float(r["pointing"]) <= 1 for r in rows)
+    # occlusion is measured for the Grad-CAM heads only: numbers there, blank for baselines and masks
+    assert [bool(r["occlusion_object"]) for r in rows] == [False, False, True, True, False]
     # the fixture's objects fill the left half of each crop: a constant map has IoU 1/2 and misses
     whole = rows[1]
     assert float(whole["pointing"]) == 0 and abs(float(whole["iou_at_0.5"]) - 0.5) < 0.02

@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from attn_ocgan.studies.localisation import area_iou_ceiling, centre_prior, localisation_metrics, pointing_hits, thresholded_iou
+from attn_ocgan.studies.localisation import (area_iou_ceiling, centre_prior, localisation_metrics, occlusion_drops, pointing_hits,
+                                             thresholded_iou)
 from attn_ocgan.errors import UserError
 from attn_ocgan.models.attn_ocgan import AttnOCGAN, AttnOCGANConfig
 from attn_ocgan.models.ocgan import OCGAN, OCGANConfig
@@ -94,3 +95,20 @@ def test_unexplainable_checkpoints_are_one_line_errors():
     model.visual_discriminator = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 1))
     with pytest.raises(UserError, match="no convolutional layer"):
         gradcam_maps(model, torch.zeros(1, 1, 32, 32))
+
+
+class _LeftHalfEvidence(nn.Module):
+    """A head whose logit is the sum of the left half of the image (where the fixture's objects lie)."""
+
+    def forward(self, images):
+        return images[..., : images.shape[-1] // 2].sum(dim=(1, 2, 3))
+
+
+def test_occlusion_drops_find_the_evidence_on_the_object_and_not_on_the_background():
+    images, masks = torch.ones(3, 1, 8, 8), _left_half_mask(3)
+    object_drop, background_drop = occlusion_drops(_LeftHalfEvidence(), images, masks)
+    assert object_drop == pytest.approx(100.0)  # every erased object pixel took 1 off the logit
+    assert background_drop == pytest.approx(0.0)
+    # with the mask on the other half, the same head's evidence is all in the "background"
+    object_drop, background_drop = occlusion_drops(_LeftHalfEvidence(), images, masks.flip(-1))
+    assert (object_drop, background_drop) == pytest.approx((0.0, 100.0))
