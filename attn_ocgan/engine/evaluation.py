@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from .calibration import calibrate_columns, image_complexity, z_combination
 from .device import model_device
+from .mask_diagnostics import evidence_aucs, mask_pass
 from ..utils.io import atomic_write_json
 
 
@@ -103,11 +104,12 @@ def evaluate_model(model, data, out_dir: Path | None = None, title: str = "", th
     metrics.update(model.diagnostics())
     if getattr(data, "test_masks", None) is not None:  # ground-truth anomaly masks (industrial layout)
         metrics["pixel_auc"] = pixel_aucs(model, data.test, data.test_masks)
-    masks = mask_statistics(model, {"train_normal": data.train, "test_normal": data.test[is_novel == 0],
-                                    "test_novel": data.test[is_novel == 1]})
-    if masks is not None:
-        metrics["masks"] = masks
-        metrics["mask_aucs"] = mask_evidence_aucs(model, data.test, is_novel, train_images)
+    train_masks = mask_pass(model, data.train, {"train_normal": np.ones(len(data.train), dtype=bool)})
+    if train_masks is not None:  # one pass over each image set; the normal training masks are the template
+        test_masks = mask_pass(model, data.test, {"test_normal": is_novel == 0, "test_novel": is_novel == 1},
+                               template=train_masks.template)
+        metrics["masks"] = {**train_masks.statistics, **test_masks.statistics}
+        metrics["mask_aucs"] = evidence_aucs(test_masks, data.test, is_novel)
     if out_dir is not None:
         from ..viz.plots import save_roc_curve, save_score_histogram
 
@@ -238,122 +240,6 @@ def component_aucs(model, images: torch.Tensor, is_novel: np.ndarray, batch_size
     return {name: auc(is_novel, scores) for name, scores in component_columns(model, images, batch_size).items()}
 
 
-@torch.inference_mode()
-def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 1000) -> dict | None:
-    """Per group: mean mask value (area), mean |M - 0.5| (0: uniform grey, 0.5: binary), the mean
-    mask on bright pixels (x > 0, e.g. the strokes of a digit) and on the others, and
-    ``template_share``: the share of the masks' variance that their mean mask over the group (a
-    fixed spatial template) explains (1: the same mask on every image; 0: nothing image-independent).
-    None for a model without ``attention_maps``."""
-    model.eval()
-    device = model_device(model)
-    statistics = {}
-    for name, images in groups.items():
-        sums = torch.zeros(5, dtype=torch.float64)  # mask, |M - .5|, mask on bright, n bright, n pixels
-        pixel_sums, square_sum = 0.0, 0.0  # per-pixel sum of masks, sum of squared masks
-        for start in range(0, len(images), batch_size):
-            batch = images[start:start + batch_size].to(device)
-            masks = model.attention_maps(batch)
-            if masks is None:
-                return None
-            bright = (batch.mean(1, keepdim=True) > 0).float()
-            sums += torch.stack([masks.sum(), (masks - 0.5).abs().sum(), (masks * bright).sum(), bright.sum(),
-                                 torch.tensor(float(masks.numel()), device=device)]).double().cpu()
-            flat = masks.flatten(1).double().cpu()
-            pixel_sums = pixel_sums + flat.sum(0)
-            square_sum += float((flat ** 2).sum())
-        total, decisive, on_bright, n_bright, n = sums.tolist()
-        statistics[name] = {"area": total / n, "decisiveness": decisive / n,
-                            "on_bright_pixels": on_bright / max(n_bright, 1.0),
-                            "on_dark_pixels": (total - on_bright) / max(n - n_bright, 1.0),
-                            "template_share": template_share(pixel_sums, square_sum, len(images))}
-    return statistics
-
-
-def template_share(pixel_sums, square_sum: float, n_images: int) -> float | None:
-    """1 - (variance around the per-pixel mean) / (variance around the overall mean), from the
-    per-pixel sums of N masks and the sum of their squares; None when the masks do not vary."""
-    if not n_images or not isinstance(pixel_sums, torch.Tensor):
-        return None
-    around_overall = square_sum - float(pixel_sums.sum()) ** 2 / (n_images * pixel_sums.numel())
-    around_template = square_sum - float((pixel_sums ** 2).sum()) / n_images
-    return None if around_overall <= 1e-12 else max(0.0, min(1.0, 1 - around_template / around_overall))
-
-
-MASK_STATISTICS_PER_IMAGE = ("area", "decisiveness", "on_bright_pixels")
-
-
-@torch.inference_mode()
-def per_image_mask_statistics(model, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray | None:
-    """(N, 3): each image's mask area, decisiveness and mean mask on its bright pixels (x > 0; 0.5
-    where it has none), in ``MASK_STATISTICS_PER_IMAGE`` order. None for a model without masks."""
-    model.eval()
-    device = model_device(model)
-    rows = []
-    for start in batch_starts(len(images), batch_size):
-        batch = images[start:start + batch_size].to(device)
-        masks = model.attention_maps(batch)
-        if masks is None:
-            return None
-        bright = (batch.mean(1, keepdim=True) > 0).float().flatten(1)
-        flat = masks.flatten(1)
-        on_bright = torch.where(bright.sum(1) > 0, (flat * bright).sum(1) / bright.sum(1).clamp(min=1), torch.full_like(flat[:, 0], 0.5))
-        rows.append(torch.stack([flat.mean(1), (flat - 0.5).abs().mean(1), on_bright], 1).double().cpu())
-    # rounded to float32's precision: summation-order noise must not rank images whose masks are equal
-    return np.round(torch.cat(rows).numpy(), 6) if rows else np.zeros((0, len(MASK_STATISTICS_PER_IMAGE)))
-
-
-@torch.inference_mode()
-def template_deviations(model, images: torch.Tensor, normal_images: torch.Tensor,
-                        batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Per image (N,): the mean squared distance of its mask from the mean mask of ``normal_images``
-    (normal *training* images: the template), and the same distance of the image itself (grey, mean
-    over channels) from their mean image: how far each image's mask shape, and the image itself,
-    is from what normal images look like."""
-    model.eval()
-    device = model_device(model)
-
-    def maps(batch):
-        batch = batch.to(device)
-        return model.attention_maps(batch).flatten(1).double().cpu(), batch.mean(1).flatten(1).double().cpu()
-
-    sums = None
-    for start in batch_starts(len(normal_images), batch_size):
-        masks, grey = maps(normal_images[start:start + batch_size])
-        batch_sums = torch.stack([masks.sum(0), grey.sum(0)])
-        sums = batch_sums if sums is None else sums + batch_sums
-    mask_template, image_template = sums / max(len(normal_images), 1)
-    deviations = []
-    for start in batch_starts(len(images), batch_size):
-        masks, grey = maps(images[start:start + batch_size])
-        deviations.append(torch.stack([((masks - mask_template) ** 2).mean(1), ((grey - image_template) ** 2).mean(1)], 1))
-    deviations = np.round(torch.cat(deviations).numpy(), 6)  # float32 precision, as per_image_mask_statistics
-    return deviations[:, 0], deviations[:, 1]
-
-
-def mask_evidence_aucs(model, images: torch.Tensor, is_novel: np.ndarray,
-                       normal_images: torch.Tensor | None = None) -> dict[str, float] | None:
-    """Do the masks carry class evidence? The AUC of each per-image mask statistic
-    (``per_image_mask_statistics``) used as a novelty score: 0.5 when the masks look the same on
-    normal and novel images; far from 0.5 either way when they differ. With ``normal_images``
-    (normal training images, never test images) also ``shape_deviation``: the AUC of each mask's
-    distance from their mean mask (does the mask's *shape* differ on novel images?), beside
-    ``reference_image_deviation``, the same distance of the image from their mean image (what a
-    template of the images alone tells). A diagnostic, never a score."""
-    statistics = per_image_mask_statistics(model, images)
-    if statistics is None:
-        return None
-    aucs = {name: auc(is_novel, statistics[:, index]) for index, name in enumerate(MASK_STATISTICS_PER_IMAGE)}
-    # what a mask that only followed the bright pixels would give: the images' bright-pixel share
-    # (on MNIST the ink), to tell class evidence from the amount of ink a bounded-area mask can cover
-    aucs["reference_bright_share"] = auc(is_novel, (images.mean(1) > 0).double().flatten(1).mean(1).numpy())
-    if normal_images is not None and len(normal_images):
-        mask_distance, image_distance = template_deviations(model, images, normal_images)
-        aucs["shape_deviation"] = auc(is_novel, mask_distance)
-        aucs["reference_image_deviation"] = auc(is_novel, image_distance)
-    return aucs
-
-
 def validation_record(model, images: torch.Tensor, is_novel: torch.Tensor) -> dict:
     """One epoch's view of the validation split (held-out normal training images vs other-class
     training images; never test images): the score's AUC, each score component's AUC, and the
@@ -362,9 +248,10 @@ def validation_record(model, images: torch.Tensor, is_novel: torch.Tensor) -> di
     record = {"auc": auc(labels, compute_scores(model, images))}
     if model.score_component_names:
         record["component_aucs"] = component_aucs(model, images, labels)
-    record["masks"] = mask_statistics(model, {"normal": images[is_novel == 0], "novel": images[is_novel == 1]})
-    if record["masks"] is not None:
-        record["mask_aucs"] = mask_evidence_aucs(model, images, labels)
+    masks = mask_pass(model, images, {"normal": labels == 0, "novel": labels == 1})
+    record["masks"] = None if masks is None else masks.statistics
+    if masks is not None:
+        record["mask_aucs"] = evidence_aucs(masks, images, labels)
     return record
 
 
@@ -388,5 +275,5 @@ def save_panel_figures(out_dir: Path, model, data, title: str = "", n: int = 8) 
 
 
 __all__ = ["auc", "complexity_metrics", "component_aucs", "component_columns", "compute_scores", "evaluate_model",
-           "mask_statistics", "save_panel_figures", "scores_and_columns", "train_statistics_images",
+           "save_panel_figures", "scores_and_columns", "train_statistics_images",
            "validation_record"]

@@ -3,7 +3,7 @@
 One row per cell: the AUC of the combined score (the protocol's number), of the first GAN's error
 alone (a vanilla OCGAN inside the model) and of the masked GAN's error alone, plus the masks'
 statistics on normal test images (area, decisiveness, mean mask on bright and on dark pixels) and
-the AUC of each per-image mask statistic as a novelty score (``evaluation.mask_evidence_aucs``). A
+the AUC of each per-image mask statistic as a novelty score (``mask_diagnostics.evidence_aucs``). A
 diagnostic, never a selection: the combination weight stays the one in the config. The rows come
 either from checkpoints (the test split is scored again) or from the metrics the protocol runner
 logs beside its table (``<tag>_attn-ocgan.metrics.jsonl``; nothing is scored again).
