@@ -4,6 +4,10 @@ For models whose score is a linear combination of z-normalised components
 (``NoveltyModel.chooses_score_weights_on_validation``): the weights on a grid of the simplex
 (non-negative, summing to 1, ``step`` apart) whose combination has the best AUC on held-out normal
 training images vs training images of other classes. Ties go to the first weights in grid order.
+
+``choose_pseudo_anomaly_weights`` is the strict one-class variant: the same grid search, with the
+other classes replaced by pseudo-anomalies made from the normal images themselves (CutPaste
+patches or shuffled tiles), so nothing but normal images is seen.
 """
 from __future__ import annotations
 
@@ -33,14 +37,47 @@ def best_simplex_weights(z_columns: np.ndarray, is_novel: np.ndarray, step: floa
 
 
 @torch.inference_mode()
+def normalised_components(model, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """(N, K): the model's score components of ``images``, z-normalised with its normal-training-image statistics."""
+    model.eval()
+    device = model_device(model)
+    return torch.cat([model.normalise_score_components(model.score_components(images[start:start + batch_size].to(device))).cpu()
+                      for start in range(0, len(images), batch_size)]).double().numpy()
+
+
+PSEUDO_ANOMALIES = ("cutpaste", "shuffle")
+
+
+def pseudo_anomalies(images: torch.Tensor, kind: str, seed: int = 0, shuffle_patch: int = 8) -> torch.Tensor:
+    """One pseudo-anomaly per normal image: ``cutpaste`` (a patch of the image pasted elsewhere in it)
+    or ``shuffle`` (its ``shuffle_patch`` tiles permuted), drawn with ``seed``."""
+    from ..models.attn_ocgan.loss import cut_paste, patch_shuffle
+
+    generator = torch.Generator().manual_seed(seed)
+    if kind == "cutpaste":
+        return cut_paste(images, generator)[0]
+    if kind == "shuffle":
+        return patch_shuffle(images, shuffle_patch, generator)
+    raise ValueError(f"unknown pseudo-anomaly {kind!r}; known: {', '.join(PSEUDO_ANOMALIES)}")
+
+
+def choose_pseudo_anomaly_weights(model, normal_images: torch.Tensor, kind: str = "cutpaste", seed: int = 0,
+                                  step: float = 0.1) -> tuple[dict[str, float], float]:
+    """Weights chosen as ``choose_score_weights`` does, on ``normal_images`` vs pseudo-anomalies made
+    from them (``pseudo_anomalies``): strict one-class, no image of another class. Returns the weights
+    and the AUC they give on that pseudo task (how separable the pseudo-anomalies are, not a test AUC)."""
+    normal = normalised_components(model, normal_images)
+    pseudo = normalised_components(model, pseudo_anomalies(normal_images, kind, seed))
+    labels = np.r_[np.zeros(len(normal)), np.ones(len(pseudo))]
+    weights, value = best_simplex_weights(np.concatenate([normal, pseudo]), labels, step)
+    return dict(zip(model.score_component_names, weights.tolist())), value
+
+
+@torch.inference_mode()
 def choose_score_weights(model, images: torch.Tensor, is_novel: torch.Tensor, step: float = 0.1,
                          batch_size: int = 1000) -> tuple[dict[str, float], float]:
     """The model's component weights chosen on (images, is_novel), a validation split of training
     images, and the validation AUC they give. The model's normalisation statistics are its own
     (fitted on normal training images); only the weights are chosen here."""
-    model.eval()
-    device = model_device(model)
-    z = torch.cat([model.normalise_score_components(model.score_components(images[start:start + batch_size].to(device))).cpu()
-                   for start in range(0, len(images), batch_size)]).double().numpy()
-    weights, value = best_simplex_weights(z, is_novel.numpy(), step)
+    weights, value = best_simplex_weights(normalised_components(model, images, batch_size), is_novel.numpy(), step)
     return dict(zip(model.score_component_names, weights.tolist())), value

@@ -11,7 +11,8 @@ from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
 from attn_ocgan.data import load_one_class
 from attn_ocgan.engine import trainer as trainer_module
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
-from attn_ocgan.engine.score_weights import best_simplex_weights, choose_score_weights, simplex_grid
+from attn_ocgan.engine.score_weights import (best_simplex_weights, choose_pseudo_anomaly_weights, choose_score_weights,
+                                             pseudo_anomalies, simplex_grid)
 from attn_ocgan.engine.evaluation import evaluate_model
 from attn_ocgan.errors import UserError
 from attn_ocgan.protocol.reports.score_weightings import write_score_weightings
@@ -113,6 +114,14 @@ def test_the_trainer_chooses_the_weights_on_the_validation_split_and_saves_them(
     assert rows[0].trained_weights == pytest.approx(weights) and rows[0].class_name == data.class_names[1]
     text = (tmp_path / "weightings.md").read_text()
     assert f"{rows[0].equal:.4f}" in text and "guide_rotation_masked alone" in text
+    # pseudo-anomaly weights: chosen on the held-out normal images (never test images), then scored on the test set
+    assert rows[0].pseudo_images == f"{len(data.validation)} held-out normal images"
+    for kind in ("cutpaste", "shuffle"):
+        chosen, _ = choose_pseudo_anomaly_weights(model, data.validation, kind)
+        assert rows[0].pseudo_weights[kind] == pytest.approx(chosen)
+        combined = z @ np.array([chosen[name] for name in model.score_component_names])
+        assert rows[0].pseudo[kind] == pytest.approx(roc_auc_score(data.test_is_novel.numpy(), combined), abs=1e-6)
+        assert f"{rows[0].pseudo[kind]:.4f}" in text
 
 
 def test_validation_weights_need_a_validation_split(tmp_path):
@@ -132,3 +141,40 @@ def test_score_weightings_refuses_a_model_whose_score_has_no_components_and_writ
     errors = [line for line in capsys.readouterr().err.splitlines() if "error: " in line]  # beside the progress bar
     assert len(errors) == 1 and "whose score has no components to weight" in errors[0]
     assert not out.exists()
+
+
+def test_pseudo_anomalies_rearrange_each_image_and_are_seeded():
+    images = torch.arange(2 * 16 * 16, dtype=torch.float32).view(2, 1, 16, 16)
+    for kind in ("cutpaste", "shuffle"):
+        corrupted = pseudo_anomalies(images, kind, seed=3)
+        assert not torch.equal(corrupted, images)
+        torch.testing.assert_close(corrupted, pseudo_anomalies(images, kind, seed=3))
+        for index in range(2):  # every pixel comes from the same image: nothing of another image is seen
+            assert set(corrupted[index].flatten().tolist()) <= set(images[index].flatten().tolist())
+    shuffled = pseudo_anomalies(images, "shuffle", seed=3, shuffle_patch=8)
+    assert torch.equal(shuffled.flatten(1).sort(1).values, images.flatten(1).sort(1).values)  # a permutation of tiles
+    with pytest.raises(ValueError, match="unknown pseudo-anomaly"):
+        pseudo_anomalies(images, "rotate")
+
+
+class _EdgeAndNoise(torch.nn.Module):
+    """Two components: the images' edge energy (pasted or shuffled pieces of a smooth image add
+    edges) and seeded noise that tells nothing."""
+
+    score_component_names = ("edges", "noise")
+
+    def score_components(self, images):
+        edges = (images[..., 1:] - images[..., :-1]).abs().flatten(1).sum(1) + (images[..., 1:, :] - images[..., :-1, :]).abs().flatten(1).sum(1)
+        noise = torch.randn(len(images), generator=torch.Generator().manual_seed(len(images)))
+        return torch.stack([edges, noise], 1)
+
+    def normalise_score_components(self, components):  # both on a comparable scale, as z-scores would be
+        return components * torch.tensor([0.01, 1.0])
+
+
+def test_pseudo_anomaly_weights_go_to_the_component_that_sees_the_pseudo_anomalies():
+    offsets = torch.rand(64, 1, 1, 1, generator=torch.Generator().manual_seed(0))  # the same smooth ramp, shifted
+    smooth = torch.linspace(-1, 1, 32).view(1, 1, 1, 32) + torch.linspace(-1, 1, 32).view(1, 1, 32, 1) + offsets
+    for kind in ("cutpaste", "shuffle"):
+        weights, pseudo_auc = choose_pseudo_anomaly_weights(_EdgeAndNoise(), smooth, kind)
+        assert weights["edges"] >= 0.7 and pseudo_auc > 0.8

@@ -3,8 +3,11 @@
 A model whose score is a weighted sum of z-normalised components (``score_component_names``) is
 scored once per checkpoint; the AUC is then computed for the weights it was trained with (e.g.
 chosen on a validation split), for equal weights (1/K each: no choice, nothing seen but normal
-training images) and for each component alone. A diagnostic that tells whether a weighting needs
-to be chosen at all; never a selection: the table reports every weighting side by side.
+training images), for the weights chosen on pseudo-anomalies made from normal images
+(``score_weights.choose_pseudo_anomaly_weights``: CutPaste patches, shuffled tiles; strict
+one-class) and for each component alone. A diagnostic that tells whether a weighting needs to be
+chosen at all and whether normal images alone can choose it; never a selection: the table reports
+every weighting side by side.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from ...data import load_one_class
 from ...engine.checkpoint import model_from_checkpoint, read_checkpoint
 from ...engine.device import resolve_device
 from ...engine.evaluation import auc, scores_and_columns
+from ...engine.score_weights import PSEUDO_ANOMALIES, choose_pseudo_anomaly_weights
 from ...errors import UserError
 from ...utils.environment import machine_description
 from ...utils.io import atomic_write_text
@@ -34,6 +38,23 @@ class WeightingRow:
     equal: float  # AUC with weight 1/K on every z-normalised component
     alone: dict[str, float]  # AUC of each component alone
     trained_weights: dict[str, float]
+    pseudo: dict[str, float] = dataclasses.field(default_factory=dict)  # per pseudo-anomaly kind: AUC with its weights
+    pseudo_weights: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    pseudo_images: str = ""  # which normal images the pseudo-anomaly weights were chosen on
+
+
+PSEUDO_CHOICE_IMAGES = 2000  # normal images the pseudo-anomaly weights are chosen on, at most
+PSEUDO_CHOICE_SEED = 0
+
+
+def pseudo_choice_images(data) -> tuple[torch.Tensor, str]:
+    """The normal images pseudo-anomaly weights are chosen on: the held-out validation normals when
+    the checkpoint was trained with a hold-out (images it never trained on), else a seeded subset of
+    its normal training images; never test images."""
+    if len(data.validation):
+        return data.validation[:PSEUDO_CHOICE_IMAGES], f"{min(len(data.validation), PSEUDO_CHOICE_IMAGES)} held-out normal images"
+    chosen = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(PSEUDO_CHOICE_SEED))[:PSEUDO_CHOICE_IMAGES]
+    return data.train[chosen.sort().values], f"{len(chosen)} normal training images"
 
 
 def weighting_row(path: Path, data_root: str | None = None, device: str = "cpu") -> WeightingRow:
@@ -47,33 +68,58 @@ def weighting_row(path: Path, data_root: str | None = None, device: str = "cpu")
     scores, raw = scores_and_columns(model, data.test)  # one pass: the model's own score and its raw components
     columns = model.normalise_score_components(torch.from_numpy(np.stack([raw[name] for name in names], 1))).numpy()
     is_novel = data.test_is_novel.numpy()
+    normal_images, described = pseudo_choice_images(data)
+    pseudo_weights = {kind: choose_pseudo_anomaly_weights(model, normal_images, kind)[0] for kind in PSEUDO_ANOMALIES}
     return WeightingRow(data.class_names[data.normal_class], data.normal_class, config.train.seed, int(payload["epoch"]),
                         auc(is_novel, scores), auc(is_novel, columns.mean(1)),
                         {name: auc(is_novel, columns[:, index]) for index, name in enumerate(names)},
-                        dict(model.score_component_weights))
+                        dict(model.score_component_weights),
+                        {kind: auc(is_novel, columns @ np.array([weights[name] for name in names]))
+                         for kind, weights in pseudo_weights.items()},
+                        pseudo_weights, described)
+
+
+PSEUDO_LABELS = {"cutpaste": "cut-paste", "shuffle": "shuffled-tile"}
 
 
 def weightings_markdown(rows: list[WeightingRow], command: str) -> str:
     names = list(rows[0].alone)
     if any(list(row.alone) != names for row in rows):
         raise UserError("the checkpoints have different score components; pass checkpoints of one model and recipe")
+    kinds = [kind for kind in PSEUDO_ANOMALIES if all(kind in row.pseudo for row in rows)]
+    weights_text = lambda weights: ", ".join(f"{weights[name]:.1f}" for name in names)  # noqa: E731
     header = ["class", "seed", "epochs", "trained weights", "AUC, trained weights", "AUC, equal weights"] + \
-             [f"{name} alone" for name in names]
+             [f"AUC, {PSEUDO_LABELS[kind]} weights (weights)" for kind in kinds] + [f"{name} alone" for name in names]
     lines = ["# Test AUC under each weighting of the score components", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        weights = ", ".join(f"{row.trained_weights[name]:.1f}" for name in names)
-        lines.append("| " + " | ".join([row.class_name, str(row.seed), str(row.epoch), weights, f"{row.trained:.4f}",
-                                          f"{row.equal:.4f}"] + [f"{row.alone[name]:.4f}" for name in names]) + " |")
+        lines.append("| " + " | ".join(
+            [row.class_name, str(row.seed), str(row.epoch), weights_text(row.trained_weights), f"{row.trained:.4f}", f"{row.equal:.4f}"]
+            + [f"{row.pseudo[kind]:.4f} ({weights_text(row.pseudo_weights[kind])})" for kind in kinds]
+            + [f"{row.alone[name]:.4f}" for name in names]) + " |")
     mean = lambda values: f"**{np.mean(values):.4f}**"  # noqa: E731
     lines.append("| " + " | ".join(["mean", "", "", "", mean([row.trained for row in rows]), mean([row.equal for row in rows])]
+                                    + [mean([row.pseudo[kind] for row in rows]) for kind in kinds]
                                     + [mean([row.alone[name] for row in rows]) for name in names]) + " |")
-    differences = np.array([row.equal - row.trained for row in rows])
-    spread = f" ± {differences.std(ddof=1):.4f} (std over rows)" if len(rows) > 1 else ""
-    lines += ["", f"Equal minus trained weights: {differences.mean():+.4f}{spread}, equal weights higher on "
-              f"{int((differences > 0).sum())}/{len(rows)} rows.", "",
-              "Components are z-normalised with the statistics of normal training images stored in each checkpoint; "
-              f"trained weights are in the order {', '.join(names)}. A diagnostic, not a selection: every weighting is shown.",
+    lines.append("")
+    for label, values in [("Equal", [row.equal for row in rows])] + \
+            [(f"{PSEUDO_LABELS[kind].capitalize()}", [row.pseudo[kind] for row in rows]) for kind in kinds]:
+        differences = np.array(values) - np.array([row.trained for row in rows])
+        spread = f" ± {differences.std(ddof=1):.4f} (std over rows)" if len(rows) > 1 else ""
+        lines.append(f"- {label} minus trained weights: {differences.mean():+.4f}{spread}, higher on "
+                     f"{int((differences > 0).sum())}/{len(rows)} rows.")
+    for kind in kinds:
+        differences = np.array([row.pseudo[kind] - row.equal for row in rows])
+        spread = f" ± {differences.std(ddof=1):.4f} (std over rows)" if len(rows) > 1 else ""
+        lines.append(f"- {PSEUDO_LABELS[kind].capitalize()} minus equal weights: {differences.mean():+.4f}{spread}, higher on "
+                     f"{int((differences > 0).sum())}/{len(rows)} rows.")
+    choice_images = sorted({row.pseudo_images for row in rows if row.pseudo_images})
+    lines += ["", "Components are z-normalised with the statistics of normal training images stored in each checkpoint; "
+              f"weights are in the order {', '.join(names)}. Pseudo-anomaly weights: the simplex grid (step 0.1) weights with "
+              "the best AUC on normal images vs one pseudo-anomaly made from each of them (cut-paste: a patch of the image "
+              "pasted elsewhere in it; shuffled-tile: its 8x8 tiles permuted), chosen on "
+              f"{'; '.join(choice_images) or 'normal images'} per checkpoint; no image of another class and no test image. "
+              "A diagnostic, not a selection: every weighting is shown.",
               "", "Produced by:", "", f"    {command}", "",
               f"Machine: {machine_description()}; date: {datetime.date.today().isoformat()}", ""]
     return "\n".join(lines)
