@@ -87,7 +87,7 @@ def weightings_markdown(rows: list[WeightingRow], command: str) -> str:
     if any(list(row.alone) != names for row in rows):
         raise UserError("the checkpoints have different score components; pass checkpoints of one model and recipe")
     kinds = [kind for kind in PSEUDO_ANOMALIES if all(kind in row.pseudo for row in rows)]
-    weights_text = lambda weights: ", ".join(f"{weights[name]:.1f}" for name in names)  # noqa: E731
+    weights_text = lambda weights: ", ".join(f"{weights[name]:.2f}" for name in names)  # noqa: E731
     header = ["class", "seed", "epochs", "trained weights", "AUC, trained weights", "AUC, equal weights"] + \
              [f"AUC, {PSEUDO_LABELS[kind]} weights (weights)" for kind in kinds] + [f"{name} alone" for name in names]
     lines = ["# Test AUC under each weighting of the score components", "",
