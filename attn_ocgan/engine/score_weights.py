@@ -61,6 +61,20 @@ def pseudo_anomalies(images: torch.Tensor, kind: str, seed: int = 0, shuffle_pat
     raise ValueError(f"unknown pseudo-anomaly {kind!r}; known: {', '.join(PSEUDO_ANOMALIES)}")
 
 
+PSEUDO_CHOICE_IMAGES = 1000  # normal images the pseudo-anomaly weights are chosen on, at most
+PSEUDO_CHOICE_SEED = 0
+
+
+def pseudo_choice_images(data) -> tuple[torch.Tensor, str]:
+    """The normal images pseudo-anomaly weights are chosen on, and their description: the held-out
+    validation normals when there is a hold-out (images the model never trained on), else a seeded
+    subset of the normal training images; never test images, never images of another class."""
+    if len(data.validation):
+        return data.validation[:PSEUDO_CHOICE_IMAGES], f"{min(len(data.validation), PSEUDO_CHOICE_IMAGES)} held-out normal images"
+    chosen = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(PSEUDO_CHOICE_SEED))[:PSEUDO_CHOICE_IMAGES]
+    return data.train[chosen.sort().values], f"{len(chosen)} normal training images"
+
+
 def choose_pseudo_anomaly_weights(model, normal_images: torch.Tensor, kind: str = "cutpaste", seed: int = 0,
                                   step: float = 0.1) -> tuple[dict[str, float], float]:
     """Weights chosen as ``choose_score_weights`` does, on ``normal_images`` vs pseudo-anomalies made

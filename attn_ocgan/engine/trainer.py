@@ -21,7 +21,7 @@ from .checkpoint import add_to_checkpoint, model_from_checkpoint, read_checkpoin
 from .device import prepare_device, resolve_device
 from .evaluation import auc, compute_scores, validation_record
 from .run_folder import check_replaceable, has_content, move_aside, restore_aside, run_folder_lock, write_marker
-from .score_weights import choose_score_weights
+from .score_weights import choose_pseudo_anomaly_weights, choose_score_weights, pseudo_choice_images
 from .thresholds import NORMAL_SCORES, reference_scores
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
@@ -240,6 +240,18 @@ def check_score_weight_split(model, data: OneClassData) -> None:
                         "set --val-fraction > 0 (e.g. 0.1) and --val-novel > 0")
 
 
+def _chosen_score_weights(model, validation_images, validation_is_novel, pseudo_normal_images) -> dict[str, float] | None:
+    """The components' weights a model chooses after an epoch (None: its weights are fixed, or its
+    score has no components yet): on the validation split, or on normal images vs pseudo-anomalies."""
+    if not model.score_component_names:
+        return None
+    if model.chooses_score_weights_on_validation:
+        return choose_score_weights(model, validation_images, validation_is_novel)[0]
+    if model.score_weight_pseudo_anomalies:
+        return choose_pseudo_anomaly_weights(model, pseudo_normal_images, model.score_weight_pseudo_anomalies)[0]
+    return None
+
+
 def _check_finite_logs(logs: dict, epoch: int, step: int, last: Path, train: TrainConfig) -> None:
     for name, value in logs.items():
         if not math.isfinite(float(value)):
@@ -283,6 +295,7 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
     fixed_images = train_images[torch.randperm(len(data.train), generator=fixed_generator)[:N_FIXED_IMAGES]]
     fixed_latent = (torch.rand((len(fixed_images), *model.latent_shape), generator=fixed_generator) * 2 - 1).to(device)
     validation_images, validation_is_novel = data.validation_set()
+    pseudo_normal_images = pseudo_choice_images(data)[0] if model.score_weight_pseudo_anomalies else None
     selected = Path(run_dir) / SELECTED_CHECKPOINT_NAME if config.train.select_epoch == "validation" else last
     fixed_test = {group: data.test[torch.nonzero(data.test_is_novel == is_novel).flatten()[:N_FIXED_TEST_IMAGES]].to(device)
                   for group, is_novel in (("test_normal", 0), ("test_novel", 1))}
@@ -307,8 +320,8 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                     bar.set_postfix({progress_name: f"{logs[progress_key]:.4f}"})
             algorithm.end_epoch(train_images)  # e.g. score statistics, from normal training images only
             _check_finite_model(model, epoch, last)
-            if model.chooses_score_weights_on_validation and model.score_component_names:
-                weights, _ = choose_score_weights(model, validation_images, validation_is_novel)
+            weights = _chosen_score_weights(model, validation_images, validation_is_novel, pseudo_normal_images)
+            if weights is not None:
                 model.set_score_component_weights(weights)  # saved with the checkpoint (a buffer)
                 for name, weight in weights.items():
                     writer.add_scalar(f"score_weights/{name}", weight, epoch + 1)
@@ -320,7 +333,7 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                        f"{progress_name} {sums.get(progress_key, 0.0) / max(n_steps, 1):.4f}")
             if config.train.select_epoch == "validation":
                 record = {"epoch": epoch + 1, **validation_record(model, validation_images, validation_is_novel)}
-                if model.chooses_score_weights_on_validation and model.score_component_names:
+                if weights is not None:
                     record["score_weights"] = model.score_component_weights
                 trace.append(record)
                 _write_validation_trace(run_dir, trace)

@@ -59,6 +59,12 @@ class NoveltyModel(nn.Module):
         epoch (``normalise_score_components`` and ``set_score_component_weights`` then exist)."""
         return False
 
+    @property
+    def score_weight_pseudo_anomalies(self) -> str | None:
+        """The pseudo-anomaly kind (``engine.score_weights.PSEUDO_ANOMALIES``) on which the trainer
+        chooses the components' weights after each epoch, from normal images alone; None: it does not."""
+        return None
+
     def normalise_score_components(self, components: torch.Tensor) -> torch.Tensor:
         """(B, K) raw components -> (B, K) as ``combine_score_components`` weights them (a linear score)."""
         raise NotImplementedError(f"{type(self).__name__} has no score components")

@@ -12,7 +12,7 @@ from attn_ocgan.data import load_one_class
 from attn_ocgan.engine import trainer as trainer_module
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from attn_ocgan.engine.score_weights import (best_simplex_weights, choose_pseudo_anomaly_weights, choose_score_weights,
-                                             pseudo_anomalies, simplex_grid)
+                                             pseudo_anomalies, pseudo_choice_images, simplex_grid)
 from attn_ocgan.engine.evaluation import evaluate_model
 from attn_ocgan.errors import UserError
 from attn_ocgan.protocol.reports.score_weightings import write_score_weightings
@@ -122,6 +122,23 @@ def test_the_trainer_chooses_the_weights_on_the_validation_split_and_saves_them(
         combined = z @ np.array([chosen[name] for name in model.score_component_names])
         assert rows[0].pseudo[kind] == pytest.approx(roc_auc_score(data.test_is_novel.numpy(), combined), abs=1e-6)
         assert f"{rows[0].pseudo[kind]:.4f}" in text
+
+
+def test_pseudo_anomaly_weights_are_chosen_by_the_trainer_from_normal_training_images_alone(tmp_path):
+    """score_weights=pseudo-cutpaste: no split, no other class; the weights saved with the checkpoint
+    are the grid choice on a seeded subset of the normal training images vs their CutPaste copies."""
+    config = dataclasses.replace(_config(val_fraction=0.0, val_novel=0), train=TrainConfig(epochs=2, batch_size=64, eval_every=0),
+                                 model_args={**ROTATION_EVIDENCE, "score_weights": "pseudo-cutpaste"})
+    result = trainer_module.train(config, tmp_path / "run", progress=False)
+    _, model = model_from_checkpoint(read_checkpoint(result["checkpoint"]))
+    assert model.score_weight_pseudo_anomalies == "cutpaste"
+    data = load_one_class(config.data)
+    images, described = pseudo_choice_images(data)
+    assert described == f"{min(len(data.train), 1000)} normal training images"
+    assert all(any(torch.equal(image, other) for other in data.train) for image in images[:20])
+    chosen, _ = choose_pseudo_anomaly_weights(model, images, "cutpaste")
+    assert model.score_component_weights == pytest.approx(chosen)
+    assert chosen != pytest.approx(model.fixed_component_weights)  # a choice was made, not the start values kept
 
 
 def test_validation_weights_need_a_validation_split(tmp_path):

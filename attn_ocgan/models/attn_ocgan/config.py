@@ -12,7 +12,7 @@ from ..ocgan.config import DATASET_PRESETS as OCGAN_PRESETS
 from ..ocgan.config import OCGANConfig
 
 GUIDE_TASKS = ("pseudo_anomaly", "rotation")
-SCORE_WEIGHTS = ("fixed", "equal", "validation")
+SCORE_WEIGHTS = ("fixed", "equal", "validation", "pseudo-cutpaste", "pseudo-shuffle")
 AREA_CONSTRAINTS = ("quadratic", "barrier")
 CORRUPTIONS = ("shuffle", "cutpaste")
 
@@ -54,7 +54,9 @@ class AttnOCGANConfig(OCGANConfig):
     # how the z-normalised components are weighted: "fixed" (the GANs by masked_score_weight, the
     # guide's evidence 0), "equal" (1/K each: nothing chosen, no split needed) or "validation" (the
     # weights on a 0.1 grid of the simplex with the best AUC on the validation split of training
-    # images, chosen after every epoch; never test images)
+    # images, chosen after every epoch; never test images), "pseudo-cutpaste" / "pseudo-shuffle" (the
+    # same grid search on normal images vs pseudo-anomalies made from them: strict one-class, no split
+    # needed; engine/score_weights.choose_pseudo_anomaly_weights)
     score_weights: str = "equal"
     pretrain_attention_epochs: int = 0  # epochs where only the attention generator and guide learn
     mask_warmup_epochs: int = 2  # then epochs where the first GAN, attention and guide learn; masked GAN waits

@@ -121,9 +121,14 @@ class AttnOCGAN(OCGAN):
     def chooses_score_weights_on_validation(self) -> bool:
         return bool(self.config.attention) and self.config.score_weights == "validation"
 
+    @property
+    def score_weight_pseudo_anomalies(self) -> str | None:
+        choice = self.config.score_weights
+        return choice.removeprefix("pseudo-") if self.config.attention and choice.startswith("pseudo-") else None
+
     def set_score_component_weights(self, weights: dict[str, float]) -> None:
-        """Set the components' weights (``score_weights="validation"``: chosen by the trainer on the
-        validation split of training images)."""
+        """Set the components' weights (chosen by the trainer: ``score_weights="validation"`` on the
+        validation split of training images, ``"pseudo-*"`` on normal images vs pseudo-anomalies)."""
         if not hasattr(self, "score_weight_vector"):
             raise ValueError("this model's score weights are fixed by its config (score_weights='fixed' without the guide's evidence)")
         self.score_weight_vector.copy_(torch.tensor([float(weights[name]) for name in self.all_component_names]))

@@ -22,7 +22,7 @@ from ...data import load_one_class
 from ...engine.checkpoint import model_from_checkpoint, read_checkpoint
 from ...engine.device import resolve_device
 from ...engine.evaluation import auc, scores_and_columns
-from ...engine.score_weights import PSEUDO_ANOMALIES, choose_pseudo_anomaly_weights
+from ...engine.score_weights import PSEUDO_ANOMALIES, choose_pseudo_anomaly_weights, pseudo_choice_images
 from ...errors import UserError
 from ...utils.environment import machine_description
 from ...utils.io import atomic_write_text
@@ -41,20 +41,6 @@ class WeightingRow:
     pseudo: dict[str, float] = dataclasses.field(default_factory=dict)  # per pseudo-anomaly kind: AUC with its weights
     pseudo_weights: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     pseudo_images: str = ""  # which normal images the pseudo-anomaly weights were chosen on
-
-
-PSEUDO_CHOICE_IMAGES = 2000  # normal images the pseudo-anomaly weights are chosen on, at most
-PSEUDO_CHOICE_SEED = 0
-
-
-def pseudo_choice_images(data) -> tuple[torch.Tensor, str]:
-    """The normal images pseudo-anomaly weights are chosen on: the held-out validation normals when
-    the checkpoint was trained with a hold-out (images it never trained on), else a seeded subset of
-    its normal training images; never test images."""
-    if len(data.validation):
-        return data.validation[:PSEUDO_CHOICE_IMAGES], f"{min(len(data.validation), PSEUDO_CHOICE_IMAGES)} held-out normal images"
-    chosen = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(PSEUDO_CHOICE_SEED))[:PSEUDO_CHOICE_IMAGES]
-    return data.train[chosen.sort().values], f"{len(chosen)} normal training images"
 
 
 def weighting_row(path: Path, data_root: str | None = None, device: str = "cpu") -> WeightingRow:
