@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ..data.pseudo_anomalies import PSEUDO_ANOMALIES, make_pseudo_anomalies
 from .device import model_device
 
 
@@ -45,22 +46,6 @@ def normalised_components(model, images: torch.Tensor, batch_size: int = 1000) -
                       for start in range(0, len(images), batch_size)]).double().numpy()
 
 
-PSEUDO_ANOMALIES = ("cutpaste", "shuffle")
-
-
-def pseudo_anomalies(images: torch.Tensor, kind: str, seed: int = 0, shuffle_patch: int = 8) -> torch.Tensor:
-    """One pseudo-anomaly per normal image: ``cutpaste`` (a patch of the image pasted elsewhere in it)
-    or ``shuffle`` (its ``shuffle_patch`` tiles permuted), drawn with ``seed``."""
-    from ..models.attn_ocgan.loss import cut_paste, patch_shuffle
-
-    generator = torch.Generator().manual_seed(seed)
-    if kind == "cutpaste":
-        return cut_paste(images, generator)[0]
-    if kind == "shuffle":
-        return patch_shuffle(images, shuffle_patch, generator)
-    raise ValueError(f"unknown pseudo-anomaly {kind!r}; known: {', '.join(PSEUDO_ANOMALIES)}")
-
-
 PSEUDO_CHOICE_IMAGES = 1000  # normal images the pseudo-anomaly weights are chosen on, at most
 PSEUDO_CHOICE_SEED = 0
 
@@ -78,10 +63,10 @@ def pseudo_choice_images(data) -> tuple[torch.Tensor, str]:
 def choose_pseudo_anomaly_weights(model, normal_images: torch.Tensor, kind: str = "cutpaste", seed: int = 0,
                                   step: float = 0.1) -> tuple[dict[str, float], float]:
     """Weights chosen as ``choose_score_weights`` does, on ``normal_images`` vs pseudo-anomalies made
-    from them (``pseudo_anomalies``): strict one-class, no image of another class. Returns the weights
+    from them (``data.pseudo_anomalies``): strict one-class, no image of another class. Returns the weights
     and the AUC they give on that pseudo task (how separable the pseudo-anomalies are, not a test AUC)."""
     normal = normalised_components(model, normal_images)
-    pseudo = normalised_components(model, pseudo_anomalies(normal_images, kind, seed))
+    pseudo = normalised_components(model, make_pseudo_anomalies(normal_images, kind, seed))
     labels = np.r_[np.zeros(len(normal)), np.ones(len(pseudo))]
     weights, value = best_simplex_weights(np.concatenate([normal, pseudo]), labels, step)
     return dict(zip(model.score_component_names, weights.tolist())), value

@@ -61,7 +61,7 @@ class NoveltyModel(nn.Module):
 
     @property
     def score_weight_pseudo_anomalies(self) -> str | None:
-        """The pseudo-anomaly kind (``engine.score_weights.PSEUDO_ANOMALIES``) on which the trainer
+        """The pseudo-anomaly kind (``data.pseudo_anomalies.PSEUDO_ANOMALIES``) on which the trainer
         chooses the components' weights after each epoch, from normal images alone; None: it does not."""
         return None
 

@@ -6,7 +6,8 @@ import torch
 from attn_ocgan.config import TrainConfig
 from attn_ocgan.layers.attention import apply_mask, masks_from_logits
 from attn_ocgan.models.attn_ocgan import FIRST_RECIPE, AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
-from attn_ocgan.models.attn_ocgan.loss import AttentionLoss, patch_shuffle
+from attn_ocgan.data.pseudo_anomalies import patch_shuffle
+from attn_ocgan.models.attn_ocgan.loss import AttentionLoss
 from attn_ocgan.models.ocgan import OCGAN, OCGANAlgorithm
 from attn_ocgan.registry import create_model
 

@@ -8,7 +8,8 @@ import torch
 from attn_ocgan.config import TrainConfig
 from attn_ocgan.errors import UserError
 from attn_ocgan.models.attn_ocgan import FIRST_RECIPE, AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
-from attn_ocgan.models.attn_ocgan.loss import (MaskRegularisers, RotationAttentionLoss, cut_paste, extended_log_barrier,
+from attn_ocgan.data.pseudo_anomalies import cut_paste
+from attn_ocgan.models.attn_ocgan.loss import (MaskRegularisers, RotationAttentionLoss, extended_log_barrier,
                                               pasted_region_loss, total_variation)
 from attn_ocgan.models.components.rotations import quarter_turn, random_rotations, rotate
 from attn_ocgan.models.components import ConvCritic

@@ -11,8 +11,9 @@ from attn_ocgan.config import DataConfig, RunConfig, TrainConfig
 from attn_ocgan.data import load_one_class
 from attn_ocgan.engine import trainer as trainer_module
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
+from attn_ocgan.data.pseudo_anomalies import make_pseudo_anomalies
 from attn_ocgan.engine.score_weights import (best_simplex_weights, choose_pseudo_anomaly_weights, choose_score_weights,
-                                             pseudo_anomalies, pseudo_choice_images, simplex_grid)
+                                             pseudo_choice_images, simplex_grid)
 from attn_ocgan.engine.evaluation import evaluate_model
 from attn_ocgan.errors import UserError
 from attn_ocgan.protocol.reports.score_weightings import write_score_weightings
@@ -148,8 +149,15 @@ def test_validation_weights_need_a_validation_split(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_score_weightings_refuses_a_model_whose_score_has_no_components_and_writes_nothing(tmp_path, tiny_config, capsys):
+def test_score_weightings_refuses_a_model_whose_score_has_no_components_and_writes_nothing(tmp_path, tiny_config, capsys,
+                                                                                         monkeypatch):
     from attn_ocgan.cli import main
+    from attn_ocgan.protocol.reports import score_weightings
+
+    def never_scored(*args, **kwargs):
+        raise AssertionError("every checkpoint is checked before any is scored")
+
+    monkeypatch.setattr(score_weightings, "weighting_row", never_scored)
 
     checkpoint = trainer_module.train(dataclasses.replace(tiny_config, model_args=SMALL_MODEL_ARGS["ocgan"]), tmp_path / "run",
                                       progress=False)["checkpoint"]
@@ -163,15 +171,15 @@ def test_score_weightings_refuses_a_model_whose_score_has_no_components_and_writ
 def test_pseudo_anomalies_rearrange_each_image_and_are_seeded():
     images = torch.arange(2 * 16 * 16, dtype=torch.float32).view(2, 1, 16, 16)
     for kind in ("cutpaste", "shuffle"):
-        corrupted = pseudo_anomalies(images, kind, seed=3)
+        corrupted = make_pseudo_anomalies(images, kind, seed=3)
         assert not torch.equal(corrupted, images)
-        torch.testing.assert_close(corrupted, pseudo_anomalies(images, kind, seed=3))
+        torch.testing.assert_close(corrupted, make_pseudo_anomalies(images, kind, seed=3))
         for index in range(2):  # every pixel comes from the same image: nothing of another image is seen
             assert set(corrupted[index].flatten().tolist()) <= set(images[index].flatten().tolist())
-    shuffled = pseudo_anomalies(images, "shuffle", seed=3, shuffle_patch=8)
+    shuffled = make_pseudo_anomalies(images, "shuffle", seed=3, shuffle_patch=8)
     assert torch.equal(shuffled.flatten(1).sort(1).values, images.flatten(1).sort(1).values)  # a permutation of tiles
     with pytest.raises(ValueError, match="unknown pseudo-anomaly"):
-        pseudo_anomalies(images, "rotate")
+        make_pseudo_anomalies(images, "rotate")
 
 
 class _EdgeAndNoise(torch.nn.Module):

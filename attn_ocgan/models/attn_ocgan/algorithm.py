@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from ...config import TrainConfig
+from ...data.pseudo_anomalies import cut_paste, patch_shuffle
 from ...errors import UserError
 from ...layers import init_dcgan_weights
 from ...layers.attention import apply_mask
@@ -28,7 +29,7 @@ from ..components.rotations import random_rotations
 from ..ocgan.algorithm import OCGANAlgorithm
 from ..ocgan.mining import mine_informative_negatives
 from .config import AttnOCGANConfig
-from .loss import AttentionLoss, MaskRegularisers, RotationAttentionLoss, cut_paste, pasted_region_loss, patch_shuffle
+from .loss import AttentionLoss, MaskRegularisers, RotationAttentionLoss, pasted_region_loss
 from .torch_model import AttnOCGAN
 
 N_GRID_IMAGES = 8

@@ -23,38 +23,6 @@ from torch import nn
 from ...layers.attention import apply_mask
 
 
-def patch_shuffle(images: torch.Tensor, patch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Pseudo-anomalies that keep an image's pixels but break its layout: the (patch x patch)
-    tiles of each image are permuted at random. (B, C, H, W) -> (B, C, H, W)."""
-    batch, channels, height, width = images.shape
-    rows, cols = height // patch, width // patch
-    tiles = images[:, :, : rows * patch, : cols * patch].unfold(2, patch, patch).unfold(3, patch, patch)
-    tiles = tiles.reshape(batch, channels, rows * cols, patch, patch)
-    order = torch.argsort(torch.rand(batch, rows * cols, generator=generator, device=images.device), dim=1)
-    tiles = torch.gather(tiles, 2, order[:, None, :, None, None].expand_as(tiles))
-    shuffled = tiles.reshape(batch, channels, rows, cols, patch, patch).permute(0, 1, 2, 4, 3, 5)
-    out = images.clone()
-    out[:, :, : rows * patch, : cols * patch] = shuffled.reshape(batch, channels, rows * patch, cols * patch)
-    return out
-
-
-def cut_paste(images: torch.Tensor, generator: torch.Generator | None = None, min_share: float = 0.15,
-              max_share: float = 0.35) -> tuple[torch.Tensor, torch.Tensor]:
-    """CutPaste pseudo-anomalies (Li et al., CVPR 2021): a square patch of each image, side a
-    ``min_share``..``max_share`` share of the image, pasted at another random place of the same image.
-    Returns (images, region masks (B, 1, H, W): 1 where the patch was pasted)."""
-    batch, _, height, width = images.shape
-    out, regions = images.clone(), torch.zeros(batch, 1, height, width, device=images.device)
-    draw = torch.rand(batch, 5, generator=generator).tolist()
-    for index, (size, source_y, source_x, target_y, target_x) in enumerate(draw):
-        side = max(1, int(round((min_share + (max_share - min_share) * size) * min(height, width))))
-        sy, sx = int(source_y * (height - side + 1)), int(source_x * (width - side + 1))
-        ty, tx = int(target_y * (height - side + 1)), int(target_x * (width - side + 1))
-        out[index, :, ty:ty + side, tx:tx + side] = images[index, :, sy:sy + side, sx:sx + side]
-        regions[index, :, ty:ty + side, tx:tx + side] = 1.0
-    return out, regions
-
-
 def pasted_region_loss(masks: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     """Mean over images of the mask's negative log on the pixels of the pasted square (``regions``
     (B, 1, H, W), 1 there): zero when each mask marks its pasted square fully. Only the square is

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from ...data import load_one_class
+from ...data.pseudo_anomalies import PSEUDO_ANOMALIES
 from ...engine.checkpoint import model_from_checkpoint, read_checkpoint
 from ...engine.device import resolve_device
 from ...engine.evaluation import auc, scores_and_columns
-from ...engine.score_weights import PSEUDO_ANOMALIES, choose_pseudo_anomaly_weights, pseudo_choice_images
+from ...engine.score_weights import choose_pseudo_anomaly_weights, pseudo_choice_images
 from ...errors import UserError
 from ...utils.environment import machine_description
 from ...utils.io import atomic_write_text
@@ -43,13 +44,19 @@ class WeightingRow:
     pseudo_images: str = ""  # which normal images the pseudo-anomaly weights were chosen on
 
 
-def weighting_row(path: Path, data_root: str | None = None, device: str = "cpu") -> WeightingRow:
+def weightable_checkpoint(path: Path, device: str = "cpu"):
+    """(payload, config, model) of a checkpoint whose score has components; else a one-line UserError."""
     payload = read_checkpoint(path)
     config, model = model_from_checkpoint(payload, resolve_device(device))
-    names = model.score_component_names
-    if not names:
+    if not model.score_component_names:
         raise UserError(f"{path} is a {config.model} checkpoint whose score has no components to weight; "
                         "pass checkpoints of a model that combines several (e.g. attn-ocgan after its masked GAN trained)")
+    return payload, config, model
+
+
+def weighting_row(path: Path, data_root: str | None = None, device: str = "cpu") -> WeightingRow:
+    payload, config, model = weightable_checkpoint(path, device)
+    names = model.score_component_names
     data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
     scores, raw = scores_and_columns(model, data.test)  # one pass: the model's own score and its raw components
     columns = model.normalise_score_components(torch.from_numpy(np.stack([raw[name] for name in names], 1))).numpy()
@@ -93,12 +100,12 @@ def weightings_markdown(rows: list[WeightingRow], command: str) -> str:
         differences = np.array(values) - np.array([row.trained for row in rows])
         spread = f" ± {differences.std(ddof=1):.4f} (std over rows)" if len(rows) > 1 else ""
         lines.append(f"- {label} minus trained weights: {differences.mean():+.4f}{spread}, higher on "
-                     f"{int((differences > 0).sum())}/{len(rows)} rows.")
+                     f"{int((differences > 1e-6).sum())}/{len(rows)} rows.")
     for kind in kinds:
         differences = np.array([row.pseudo[kind] - row.equal for row in rows])
         spread = f" ± {differences.std(ddof=1):.4f} (std over rows)" if len(rows) > 1 else ""
         lines.append(f"- {PSEUDO_LABELS[kind].capitalize()} minus equal weights: {differences.mean():+.4f}{spread}, higher on "
-                     f"{int((differences > 0).sum())}/{len(rows)} rows.")
+                     f"{int((differences > 1e-6).sum())}/{len(rows)} rows.")
     choice_images = sorted({row.pseudo_images for row in rows if row.pseudo_images})
     lines += ["", "Components are z-normalised with the statistics of normal training images stored in each checkpoint; "
               f"weights are in the order {', '.join(names)}. Pseudo-anomaly weights: the simplex grid (step 0.1) weights with "
@@ -116,6 +123,8 @@ def write_score_weightings(out: Path, command: str, checkpoints, data_root: str 
     """Score each checkpoint, write the table (rows by class, then seed); nothing is written on a refusal."""
     from tqdm import tqdm
 
+    for path in checkpoints:  # refuse before minutes of scoring, not after
+        weightable_checkpoint(Path(path), device)
     rows = [weighting_row(Path(path), data_root, device) for path in tqdm(checkpoints, desc="checkpoints", disable=not progress)]
     rows.sort(key=lambda row: (row.normal_class, row.seed))
     atomic_write_text(Path(out), weightings_markdown(rows, command))
