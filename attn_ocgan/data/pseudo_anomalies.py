@@ -41,10 +41,10 @@ def cut_paste(images: torch.Tensor, generator: torch.Generator | None = None, mi
     return out, regions
 
 
-def make_pseudo_anomalies(images: torch.Tensor, kind: str, seed: int = 0, shuffle_patch: int = 8) -> torch.Tensor:
+def make_pseudo_anomalies(images: torch.Tensor, kind: str, generator: torch.Generator | None = None,
+                          shuffle_patch: int = 8) -> torch.Tensor:
     """One pseudo-anomaly per image: ``cutpaste`` (a patch of the image pasted elsewhere in it) or
-    ``shuffle`` (its ``shuffle_patch`` tiles permuted), drawn with ``seed``."""
-    generator = torch.Generator().manual_seed(seed)
+    ``shuffle`` (its ``shuffle_patch`` tiles permuted), drawn with ``generator`` (None: torch's global one)."""
     if kind == "cutpaste":
         return cut_paste(images, generator)[0]
     if kind == "shuffle":

@@ -67,7 +67,8 @@ def mask_pass(model, images: torch.Tensor, groups: dict[str, np.ndarray] | None 
         if template is not None:
             deviations.append(torch.stack([((flat - template[0]) ** 2).mean(1), ((grey - template[1]) ** 2).mean(1)], 1))
     if not rows:
-        return MaskPass(np.zeros((0, len(MASK_STATISTICS_PER_IMAGE))), {}, (torch.zeros(0), torch.zeros(0)), None)
+        empty = {name: group_statistics(np.zeros((0, 4)), 0, 0.0, 0.0) for name in groups}
+        return MaskPass(np.zeros((0, len(MASK_STATISTICS_PER_IMAGE))), empty, (torch.zeros(0), torch.zeros(0)), None)
     sums = torch.cat(sums).numpy()
     statistics = {name: group_statistics(sums[selected], n_pixels, pixel_sums[name], square_sums[name])
                   for name, selected in groups.items()}
@@ -128,7 +129,7 @@ def mask_statistics(model, groups: dict[str, torch.Tensor], batch_size: int = 10
         summary = mask_pass(model, images, batch_size=batch_size)
         if summary is None:
             return None
-        statistics[name] = summary.statistics.get("all", group_statistics(np.zeros((0, 4)), 0, 0.0, 0.0))
+        statistics[name] = summary.statistics["all"]
     return statistics
 
 

@@ -61,12 +61,14 @@ def pseudo_choice_images(data) -> tuple[torch.Tensor, str]:
 
 
 def choose_pseudo_anomaly_weights(model, normal_images: torch.Tensor, kind: str = "cutpaste", seed: int = 0,
-                                  step: float = 0.1) -> tuple[dict[str, float], float]:
+                                  step: float = 0.1, normal_components: np.ndarray | None = None) -> tuple[dict[str, float], float]:
     """Weights chosen as ``choose_score_weights`` does, on ``normal_images`` vs pseudo-anomalies made
     from them (``data.pseudo_anomalies``): strict one-class, no image of another class. Returns the weights
-    and the AUC they give on that pseudo task (how separable the pseudo-anomalies are, not a test AUC)."""
-    normal = normalised_components(model, normal_images)
-    pseudo = normalised_components(model, make_pseudo_anomalies(normal_images, kind, seed))
+    and the AUC they give on that pseudo task (how separable the pseudo-anomalies are, not a test AUC).
+    ``normal_components``: ``normalised_components`` of ``normal_images`` when already computed
+    (e.g. for another kind), so they are not scored again."""
+    normal = normalised_components(model, normal_images) if normal_components is None else normal_components
+    pseudo = normalised_components(model, make_pseudo_anomalies(normal_images, kind, torch.Generator().manual_seed(seed)))
     labels = np.r_[np.zeros(len(normal)), np.ones(len(pseudo))]
     weights, value = best_simplex_weights(np.concatenate([normal, pseudo]), labels, step)
     return dict(zip(model.score_component_names, weights.tolist())), value

@@ -13,7 +13,7 @@ from attn_ocgan.engine import trainer as trainer_module
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from attn_ocgan.data.pseudo_anomalies import make_pseudo_anomalies
 from attn_ocgan.engine.score_weights import (best_simplex_weights, choose_pseudo_anomaly_weights, choose_score_weights,
-                                             pseudo_choice_images, simplex_grid)
+                                             normalised_components, pseudo_choice_images, simplex_grid)
 from attn_ocgan.engine.evaluation import evaluate_model
 from attn_ocgan.errors import UserError
 from attn_ocgan.protocol.reports.score_weightings import write_score_weightings
@@ -171,12 +171,12 @@ def test_score_weightings_refuses_a_model_whose_score_has_no_components_and_writ
 def test_pseudo_anomalies_rearrange_each_image_and_are_seeded():
     images = torch.arange(2 * 16 * 16, dtype=torch.float32).view(2, 1, 16, 16)
     for kind in ("cutpaste", "shuffle"):
-        corrupted = make_pseudo_anomalies(images, kind, seed=3)
+        corrupted = make_pseudo_anomalies(images, kind, torch.Generator().manual_seed(3))
         assert not torch.equal(corrupted, images)
-        torch.testing.assert_close(corrupted, make_pseudo_anomalies(images, kind, seed=3))
+        torch.testing.assert_close(corrupted, make_pseudo_anomalies(images, kind, torch.Generator().manual_seed(3)))
         for index in range(2):  # every pixel comes from the same image: nothing of another image is seen
             assert set(corrupted[index].flatten().tolist()) <= set(images[index].flatten().tolist())
-    shuffled = make_pseudo_anomalies(images, "shuffle", seed=3, shuffle_patch=8)
+    shuffled = make_pseudo_anomalies(images, "shuffle", torch.Generator().manual_seed(3), shuffle_patch=8)
     assert torch.equal(shuffled.flatten(1).sort(1).values, images.flatten(1).sort(1).values)  # a permutation of tiles
     with pytest.raises(ValueError, match="unknown pseudo-anomaly"):
         make_pseudo_anomalies(images, "rotate")
@@ -203,3 +203,5 @@ def test_pseudo_anomaly_weights_go_to_the_component_that_sees_the_pseudo_anomali
     for kind in ("cutpaste", "shuffle"):
         weights, pseudo_auc = choose_pseudo_anomaly_weights(_EdgeAndNoise(), smooth, kind)
         assert weights["edges"] >= 0.7 and pseudo_auc > 0.8
+        given = normalised_components(_EdgeAndNoise(), smooth)  # scored once, shared by the kinds: the same choice
+        assert choose_pseudo_anomaly_weights(_EdgeAndNoise(), smooth, kind, normal_components=given) == (weights, pseudo_auc)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from ...config import TrainConfig
-from ...data.pseudo_anomalies import cut_paste, patch_shuffle
+from ...data.pseudo_anomalies import cut_paste, make_pseudo_anomalies
 from ...errors import UserError
 from ...layers import init_dcgan_weights
 from ...layers.attention import apply_mask
@@ -117,8 +117,7 @@ class AttnOCGANAlgorithm(Algorithm):
         parts = []
         if n_corrupted:
             corrupted = images[:n_corrupted]
-            parts.append(patch_shuffle(corrupted, config.shuffle_patch) if config.corruption == "shuffle"
-                         else cut_paste(corrupted)[0])
+            parts.append(make_pseudo_anomalies(corrupted, config.corruption, shuffle_patch=config.shuffle_patch))
         if n_other and self.outlier_images is not None:
             parts.append(self.outlier_images[torch.randint(len(self.outlier_images), (n_other,))])
         elif n_other:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...data.pseudo_anomalies import PSEUDO_ANOMALIES
 from ...errors import UserError
 from ..components import check_range
 from ..ocgan.config import DATASET_PRESETS as OCGAN_PRESETS
 from ..ocgan.config import OCGANConfig
 
 GUIDE_TASKS = ("pseudo_anomaly", "rotation")
-SCORE_WEIGHTS = ("fixed", "equal", "validation", "pseudo-cutpaste", "pseudo-shuffle")
+SCORE_WEIGHTS = ("fixed", "equal", "validation") + tuple(f"pseudo-{kind}" for kind in PSEUDO_ANOMALIES)
 AREA_CONSTRAINTS = ("quadratic", "barrier")
-CORRUPTIONS = ("shuffle", "cutpaste")
 
 
 @dataclass
@@ -67,7 +67,7 @@ class AttnOCGANConfig(OCGANConfig):
         check_range(self, "temperature", 1e-6, None)
         check_range(self, "mask_area_barrier_t", 1e-3, None)
         for name, choices in (("guide_task", GUIDE_TASKS), ("mask_area_constraint", AREA_CONSTRAINTS),
-                              ("corruption", CORRUPTIONS), ("score_weights", SCORE_WEIGHTS)):
+                              ("corruption", PSEUDO_ANOMALIES), ("score_weights", SCORE_WEIGHTS)):
             if getattr(self, name) not in choices:
                 raise UserError(f"model option {name}={getattr(self, name)!r} must be one of {', '.join(choices)}; "
                                 f"change --model-arg {name}")

@@ -23,7 +23,7 @@ from ...data.pseudo_anomalies import PSEUDO_ANOMALIES
 from ...engine.checkpoint import model_from_checkpoint, read_checkpoint
 from ...engine.device import resolve_device
 from ...engine.evaluation import auc, scores_and_columns
-from ...engine.score_weights import choose_pseudo_anomaly_weights, pseudo_choice_images
+from ...engine.score_weights import choose_pseudo_anomaly_weights, normalised_components, pseudo_choice_images
 from ...errors import UserError
 from ...utils.environment import machine_description
 from ...utils.io import atomic_write_text
@@ -39,9 +39,9 @@ class WeightingRow:
     equal: float  # AUC with weight 1/K on every z-normalised component
     alone: dict[str, float]  # AUC of each component alone
     trained_weights: dict[str, float]
-    pseudo: dict[str, float] = dataclasses.field(default_factory=dict)  # per pseudo-anomaly kind: AUC with its weights
-    pseudo_weights: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
-    pseudo_images: str = ""  # which normal images the pseudo-anomaly weights were chosen on
+    pseudo: dict[str, float]  # per pseudo-anomaly kind (PSEUDO_ANOMALIES): AUC with the weights chosen on it
+    pseudo_weights: dict[str, dict[str, float]]
+    pseudo_images: str  # which normal images the pseudo-anomaly weights were chosen on
 
 
 def weightable_checkpoint(path: Path, device: str = "cpu"):
@@ -54,15 +54,17 @@ def weightable_checkpoint(path: Path, device: str = "cpu"):
     return payload, config, model
 
 
-def weighting_row(path: Path, data_root: str | None = None, device: str = "cpu") -> WeightingRow:
-    payload, config, model = weightable_checkpoint(path, device)
+def weighting_row(payload: dict, config, model, data_root: str | None = None) -> WeightingRow:
+    """One row: a ``weightable_checkpoint`` scored on its test images under every weighting."""
     names = model.score_component_names
     data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
     scores, raw = scores_and_columns(model, data.test)  # one pass: the model's own score and its raw components
     columns = model.normalise_score_components(torch.from_numpy(np.stack([raw[name] for name in names], 1))).numpy()
     is_novel = data.test_is_novel.numpy()
     normal_images, described = pseudo_choice_images(data)
-    pseudo_weights = {kind: choose_pseudo_anomaly_weights(model, normal_images, kind)[0] for kind in PSEUDO_ANOMALIES}
+    normal_components = normalised_components(model, normal_images)  # shared by every kind
+    pseudo_weights = {kind: choose_pseudo_anomaly_weights(model, normal_images, kind, normal_components=normal_components)[0]
+                      for kind in PSEUDO_ANOMALIES}
     return WeightingRow(data.class_names[data.normal_class], data.normal_class, config.train.seed, int(payload["epoch"]),
                         auc(is_novel, scores), auc(is_novel, columns.mean(1)),
                         {name: auc(is_novel, columns[:, index]) for index, name in enumerate(names)},
@@ -79,7 +81,7 @@ def weightings_markdown(rows: list[WeightingRow], command: str) -> str:
     names = list(rows[0].alone)
     if any(list(row.alone) != names for row in rows):
         raise UserError("the checkpoints have different score components; pass checkpoints of one model and recipe")
-    kinds = [kind for kind in PSEUDO_ANOMALIES if all(kind in row.pseudo for row in rows)]
+    kinds = PSEUDO_ANOMALIES
     weights_text = lambda weights: ", ".join(f"{weights[name]:.2f}" for name in names)  # noqa: E731
     header = ["class", "seed", "epochs", "trained weights", "AUC, trained weights", "AUC, equal weights"] + \
              [f"AUC, {PSEUDO_LABELS[kind]} weights (weights)" for kind in kinds] + [f"{name} alone" for name in names]
@@ -106,12 +108,12 @@ def weightings_markdown(rows: list[WeightingRow], command: str) -> str:
         spread = f" ± {differences.std(ddof=1):.4f} (std over rows)" if len(rows) > 1 else ""
         lines.append(f"- {PSEUDO_LABELS[kind].capitalize()} minus equal weights: {differences.mean():+.4f}{spread}, higher on "
                      f"{int((differences > 1e-6).sum())}/{len(rows)} rows.")
-    choice_images = sorted({row.pseudo_images for row in rows if row.pseudo_images})
+    choice_images = sorted({row.pseudo_images for row in rows})
     lines += ["", "Components are z-normalised with the statistics of normal training images stored in each checkpoint; "
               f"weights are in the order {', '.join(names)}. Pseudo-anomaly weights: the simplex grid (step 0.1) weights with "
               "the best AUC on normal images vs one pseudo-anomaly made from each of them (cut-paste: a patch of the image "
               "pasted elsewhere in it; shuffled-tile: its 8x8 tiles permuted), chosen on "
-              f"{'; '.join(choice_images) or 'normal images'} per checkpoint; no image of another class and no test image. "
+              f"{'; '.join(choice_images)} per checkpoint; no image of another class and no test image. "
               "A diagnostic, not a selection: every weighting is shown.",
               "", "Produced by:", "", f"    {command}", "",
               f"Machine: {machine_description()}; date: {datetime.date.today().isoformat()}", ""]
@@ -123,9 +125,8 @@ def write_score_weightings(out: Path, command: str, checkpoints, data_root: str 
     """Score each checkpoint, write the table (rows by class, then seed); nothing is written on a refusal."""
     from tqdm import tqdm
 
-    for path in checkpoints:  # refuse before minutes of scoring, not after
-        weightable_checkpoint(Path(path), device)
-    rows = [weighting_row(Path(path), data_root, device) for path in tqdm(checkpoints, desc="checkpoints", disable=not progress)]
+    loaded = [weightable_checkpoint(Path(path), device) for path in checkpoints]  # refuse before minutes of scoring
+    rows = [weighting_row(*checkpoint, data_root) for checkpoint in tqdm(loaded, desc="checkpoints", disable=not progress)]
     rows.sort(key=lambda row: (row.normal_class, row.seed))
     atomic_write_text(Path(out), weightings_markdown(rows, command))
     return rows
