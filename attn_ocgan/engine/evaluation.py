@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from .auc import auc, check_finite_scores
 from .calibration import calibrate_columns, image_complexity, z_combination
 from .device import model_device
 from .mask_diagnostics import evidence_aucs, mask_pass
@@ -36,24 +37,6 @@ def batch_starts(n: int, batch_size: int):
     than SCORING_BAR_DELAY_S (AnoGAN's latent search: about a minute a batch on a CPU)."""
     return tqdm(range(0, n, batch_size), desc=f"scoring {n} images", unit="batch", leave=False,
                 delay=SCORING_BAR_DELAY_S, dynamic_ncols=True)
-
-
-def auc(is_novel, scores) -> float:
-    """ROC AUC with novel = positive class and higher score = more novel (NonFiniteScores for NaN/inf)."""
-    scores = np.asarray(scores)
-    check_finite_scores(scores, "images")
-    return float(roc_auc_score(np.asarray(is_novel), scores))
-
-
-class NonFiniteScores(UserError):
-    """The model gives NaN or infinite scores (e.g. a diverged model): no AUC is computed."""
-
-
-def check_finite_scores(scores: np.ndarray, what: str) -> None:
-    bad = int((~np.isfinite(scores)).sum())
-    if bad:
-        raise NonFiniteScores(f"the model gives non-finite novelty scores for {bad} of {len(scores)} {what} (a diverged "
-                              "model?); no AUC was computed; retrain it, e.g. with a lower --lr")
 
 
 def evaluate_model(model, data, out_dir: Path | None = None, title: str = "", threshold: tuple[float, str] | None = None) -> dict:

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from .auc import auc
 from .device import model_device
 
 MASK_STATISTICS_PER_IMAGE = ("area", "decisiveness", "on_bright_pixels")
@@ -112,8 +113,6 @@ def evidence_aucs(test_pass: MaskPass, images: torch.Tensor, is_novel: np.ndarra
     the AUC of each mask's distance from the template's mean mask (does the mask's *shape* differ on
     novel images?), beside ``reference_image_deviation``, the same for the image against the mean
     image (what a template of the images alone tells). A diagnostic, never a score."""
-    from .evaluation import auc
-
     aucs = {name: auc(is_novel, test_pass.per_image[:, index]) for index, name in enumerate(MASK_STATISTICS_PER_IMAGE)}
     aucs["reference_bright_share"] = auc(is_novel, (images.mean(1) > 0).double().flatten(1).mean(1).numpy())
     if test_pass.deviations is not None:

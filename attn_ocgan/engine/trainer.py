@@ -320,7 +320,11 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                     bar.set_postfix({progress_name: f"{logs[progress_key]:.4f}"})
             algorithm.end_epoch(train_images)  # e.g. score statistics, from normal training images only
             _check_finite_model(model, epoch, last)
-            weights = _chosen_score_weights(model, validation_images, validation_is_novel, pseudo_normal_images)
+            every = config.train.eval_every
+            monitored = bool(every) and ((epoch + 1) % every == 0 or epoch + 1 == config.train.epochs)
+            # Chosen weights matter only where this epoch's model is scored or kept as the final model.
+            scored = monitored or epoch + 1 == config.train.epochs or config.train.select_epoch == "validation"
+            weights = _chosen_score_weights(model, validation_images, validation_is_novel, pseudo_normal_images) if scored else None
             if weights is not None:
                 model.set_score_component_weights(weights)  # saved with the checkpoint (a buffer)
                 for name, weight in weights.items():
@@ -343,8 +347,7 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                 if val_auc > best["val_auc"]:
                     best = {"val_auc": val_auc, "epoch": epoch + 1}
                     save_checkpoint(selected, config, model, None, epoch + 1, extra={"train_seconds": train_seconds, "best": best})
-            every = config.train.eval_every
-            if every and ((epoch + 1) % every == 0 or epoch + 1 == config.train.epochs):
+            if monitored:
                 # Monitoring only: never used to choose a model (--select-epoch validation uses the validation split).
                 # 0: never; train and protocol evaluate the final model afterwards anyway (AnoGAN's
                 # scoring is a latent search per image, as long as several epochs of training).

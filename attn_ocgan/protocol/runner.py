@@ -7,9 +7,10 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..data import dataset_label, load_splits, make_one_class
+from ..engine.auc import NonFiniteScores
 from ..engine.checkpoint import model_from_checkpoint, read_checkpoint
 from ..engine.device import resolve_device
-from ..engine.evaluation import NonFiniteScores, evaluate_model
+from ..engine.evaluation import evaluate_model
 from ..engine.run_folder import RunFolderInUse, run_folder_lock
 from ..engine.thresholds import parse_threshold, resolve_threshold
 from ..engine.trainer import (TrainingDiverged, check_epoch_selection, check_score_weight_split, resolve_run_config,

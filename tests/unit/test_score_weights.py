@@ -125,12 +125,17 @@ def test_the_trainer_chooses_the_weights_on_the_validation_split_and_saves_them(
         assert f"{rows[0].pseudo[kind]:.4f}" in text
 
 
-def test_pseudo_anomaly_weights_are_chosen_by_the_trainer_from_normal_training_images_alone(tmp_path):
+def test_pseudo_anomaly_weights_are_chosen_by_the_trainer_from_normal_training_images_alone(tmp_path, monkeypatch):
     """score_weights=pseudo-cutpaste: no split, no other class; the weights saved with the checkpoint
-    are the grid choice on a seeded subset of the normal training images vs their CutPaste copies."""
+    are the grid choice on a seeded subset of the normal training images vs their CutPaste copies,
+    chosen once (after the last epoch: with --select-epoch last no earlier epoch is scored)."""
     config = dataclasses.replace(_config(val_fraction=0.0, val_novel=0), train=TrainConfig(epochs=2, batch_size=64, eval_every=0),
                                  model_args={**ROTATION_EVIDENCE, "score_weights": "pseudo-cutpaste"})
+    choices = []
+    choose = trainer_module._chosen_score_weights
+    monkeypatch.setattr(trainer_module, "_chosen_score_weights", lambda *args: choices.append(1) or choose(*args))
     result = trainer_module.train(config, tmp_path / "run", progress=False)
+    assert len(choices) == 1
     _, model = model_from_checkpoint(read_checkpoint(result["checkpoint"]))
     assert model.score_weight_pseudo_anomalies == "cutpaste"
     data = load_one_class(config.data)
