@@ -352,8 +352,12 @@ def evaluate(checkpoint, data_root, out, threshold, device):
               help="Results folder: tables go to RESULTS/<dataset>/<tag>_<model>.{csv,md,metrics.jsonl}.")
 @click.option("--runs", "runs_dir", default="runs/protocol", show_default=True, help="Folder for per-cell run folders.")
 @click.option("--tag", default=None, help="Name of the table (default: the dataset, or the image tree's folder name).")
+@click.option("--status", "show_status", is_flag=True,
+              help="Only show where the grid stands (each cell done, failed, running, part-trained or to do, and "
+                   "the training time left); trains and writes nothing.")
 @ray_options
-def protocol(classes, seeds, results_dir, runs_dir, tag, jobs, ray_address, cpus_per_cell, gpus_per_cell, max_retries, **options):
+def protocol(classes, seeds, results_dir, runs_dir, tag, show_status, jobs, ray_address, cpus_per_cell, gpus_per_cell,
+             max_retries, **options):
     """Protocol 2 over classes x seeds: resumable; appends to RESULTS/<dataset>/<tag>_<model>.csv and writes the .md table.
     With --jobs or --ray-address every (class, seed) cell is a Ray task (docs/distributed.md)."""
     from .protocol.distributed import Resources, run_protocol_on_ray
@@ -363,6 +367,12 @@ def protocol(classes, seeds, results_dir, runs_dir, tag, jobs, ray_address, cpus
     resources.check()
     config = build_config(options)
     grid = (parse_int_list(classes, "classes"), parse_int_list(seeds, "seeds"), Path(results_dir), Path(runs_dir), _command_line())
+    if show_status:
+        from .protocol.status import protocol_status
+
+        for line in protocol_status(config, *grid[:4], tag=tag)[1]:
+            click.echo(line)
+        return
     if resources.distributed:
         csv_path = run_protocol_on_ray(config, *grid, resources, tag=tag, echo=click.echo)
     else:

@@ -72,6 +72,18 @@ def read_checkpoint(path: str | Path) -> dict:
     return payload
 
 
+def checkpoint_epoch(path: str | Path) -> int | None:
+    """The completed epochs a checkpoint holds, read without loading its weights (None: no
+    readable checkpoint there)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # missing, foreign or half-written: nothing to report
+        return None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        return None
+    return int(payload["epoch"])
+
+
 def model_from_checkpoint(payload: dict, device: str | torch.device = "cpu"):
     """Rebuild (config, model) from a checkpoint payload; the model is in eval mode on ``device``."""
     config = run_config_from_dict(payload["config"], where="checkpoint config")

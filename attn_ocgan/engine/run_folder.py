@@ -109,6 +109,25 @@ def run_folder_lock(folder: Path):
             _held[key] = (descriptor, _held[key][1] - 1)
 
 
+def lock_holder(folder: Path) -> str | None:
+    """Who holds the folder's lock, as its holder wrote it ("pid N on HOST"); None when nobody does.
+    Reads the lock file only (taking the lock, even briefly, could turn a starting runner away): a
+    holder on this host whose process is gone left a stale line and counts as nobody."""
+    try:
+        holder = (Path(folder) / LOCK_NAME).read_text().strip()
+    except OSError:
+        return None
+    parts = holder.split()
+    if len(parts) == 4 and parts[0] == "pid" and parts[2] == "on" and parts[3] == os.uname().nodename:
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            return None
+        except (PermissionError, ValueError):
+            pass
+    return holder or None
+
+
 def has_content(folder: Path) -> bool:
     """Whether ``folder`` holds anything besides its lock file."""
     return folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir())

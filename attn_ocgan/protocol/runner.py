@@ -153,11 +153,11 @@ def check_cell_builds(cell: Cell, splits) -> None:
     check_score_weight_split(create_model(config.model, model_config), data)
 
 
-def plan_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
-                  command: str, tag: str | None = None, echo=print) -> tuple[Grid, object]:
-    """The cells of ``classes`` x ``seeds`` not yet in the table, after every check that can fail
-    before training (classes, table selection, the model's options); returns the grid and the loaded
-    dataset splits."""
+def grid_cells(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
+               command: str, tag: str | None = None) -> tuple[list[Cell], Path, object]:
+    """Every cell of ``classes`` x ``seeds``, finished or not, with the table they belong to and the
+    loaded dataset splits, after the checks that need no model (classes, one selection per table).
+    Reads files only."""
     label = dataset_label(base.data.name, base.data.root, base.data.folder)
     if tag is None:  # results of another variant or negatives setting go to their own table
         tag = label + (f"-{base.data.variant}" if base.data.name == "coco32" else "")
@@ -182,14 +182,25 @@ def plan_protocol(base: RunConfig, classes: list[int], seeds: list[int], results
                                          train=dataclasses.replace(base.train, seed=seed))
             name = f"class{normal_class}_seed{seed}_e{base.train.epochs}" + ("_valsel" if selection != LAST_EPOCH else "")
             keys = {"dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed, "epochs": base.train.epochs}
-            cell = Cell(config, (Path(runs_dir) / f"{tag}_{base.model}" / name).absolute(), csv_path, keys, selection, command)
-            if is_done(cell):
-                echo(f"skip {cell.label}: already in {csv_path}")
-            else:
-                cells.append(cell)
+            cells.append(Cell(config, (Path(runs_dir) / f"{tag}_{base.model}" / name).absolute(), csv_path, keys, selection, command))
+    return cells, csv_path, splits
+
+
+def plan_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
+                  command: str, tag: str | None = None, echo=print) -> tuple[Grid, object]:
+    """The cells of ``classes`` x ``seeds`` not yet in the table, after every check that can fail
+    before training (classes, table selection, the model's options); returns the grid and the loaded
+    dataset splits."""
+    all_cells, csv_path, splits = grid_cells(base, classes, seeds, results_dir, runs_dir, command, tag)
+    cells = []
+    for cell in all_cells:
+        if is_done(cell):
+            echo(f"skip {cell.label}: already in {csv_path}")
+        else:
+            cells.append(cell)
     if cells:
         check_cell_builds(cells[0], splits)
-    refresh_markdown_table(csv_path, tag, base.model, splits.class_names, dataset=base.data.name)
+    refresh_markdown_table(csv_path, all_cells[0].keys["dataset"], base.model, splits.class_names, dataset=base.data.name)
     return Grid(cells, csv_path, tuple(splits.class_names), base.data.name), splits
 
 

@@ -59,11 +59,17 @@ def test_seen_and_unseen_aucs_split_the_novel_test_classes():
     assert result == {"known_anomaly_classes": ["b"], "auc_seen_anomalies": 1.0, "auc_unseen_anomalies": 0.25}
 
 
-def test_protocol_with_known_anomalies_has_its_own_table_and_reports_seen_and_unseen(tmp_path):
+def test_protocol_with_known_anomalies_has_its_own_table_and_reports_seen_and_unseen(tmp_path, capsys):
     args = [f"{key}={value}" for key, value in FIRST_RECIPE_ARGS.items()]
-    assert main(["protocol", "--model", "attn-ocgan", "--dataset", "mnist5k", "--classes", "3", "--epochs", "1",
-                 "--known-anomalies", "2", "--eval-every", "0", "--results", str(tmp_path / "results"),
-                 "--runs", str(tmp_path / "runs"), *[a for pair in args for a in ("--model-arg", pair)]]) == 0
+    command = ["protocol", "--model", "attn-ocgan", "--dataset", "mnist5k", "--classes", "3", "--epochs", "1",
+               "--known-anomalies", "2", "--eval-every", "0", "--results", str(tmp_path / "results"),
+               "--runs", str(tmp_path / "runs"), *[a for pair in args for a in ("--model-arg", pair)]]
+    assert main(command) == 0
+    capsys.readouterr()
+    assert main([*command, "--classes", "3,4", "--status"]) == 0  # the same table: its tag, one cell of two done
+    status = capsys.readouterr().out.splitlines()
+    assert status[0].startswith("mnist5k-known2 attn-ocgan, 1 epoch a cell") and status[0].endswith("1 of 2 cells done")
+    assert status[1].split()[:5] == ["class", "3", "(3)", "seed", "0"] and "done" in status[1] and "to do" in status[2]
     csv_path = tmp_path / "results" / "mnist5k" / "mnist5k-known2_attn-ocgan.csv"
     row, = read_rows(csv_path)
     seen = choose_known_anomaly_classes(10, 3, 2, seed=0)

@@ -58,3 +58,40 @@ def test_the_seed_spread_of_the_mean_uses_only_classes_with_every_seed():
     assert "2 classes with every seed (a, b)" in line
     assert "0.6500 (seed 0), 0.8500 (seed 1)" in line and "0.7500 ± 0.1414" in line
     assert seed_spread_line([r for r in rows if r["seed"] == 0], ["a", "b", "c"]) is None  # one seed: no spread
+
+
+def test_status_reports_each_cell_and_writes_nothing(tmp_path):
+    """--status: done (AUC from the table), part-trained (epoch from last.pt), running (a live lock
+    holder; a dead one's stale line does not count), failed (the failure log), to do; the training
+    time left from the finished cells; no file is written or changed."""
+    import dataclasses
+    import os
+
+    from attn_ocgan.engine.run_folder import LOCK_NAME, run_folder_lock
+    from attn_ocgan.engine.trainer import train
+    from attn_ocgan.protocol.runner import grid_cells
+    from attn_ocgan.protocol.status import protocol_status
+    from attn_ocgan.protocol.tables import record_failure
+
+    config = RunConfig(model="ocgan", data=DataConfig(name="mnist5k"), train=TrainConfig(epochs=2, batch_size=100, eval_every=0),
+                       model_args={"generator_width": 8, "latent_channels": 8, "classifier_width": 8, "visual_disc_width": 4})
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    csv_path = run_protocol(config, [0], [0], results, runs, "cmd", echo=lambda m: None, progress=False)
+    cells = grid_cells(config, [0, 1, 2, 3, 4], [0], results, runs, "")[0]
+    one_epoch = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1))
+    train(dataclasses.replace(one_epoch, data=cells[1].config.data), cells[1].run_dir, progress=False)
+    record_failure(csv_path, cells[3].keys, "training diverged in epoch 1", [str(d) for d in range(10)])
+    cells[4].run_dir.mkdir(parents=True)
+    (cells[4].run_dir / LOCK_NAME).write_text(f"pid 99999999 on {os.uname().nodename}\n")  # a holder long gone
+    with run_folder_lock(cells[2].run_dir):  # this live process holds class 2
+        files = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+        states, lines = protocol_status(config, [0, 1, 2, 3, 4], [0], results, runs)
+        assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == files
+    assert [state.state for state in states] == ["done", "part-trained", "running", "failed", "to do"]
+    assert states[0].detail == f"AUC {float(read_rows(csv_path)[0]['auc']):.4f}"
+    assert states[1].detail == "epoch 1 of 2; the next run resumes it"
+    assert states[2].detail == f"pid {os.getpid()} on {os.uname().nodename}"
+    assert "training diverged in epoch 1" in states[3].detail
+    assert lines[0].endswith("1 of 5 cells done")
+    seconds = float(read_rows(csv_path)[0]["train_seconds"]) / 2
+    assert lines[-1].startswith("training left: 7 epochs, about ") and f"({seconds:.0f} s per epoch, the median of 1 finished" in lines[-1]
