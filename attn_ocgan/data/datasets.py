@@ -337,6 +337,33 @@ def dataset_label(name: str, root: str | Path | None = None, folder: str = "") -
     return dataset_path(name, root, folder).name if name == "folder" else name
 
 
+def dataset_class_names(name: str, root: str | None, folder: str = "") -> tuple[str, ...]:
+    """The class names :func:`load_splits` would return, read without decoding an image (torchvision's
+    class lists, CIFAR-10's meta file, an image tree's test folders, COCO32's summary)."""
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    if name == "mnist5k":
+        return tuple(str(d) for d in range(10))
+    if name in ("mnist", "fashion-mnist"):
+        from torchvision.datasets import MNIST, FashionMNIST
+
+        return tuple(str(c) for c in (MNIST if name == "mnist" else FashionMNIST).classes)
+    path = dataset_path(name, root, folder)
+    try:
+        if name == "coco32":
+            return _coco32_index(path)[1]
+        if name == "folder":
+            from torchvision.datasets.folder import find_classes
+
+            return tuple(find_classes(str(path / "test"))[0])
+        import pickle
+
+        with open(path / "cifar-10-batches-py" / "batches.meta", "rb") as meta:  # what torchvision's CIFAR10 reads
+            return tuple(pickle.load(meta, encoding="latin1")["label_names"])
+    except (OSError, KeyError, UserError):  # missing or damaged data: the loader says what is wrong and what to do
+        return load_splits(name, root, folder=folder).class_names
+
+
 @functools.lru_cache(maxsize=2)
 def _load_cached(name: str, path: str, size: int, download: bool, variant: str) -> LabeledSplits:
     if name == "coco32":

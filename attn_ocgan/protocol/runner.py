@@ -154,10 +154,9 @@ def check_cell_builds(cell: Cell, splits) -> None:
 
 
 def grid_cells(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
-               command: str, tag: str | None = None) -> tuple[list[Cell], Path, object]:
-    """Every cell of ``classes`` x ``seeds``, finished or not, with the table they belong to and the
-    loaded dataset splits, after the checks that need no model (classes, one selection per table).
-    Reads files only."""
+               command: str, class_names: tuple[str, ...], tag: str | None = None) -> tuple[list[Cell], Path]:
+    """Every cell of ``classes`` x ``seeds``, finished or not, with the table they belong to, after the
+    checks that need no model (classes, one selection per table). Reads files only."""
     label = dataset_label(base.data.name, base.data.root, base.data.folder)
     if tag is None:  # results of another variant or negatives setting go to their own table
         tag = label + (f"-{base.data.variant}" if base.data.name == "coco32" else "")
@@ -165,9 +164,7 @@ def grid_cells(base: RunConfig, classes: list[int], seeds: list[int], results_di
         tag += f"-known{base.data.known_anomalies}" if base.data.known_anomalies else ""
         tag += "-valsel" if base.train.select_epoch == "validation" else ""
     csv_path = results_table_path(Path(results_dir), label, tag, base.model).absolute()
-    splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant,
-                         base.data.folder)
-    check_classes(classes, splits.class_names, tag)
+    check_classes(classes, class_names, tag)
     selection = selection_description(base)
     other = sorted({row_selection(r) for r in read_rows(csv_path) if r["dataset"] == tag and r["model"] == base.model} - {selection})
     if other:  # one table, one way of choosing the model: its means must not mix them
@@ -183,7 +180,7 @@ def grid_cells(base: RunConfig, classes: list[int], seeds: list[int], results_di
             name = f"class{normal_class}_seed{seed}_e{base.train.epochs}" + ("_valsel" if selection != LAST_EPOCH else "")
             keys = {"dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed, "epochs": base.train.epochs}
             cells.append(Cell(config, (Path(runs_dir) / f"{tag}_{base.model}" / name).absolute(), csv_path, keys, selection, command))
-    return cells, csv_path, splits
+    return cells, csv_path
 
 
 def plan_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
@@ -191,7 +188,9 @@ def plan_protocol(base: RunConfig, classes: list[int], seeds: list[int], results
     """The cells of ``classes`` x ``seeds`` not yet in the table, after every check that can fail
     before training (classes, table selection, the model's options); returns the grid and the loaded
     dataset splits."""
-    all_cells, csv_path, splits = grid_cells(base, classes, seeds, results_dir, runs_dir, command, tag)
+    splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant,
+                         base.data.folder)
+    all_cells, csv_path = grid_cells(base, classes, seeds, results_dir, runs_dir, command, splits.class_names, tag)
     cells = []
     for cell in all_cells:
         if is_done(cell):

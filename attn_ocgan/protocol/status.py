@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RunConfig
+from ..data.datasets import dataset_class_names
 from ..engine.checkpoint import checkpoint_epoch
 from ..engine.run_folder import lock_holder
 from ..engine.trainer import checkpoint_path
@@ -59,7 +60,8 @@ def _duration(seconds: float) -> str:
 def protocol_status(base: RunConfig, classes: list[int], seeds: list[int], results_dir: Path, runs_dir: Path,
                     tag: str | None = None) -> tuple[list[CellState], list[str]]:
     """The state of every cell of the grid and the lines that report it."""
-    cells, csv_path, splits = grid_cells(base, classes, seeds, results_dir, runs_dir, command="", tag=tag)
+    class_names = dataset_class_names(base.data.name, base.data.root, base.data.folder)
+    cells, csv_path = grid_cells(base, classes, seeds, results_dir, runs_dir, "", class_names, tag)
     rows = read_rows(csv_path)
     failures = read_metrics_log(failures_path(csv_path))
     states = [cell_state(cell, rows, failures) for cell in cells]
@@ -69,7 +71,7 @@ def protocol_status(base: RunConfig, classes: list[int], seeds: list[int], resul
     lines = [f"{keys['dataset']} {keys['model']}, {per_cell} ({csv_path}): {done} of {len(states)} cells done"]
     for state in states:
         normal_class = state.cell.keys["normal_class"]
-        where = f"class {normal_class} ({splits.class_names[normal_class]}) seed {state.cell.keys['seed']}"
+        where = f"class {normal_class} ({class_names[normal_class]}) seed {state.cell.keys['seed']}"
         lines.append(f"  {where:<32} {state.state:<13} {state.detail}".rstrip())
     epochs_left = sum(state.epochs_left for state in states)
     rate = seconds_per_epoch(rows, keys)

@@ -12,7 +12,7 @@ from PIL import Image
 from attn_ocgan.cli import main
 from attn_ocgan.data import coco32_build
 from attn_ocgan.data.coco32_build import BuildOptions, build_coco32, skip_reason
-from attn_ocgan.data.datasets import load_coco32, load_coco32_masks
+from attn_ocgan.data.datasets import dataset_class_names, load_coco32, load_coco32_masks
 from attn_ocgan.errors import UserError
 from tests.conftest import REPO, shared_data_root
 
@@ -196,7 +196,8 @@ def test_coco32_dataset_variants_labels_and_masks(fake_coco, tmp_path):
     build_coco32(_options(tmp_path), progress=False)
     unmasked = load_coco32(tmp_path / "coco32", 32, False, "unmasked")
     masked = load_coco32(tmp_path / "coco32", 32, False, "masked")
-    assert unmasked.class_names == ("cat", "dog") and unmasked.train_images.shape == (16, 3, 32, 32)
+    assert unmasked.class_names == ("cat", "dog") == dataset_class_names("coco32", str(tmp_path))
+    assert unmasked.train_images.shape == (16, 3, 32, 32)
     assert torch.equal(unmasked.train_labels, torch.tensor([0] * 8 + [1] * 8))
     masks = load_coco32_masks(tmp_path / "coco32", "test")
     assert masks.shape == (4, 1, 32, 32)

@@ -4,6 +4,7 @@ import torch
 from PIL import Image
 
 from attn_ocgan.data import load_splits, make_one_class
+from attn_ocgan.data.datasets import dataset_class_names
 from attn_ocgan.data.datasets import MNIST5K_TEST_PER_CLASS
 from attn_ocgan.errors import UserError
 
@@ -42,6 +43,20 @@ def test_bad_inputs_are_user_errors(tmp_path):
         load_splits("mnist", str(tmp_path))
     with pytest.raises(UserError, match="folder dataset needs"):
         load_splits("folder", str(tmp_path))
+    with pytest.raises(UserError, match="does not exist"):  # the names without the data: the loader's error
+        dataset_class_names("folder", str(tmp_path / "nowhere"))
+
+
+def test_class_names_without_decoding_match_the_loaders(tmp_path):
+    """--status names the classes from the dataset's lists and folders, not by loading every image."""
+    import pickle
+
+    assert dataset_class_names("mnist5k", None) == load_splits("mnist5k", None).class_names
+    assert dataset_class_names("mnist", str(tmp_path))[:2] == ("0 - zero", "1 - one")  # torchvision's own list
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    with open(tmp_path / "cifar-10-batches-py" / "batches.meta", "wb") as meta:
+        pickle.dump({"label_names": ["airplane", "automobile"], "num_vis": 3072}, meta)
+    assert dataset_class_names("cifar10", str(tmp_path)) == ("airplane", "automobile")
 
 
 def test_folder_dataset_decodes_and_resizes(tmp_path):
@@ -52,7 +67,7 @@ def test_folder_dataset_decodes_and_resizes(tmp_path):
             for index in range(count):
                 Image.new("RGB", (40, 40), colour).save(tmp_path / split / name / f"{index}.png")
     splits = load_splits("folder", str(tmp_path), size=16)
-    assert splits.class_names == ("cats", "dogs")
+    assert splits.class_names == ("cats", "dogs") == dataset_class_names("folder", str(tmp_path))
     assert splits.train_images.shape == (6, 3, 16, 16) and splits.test_images.shape == (4, 3, 16, 16)
     data = make_one_class(splits, 1)
     assert len(data.train) == 3
@@ -63,6 +78,7 @@ def test_folder_dataset_decodes_and_resizes(tmp_path):
 @pytest.mark.skipif(shared_data_root() is None or not (shared_data_root() / "MNIST").is_dir(), reason="../shared/data/MNIST absent")
 def test_real_mnist_counts():
     splits = load_splits("mnist", str(shared_data_root()))
+    assert splits.class_names == dataset_class_names("mnist", str(shared_data_root()))
     assert splits.train_images.shape == (60000, 1, 32, 32) and len(splits.test_labels) == 10000
     assert torch.bincount(splits.train_labels)[1] == 6742
 

@@ -77,7 +77,7 @@ def test_status_reports_each_cell_and_writes_nothing(tmp_path):
                        model_args={"generator_width": 8, "latent_channels": 8, "classifier_width": 8, "visual_disc_width": 4})
     results, runs = tmp_path / "results", tmp_path / "runs"
     csv_path = run_protocol(config, [0], [0], results, runs, "cmd", echo=lambda m: None, progress=False)
-    cells = grid_cells(config, [0, 1, 2, 3, 4], [0], results, runs, "")[0]
+    cells = grid_cells(config, [0, 1, 2, 3, 4], [0], results, runs, "", tuple(str(d) for d in range(10)))[0]
     one_epoch = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1))
     train(dataclasses.replace(one_epoch, data=cells[1].config.data), cells[1].run_dir, progress=False)
     record_failure(csv_path, cells[3].keys, "training diverged in epoch 1", [str(d) for d in range(10)])
