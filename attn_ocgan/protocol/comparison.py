@@ -48,6 +48,12 @@ def belongs_to(tag: str, dataset: str) -> bool:
 ABLATION_TAGS = "*-abl-*,*-proxy-*"  # ablation settings and proxy cells (by-products of a sweep): left out of the main table
 
 
+def negatives_kind(negatives: str | None) -> str:
+    """A row's negatives without the per-class names of its known anomaly classes (each normal class
+    has its own; the class tables list them), so one row of the comparison names the setting once."""
+    return re.sub(r" other classes \([^)]*\)", " other classes", negatives or "strict one-class")
+
+
 def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tuple[str, ...] | None = None,
                   exclude: str = ABLATION_TAGS) -> list[MeasuredRow]:
     """Every protocol table of this dataset family whose tag matches the glob ``tags`` but not the glob
@@ -71,7 +77,7 @@ def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tupl
             per_class.setdefault(int(cell["normal_class"]), []).append(float(cell["auc"]))
         rows.append(MeasuredRow(match["tag"], match["model"], per_class,
                                 sorted({int(c["seed"]) for c in cells}), sorted({int(c["epochs"]) for c in cells}),
-                                sorted({c.get("negatives") or "strict one-class" for c in cells}),
+                                sorted({negatives_kind(c.get("negatives")) for c in cells}),
                                 sorted({c.get("machine", "") for c in cells}), sorted({row_selection(c) for c in cells}),
                                 path.relative_to(Path(results_dir)).as_posix()))
     order = {name: index for index, name in enumerate(MODEL_ORDER)}

@@ -37,6 +37,14 @@ def test_compare_writes_every_model_per_dataset_family(tmp_path):
     assert "| OCGAN (paper) | 0.998 |" in mnist and "| OCGAN (paper) | 0.757 |" in cifar
     assert "| attn-ocgan (ours, cifar10-jpeg) | — | — | — | — | — | — | — | — | — | 0.700 | **0.7000** (1/10 classes) |" in cifar
     assert (tmp_path / "comparison.png").stat().st_size > 1000
+    # known-anomaly rows: each class saw other classes; the notes name the setting once, not per class
+    _write(tmp_path / "cifar10-jpeg-known3_attn-ocgan.csv", [
+        {"dataset": "cifar10-jpeg-known3", "model": "attn-ocgan", "normal_class": k, "seed": 0, "auc": 0.6,
+         "negatives": f"known anomalies: training images of 3 other classes ({seen}), drawn with seed 0"}
+        for k, seen in ((0, "automobile, cat, truck"), (1, "airplane, dog, horse"))])
+    assert main(["compare", "--results", str(tmp_path), "--out", str(out)]) == 0
+    assert ("- attn-ocgan (ours, cifar10-jpeg-known3): seeds [0], epochs [25]; model: last epoch; negatives: known "
+            "anomalies: training images of 3 other classes, drawn with seed 0; rows in") in out.read_text()
     # an ablation view: only tags matching a glob, only some models
     ablation = tmp_path / "ablation.md"
     _write(tmp_path / "cifar10-jpeg-abl-t1_attn-ocgan.csv", [{"dataset": "cifar10-jpeg-abl-t1", "model": "attn-ocgan",
