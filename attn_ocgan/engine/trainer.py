@@ -40,12 +40,17 @@ def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_NAME
 
 
+def has_validation_split(data: OneClassData) -> bool:
+    """Held-out normal training images and training images of other classes to score them against."""
+    return len(data.validation) > 0 and len(data.validation_novel) > 0
+
+
 def check_epoch_selection(config: RunConfig, data: OneClassData) -> None:
     """One-line UserError for an unknown --select-epoch, or validation selection without a validation split."""
     selection = config.train.select_epoch
     if selection not in EPOCH_SELECTIONS:
         raise UserError(f"--select-epoch {selection!r} is unknown; use one of {', '.join(EPOCH_SELECTIONS)}")
-    if selection == "validation" and (len(data.validation) == 0 or len(data.validation_novel) == 0):
+    if selection == "validation" and not has_validation_split(data):
         raise UserError("--select-epoch validation needs a validation split of training images: "
                         "set --val-fraction > 0 (e.g. 0.1) and --val-novel > 0")
 
@@ -118,11 +123,11 @@ def _log_validation(writer, record: dict, epoch: int) -> None:
 
 
 def _outlier_images(config: RunConfig, data: OneClassData) -> torch.Tensor | None:
-    """The guide's real negatives: --outlier-exposure images (another dataset) or --known-anomalies
+    """The model's auxiliary real negatives: --outlier-exposure images (another dataset) or --known-anomalies
     (training images of K other classes of this one); checked before anything is written to the run folder."""
     in_channels = data.in_channels
     if config.data.outlier_exposure and config.data.known_anomalies:
-        raise UserError("--outlier-exposure and --known-anomalies both give the guide negatives; use one of them")
+        raise UserError("--outlier-exposure and --known-anomalies both give the model negatives; use one of them")
     if not config.data.outlier_exposure and not config.data.known_anomalies:
         return None
     option = "--outlier-exposure" if config.data.outlier_exposure else "--known-anomalies"
@@ -235,8 +240,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
 
 def check_score_weight_split(model, data: OneClassData) -> None:
     """One-line UserError for a model that chooses its score weights on a validation split it lacks."""
-    if model.chooses_score_weights_on_validation and (len(data.validation) == 0 or len(data.validation_novel) == 0):
-        raise UserError("score_weights=validation chooses the score's weights on a validation split of training images: "
+    if model.chooses_score_weights_on_validation and not has_validation_split(data):
+        raise UserError("this model's options choose its score weights on a validation split of training images: "
                         "set --val-fraction > 0 (e.g. 0.1) and --val-novel > 0")
 
 
@@ -304,7 +309,7 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
         for epoch in range(start_epoch, config.train.epochs):
             started = time.perf_counter()
             algorithm.start_epoch(epoch)
-            progress_key = algorithm.progress_loss  # read per epoch: a recipe may change phase (f-AnoGAN's encoder epochs)
+            progress_key = algorithm.progress_loss  # read per epoch: a recipe may change phase
             progress_name = progress_key.rsplit("/", 1)[-1]
             sums: dict[str, float] = {}
             n_steps = 0
@@ -316,7 +321,7 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                 for name, value in logs.items():
                     sums[name] = sums.get(name, 0.0) + value
                 n_steps += 1
-                if n_steps % 10 == 0 and progress_key in logs:  # e.g. attention pre-training logs no generator
+                if n_steps % 10 == 0 and progress_key in logs:  # a phase may not log it
                     bar.set_postfix({progress_name: f"{logs[progress_key]:.4f}"})
             algorithm.end_epoch(train_images)  # e.g. score statistics, from normal training images only
             _check_finite_model(model, epoch, last)

@@ -7,7 +7,7 @@ from attn_ocgan.config import TrainConfig
 from attn_ocgan.layers.attention import apply_mask, masks_from_logits
 from attn_ocgan.models.attn_ocgan import FIRST_RECIPE, AttnOCGAN, AttnOCGANAlgorithm, AttnOCGANConfig
 from attn_ocgan.data.pseudo_anomalies import patch_shuffle
-from attn_ocgan.models.attn_ocgan.loss import AttentionLoss
+from attn_ocgan.models.attn_ocgan.loss import AttentionLoss, MaskRegularisers
 from attn_ocgan.models.ocgan import OCGAN, OCGANAlgorithm
 from attn_ocgan.registry import create_model
 
@@ -92,7 +92,7 @@ def test_masked_gan_is_fed_x_times_m():
 @pytest.mark.parametrize("area_weight", [0.0, 1.0])
 def test_guide_loss_reaches_every_attention_parameter(area_weight):
     model = AttnOCGAN(small_config()).train()
-    loss = AttentionLoss(guide_weight=1.0, area_weight=area_weight, area_target=0.3)
+    loss = AttentionLoss(1.0, 0.0, MaskRegularisers(area_weight, 0.3))
     x, anomalous = images(8), patch_shuffle(images(8), 8)
     terms = loss(model.guide, x, anomalous, model.attention_maps(x), model.attention_maps(anomalous))
     terms["guide_masked"].backward()  # the classifier's masked term alone must reach the attention generator
@@ -130,7 +130,7 @@ def test_the_guide_trains_the_attention_generator_in_a_training_step():
         return {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(v, before[k])}
 
     assert {"attention", "guide"} <= trained_networks()
-    assert not {"attention", "guide"} & trained_networks(guide_weight=0.0)
+    assert not {"attention", "guide"} & trained_networks(guide_weight=0.0, guide_evidence_score=False)
 
 
 def test_score_statistics_come_from_training_images_only():
@@ -193,7 +193,8 @@ def test_registry_builds_the_attention_model_by_default():
 
 
 def test_reset_masked_gan_at_reinitialises_it_and_its_score_weight():
-    config = small_config(mask_warmup_epochs=0, reset_masked_gan_at=2)
+    """Fresh weights for the masked GAN only; its averaged (EMA) copies restart from them."""
+    config = small_config(mask_warmup_epochs=0, reset_masked_gan_at=2, ema_decay=0.9)
     model = AttnOCGAN(config)
     algorithm = AttnOCGANAlgorithm(model, config, TrainConfig())
     algorithm.start_epoch(0)
@@ -205,10 +206,14 @@ def test_reset_masked_gan_at_reinitialises_it_and_its_score_weight():
     assert not torch.equal(trained["encoder.to_latent.weight"], model.masked_gan.state_dict()["encoder.to_latent.weight"])
     assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in first_gan.items())
     assert algorithm.masked.model is model.masked_gan
+    for averaged, live in ((model.masked_gan.ema_encoder, model.masked_gan.encoder),
+                           (model.masked_gan.ema_decoder, model.masked_gan.decoder)):
+        assert int(averaged.n_averaged) == 0
+        assert all(torch.equal(v, live.state_dict()[k]) for k, v in averaged.module.state_dict().items())
 
 
 def test_binary_term_pushes_grey_masks_towards_0_or_1():
-    loss = AttentionLoss(guide_weight=0.0, area_weight=0.0, area_target=0.5, binary_weight=1.0)
+    loss = AttentionLoss(0.0, 0.0, MaskRegularisers(0.0, 0.5, binary_weight=1.0))
     logits = torch.full((2, 1, 32, 32), 0.3, requires_grad=True)
     masks = masks_from_logits(logits, 0.5)
     terms = loss(None, images(2), images(2), masks, masks)
@@ -233,7 +238,7 @@ def _toy_masks(complement_weight: float, steps: int = 150) -> torch.Tensor:
     torch.manual_seed(0)
     logits = torch.zeros(1, 1, 32, 32, requires_grad=True)
     guide = ConvCritic(1, 8, 32)
-    loss = AttentionLoss(guide_weight=1.0, area_weight=1.0, area_target=0.3, complement_weight=complement_weight)
+    loss = AttentionLoss(1.0, complement_weight, MaskRegularisers(1.0, 0.3))
     optimizer = torch.optim.Adam([logits, *guide.parameters()], lr=0.02, betas=(0.5, 0.999))
     for _ in range(steps):
         normal, anomalous = torch.rand(16, 1, 32, 32) * 2 - 1, torch.rand(16, 1, 32, 32) * 2 - 1

@@ -149,7 +149,7 @@ def test_pseudo_anomaly_weights_are_chosen_by_the_trainer_from_normal_training_i
 
 def test_validation_weights_need_a_validation_split(tmp_path):
     config = dataclasses.replace(_config(val_fraction=0.0), train=TrainConfig(epochs=1, batch_size=64, eval_every=0))
-    with pytest.raises(UserError, match="score_weights=validation chooses the score's weights on a validation split"):
+    with pytest.raises(UserError, match="choose its score weights on a validation split"):
         trainer_module.train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 

@@ -7,12 +7,13 @@ Per iteration, after the epoch schedule below decides who learns:
   (6)   the masked GAN: the vanilla OCGAN step on x * M (masks detached).
 
 Schedule (0-based epoch e; P = pretrain_attention_epochs, W = mask_warmup_epochs):
-  e < P          only (5) (pseudo-anomalies are then patch-shuffled normals and decodes of the
+  e < P          only (5) (pseudo-anomalies are then corrupted normals and decodes of the
                  untrained decoder);
   P <= e < P + W (1-4) and (5); the masked GAN waits for the masks to settle;
   e >= P + W     all three. Each GAN's own schedule (mining start, AE warm-up) counts from its
-                 own first epoch. ``reset_masked_gan_at`` re-initialises the masked GAN and its
-                 optimisers at the start of that (1-based) epoch.
+                 own first epoch. ``reset_masked_gan_at`` re-initialises the masked GAN (weights,
+                 BatchNorm statistics, averaged copies) and its optimisers at the start of that
+                 (1-based) epoch; its schedule keeps counting from P + W (no second warm-up).
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import torch
 from ...config import TrainConfig
 from ...data.pseudo_anomalies import cut_paste, make_pseudo_anomalies
 from ...errors import UserError
-from ...layers import init_dcgan_weights
 from ...layers.attention import apply_mask
 from ..base import Algorithm, adam
 from ..components import evaluating
@@ -53,8 +53,7 @@ class AttnOCGANAlgorithm(Algorithm):
             if config.guide_task == "rotation":
                 self.attention_loss = RotationAttentionLoss(config.guide_weight, config.mask_complement_weight, regularisers)
             else:
-                self.attention_loss = AttentionLoss(config.guide_weight, config.mask_area_weight, config.mask_area_target,
-                                                    complement_weight=config.mask_complement_weight, regularisers=regularisers)
+                self.attention_loss = AttentionLoss(config.guide_weight, config.mask_complement_weight, regularisers)
             self.attention_optimizer = adam([model.attention, model.guide], train)
 
     @property
@@ -106,7 +105,7 @@ class AttnOCGANAlgorithm(Algorithm):
         self.outlier_images = images
 
     def pseudo_anomalies(self, images: torch.Tensor) -> torch.Tensor:
-        """Negatives for the guide: a share ``corruption_fraction`` of patch-shuffled normal images;
+        """Negatives for the guide: a share ``corruption_fraction`` of corrupted (``corruption``) normal images;
         the rest are decodes of uniform latents by the first GAN's decoder (eval mode, no gradient)
         in the strict one-class setting, a share ``mined_negative_fraction`` of those latents first
         mined towards what the first GAN's classifier rejects (its weights untouched), or random
@@ -178,10 +177,7 @@ class AttnOCGANAlgorithm(Algorithm):
     def start_epoch(self, epoch: int) -> None:
         """Called by the trainer before each epoch (0-based)."""
         if self.config.attention and self.config.reset_masked_gan_at and epoch + 1 == self.config.reset_masked_gan_at:
-            init_dcgan_weights(self.model.masked_gan)
-            for layer in self.model.masked_gan.modules():
-                if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
-                    layer.reset_running_stats()
+            self.model.masked_gan.reset_parameters()
             self.model.masked_gan_steps.zero_()
             self.masked = OCGANAlgorithm(self.model.masked_gan, self.config, self.train_config)
 

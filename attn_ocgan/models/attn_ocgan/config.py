@@ -40,13 +40,16 @@ class AttnOCGANConfig(OCGANConfig):
     # normal images (a square pasted elsewhere in the same image); their masks are trained to mark the
     # pasted square (pasted_region_loss), under the same area constraint; 0 switches it off
     mask_region_weight: float = 0.0
+    # guide_task=pseudo_anomaly only: the pseudo-anomalies
     corruption_fraction: float = 0.5  # share of pseudo-anomalies that are corrupted normals (rest: decodes)
     corruption: str = "shuffle"  # how: "shuffle" (tiles permuted) or "cutpaste" (a patch pasted elsewhere)
     shuffle_patch: int = 8  # patch side of the patch-shuffle corruption
     # share of the decoded pseudo-anomalies whose uniform latents are first moved by OCGAN's
-    # informative-negative mining (the first GAN's classifier, mining_steps steps); 0: random latents only (not yet measured)
+    # informative-negative mining (the first GAN's classifier, mining_steps steps; none when mining_steps=0
+    # or with real negatives); 0: random latents only (not yet measured)
     mined_negative_fraction: float = 0.0
-    masked_score_weight: float = 0.5  # novelty = (1 - w) * z(first GAN) + w * z(masked GAN)
+    # score_weights=fixed only: novelty = (1 - w) * z(first GAN) + w * z(masked GAN)
+    masked_score_weight: float = 0.5
     # rotation guide only: its evidence joins the score's components: the rotation negative
     # log-likelihood of x and of x * M (mean over the four quarter turns), z-normalised on normal
     # training images like the GANs' errors
@@ -74,6 +77,9 @@ class AttnOCGANConfig(OCGANConfig):
         if self.guide_evidence_score and self.guide_task != "rotation":
             raise UserError("model option guide_evidence_score needs guide_task=rotation (the rotation guide's evidence); "
                             "change --model-arg guide_task or guide_evidence_score")
+        if self.guide_evidence_score and self.guide_weight == 0:
+            raise UserError("model option guide_evidence_score puts the guide's evidence in the score, but guide_weight=0 "
+                            "leaves the guide untrained; add --model-arg guide_evidence_score=false")
         for name in ("mask_area_target", "corruption_fraction", "masked_score_weight", "mined_negative_fraction"):
             check_range(self, name, 0.0, 1.0)
         for name in ("cbam_reduction", "guide_width", "shuffle_patch"):

@@ -86,20 +86,17 @@ class AttentionLoss(nn.Module):
       complement too, while A is trained to leave nothing in it that G can use: the evidence must
       then sit inside M (the preservation/deletion game of Dabkowski & Gal, NeurIPS 2017). Without
       it a uniform grey mask already solves the guide's task, since x * 0.5 keeps every pixel.
-    - ``area_prior``: area_weight * mean_b (mean(M_b) - target)^2 against the trivial all-ones /
-      all-zeros masks; ``mask_binary``: binary_weight * mean(M (1 - M)) against uniform grey.
+    - the mask terms of ``regularisers`` (``MaskRegularisers``: the area prior or barrier against
+      the trivial all-ones / all-zeros masks, binarisation, total variation).
 
     Totals: ``attention_total`` (what A minimises), ``guide_total`` (what G minimises) and ``total``,
     one scalar whose gradient is right for both when ``complement_weight`` is 0 (A and G then
     share every term's sign; with the complement game they need separate gradients).
     """
 
-    def __init__(self, guide_weight: float, area_weight: float, area_target: float, binary_weight: float = 0.0,
-                 complement_weight: float = 0.0, regularisers: MaskRegularisers | None = None):
+    def __init__(self, guide_weight: float, complement_weight: float, regularisers: MaskRegularisers):
         super().__init__()
-        self.guide_weight = guide_weight
-        self.complement_weight = complement_weight
-        self.regularisers = regularisers or MaskRegularisers(area_weight, area_target, binary_weight)
+        self.guide_weight, self.complement_weight, self.regularisers = guide_weight, complement_weight, regularisers
 
     @property
     def adversarial(self) -> bool:

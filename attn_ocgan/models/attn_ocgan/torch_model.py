@@ -138,9 +138,9 @@ class AttnOCGAN(OCGAN):
         return (components - self.score_mean) / self.score_std
 
     def diagnostics(self) -> dict:
-        """How the score combines the two errors: the masked GAN's weight and the normal-training-image
-        statistics each error is normalised with (``active`` False: the masked GAN never trained, so
-        the score is the first GAN's alone)."""
+        """How the score combines its components: their weights and the normal-training-image
+        statistics each is normalised with (``active`` False: the masked GAN never trained, so the
+        score is the first GAN's alone)."""
         if not self.config.attention:
             return {}
         return {"score_combination": {
@@ -168,12 +168,13 @@ class AttnOCGAN(OCGAN):
     def score_name(self) -> str:
         if not self.masked_gan_active:
             return super().score_name
-        return "normalised errors of both GANs, combined"
+        return "normalised score components, combined"
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
-        """Novelty score (B,): with attention, the weighted sum of the two errors, each z-normalised
-        with normal-training-image statistics (``fit_score_statistics``); without attention, or
-        before the masked GAN has trained, vanilla OCGAN's score."""
+        """Novelty score (B,): with attention, the weighted sum of the K components
+        (``score_components``), each z-normalised with normal-training-image statistics
+        (``fit_score_statistics``); without attention, or before the masked GAN has trained,
+        vanilla OCGAN's score."""
         if not self.masked_gan_active:
             return super().score(images)
         return self.combine_score_components(self.score_components(images))
@@ -182,10 +183,8 @@ class AttnOCGAN(OCGAN):
         """(B, K) raw components (``score_components``) -> (B,) novelty score: each z-normalised with
         the normal-training-image statistics, then weighted (``score_component_weights``)."""
         normalised = self.normalise_score_components(components)
-        if not hasattr(self, "score_weight_vector"):  # the two GANs, weighted by the config
-            weight = self.config.masked_score_weight
-            return (1.0 - weight) * normalised[:, 0] + weight * normalised[:, 1]
-        return normalised @ self.score_weight_vector.to(normalised.dtype)
+        weights = torch.tensor(list(self.score_component_weights.values()))
+        return normalised @ weights.to(normalised)
 
     @torch.no_grad()
     def fit_score_statistics(self, train_images: torch.Tensor, batch_size: int = 1000) -> None:

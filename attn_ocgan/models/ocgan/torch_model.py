@@ -87,6 +87,19 @@ class OCGAN(NoveltyModel):
                 parameter.requires_grad_(False)
 
     @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Start again from fresh weights: DCGAN initialisation, cleared BatchNorm statistics, and the
+        averaged copies (``ema_decay``) restarted from the new live networks."""
+        init_dcgan_weights(self)
+        for layer in self.modules():
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                layer.reset_running_stats()
+        if self.config.ema_decay > 0:
+            for averaged, live in ((self.ema_encoder, self.encoder), (self.ema_decoder, self.decoder)):
+                averaged.module.load_state_dict(live.state_dict())
+                averaged.n_averaged.zero_()
+
+    @torch.no_grad()
     def update_ema(self) -> None:
         """Move the averaged encoder/decoder towards the live ones (after each generator step)."""
         if self.config.ema_decay > 0:
