@@ -298,7 +298,7 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
     # Fixed inputs and latents so image grids are comparable across epochs (pytorch/examples dcgan).
     fixed_generator = torch.Generator().manual_seed(1234)
     fixed_images = train_images[torch.randperm(len(data.train), generator=fixed_generator)[:N_FIXED_IMAGES]]
-    fixed_latent = (torch.rand((len(fixed_images), *model.latent_shape), generator=fixed_generator) * 2 - 1).to(device)
+    fixed_latent = model.sample_latent(len(fixed_images), fixed_generator)  # None: the model decodes no codes
     validation_images, validation_is_novel = data.validation_set()
     pseudo_normal_images = pseudo_choice_images(data)[0] if model.score_weight_pseudo_anomalies else None
     selected = Path(run_dir) / SELECTED_CHECKPOINT_NAME if config.train.select_epoch == "validation" else last

@@ -72,6 +72,11 @@ class NoveltyModel(nn.Module):
     def set_score_component_weights(self, weights: dict[str, float]) -> None:
         raise NotImplementedError(f"{type(self).__name__} has fixed score weights")
 
+    def sample_latent(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Codes (B, ...) from the prior of a model that decodes random codes (the trainer shows the
+        decodes of fixed ones in TensorBoard), on its device; None for a model that decodes none."""
+        return None
+
     def attention_maps(self, images: torch.Tensor) -> torch.Tensor | None:
         """Masks (B, 1, H, W) in (0, 1), or None for a model without attention."""
         return None
@@ -134,9 +139,10 @@ class Algorithm:
     def histograms(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return {}
 
-    def image_grids(self, images: torch.Tensor, latent: torch.Tensor, test_normal: torch.Tensor | None = None,
+    def image_grids(self, images: torch.Tensor, latent: torch.Tensor | None, test_normal: torch.Tensor | None = None,
                     test_novel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Image grids for TensorBoard (tag -> images (N, C, H, W) in [-1, 1]); none by default."""
+        """Image grids for TensorBoard (tag -> images (N, C, H, W) in [-1, 1]); none by default.
+        ``latent``: fixed codes from the model's ``sample_latent`` (None where it has none)."""
         return {}
 
     # The options under which ``uses_outlier_images`` holds, for error messages ("": never)

@@ -32,7 +32,7 @@ def test_every_registered_model_trains_every_parameter_and_scores(name):
     with torch.inference_mode():  # as evaluation calls it
         scores = model.score(images)
     assert scores.shape == (8,) and torch.isfinite(scores).all()
-    latent = torch.rand((4, *model.latent_shape)) * 2 - 1
+    latent = model.sample_latent(4)  # None for a model that decodes no codes
     grids = algorithm.image_grids(images[:4], latent, images[:2], images[2:4])
     assert grids and all(grid.shape[1:] == images.shape[1:] and torch.isfinite(grid).all() for grid in grids.values())
     assert isinstance(model.score_name, str) and model.score_name  # the axis label of its score figures

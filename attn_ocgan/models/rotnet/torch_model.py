@@ -23,10 +23,6 @@ class RotNet(NoveltyModel):
         self.classifier = ConvCritic(config.in_channels, config.width, config.image_size, outputs=ROTATIONS)
         init_dcgan_weights(self)
 
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        return (0, 1, 1)  # no latent space: the trainer's fixed latents are empty
-
     def score(self, images: torch.Tensor) -> torch.Tensor:
         return rotation_nll(self.classifier, images)
 

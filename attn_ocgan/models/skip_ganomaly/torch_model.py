@@ -79,11 +79,6 @@ class SkipGANomaly(NoveltyModel):
         self.register_buffer("score_mean", torch.zeros(len(SCORE_COMPONENTS)))
         self.register_buffer("score_std", torch.ones(len(SCORE_COMPONENTS)))
 
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        """The bottleneck's shape (the trainer draws fixed latents of it; this model never decodes one)."""
-        return (self.generator.widths[-1], 1, 1)
-
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.generator(images)
 
