@@ -281,12 +281,55 @@ def _store_normal_scores(model, data: OneClassData, last: Path, selected: Path, 
         add_to_checkpoint(path, **{NORMAL_SCORES: {"source": source, "scores": scores}})
 
 
+def _train_one_epoch(algorithm, train_images: torch.Tensor, epoch: int, train: TrainConfig, last: Path,
+                     progress: bool) -> dict[str, float]:
+    """One pass of ``algorithm.train_step`` over shuffled batches of the normal training images: the
+    mean of each logged loss over the steps. A non-finite loss stops the run."""
+    progress_key = algorithm.progress_loss  # read per epoch: a recipe may change phase
+    progress_name = progress_key.rsplit("/", 1)[-1]
+    sums: dict[str, float] = {}
+    n_steps = 0
+    bar = tqdm(list(_batches(len(train_images), train.batch_size)), desc=f"epoch {epoch + 1}/{train.epochs}",
+               disable=not progress, leave=False, mininterval=1.0)
+    for batch in bar:
+        logs = algorithm.train_step(train_images[batch], epoch)
+        _check_finite_logs(logs, epoch, n_steps + 1, last, train)
+        for name, value in logs.items():
+            sums[name] = sums.get(name, 0.0) + value
+        n_steps += 1
+        if n_steps % 10 == 0 and progress_key in logs:  # a phase may not log it
+            bar.set_postfix({progress_name: f"{logs[progress_key]:.4f}"})
+    return {name: total / max(n_steps, 1) for name, total in sums.items()}
+
+
+def _record_validation(model, validation_images, validation_is_novel, epoch: int, weights_chosen: bool,
+                       trace: list[dict], run_dir: Path, writer) -> dict:
+    """Score the validation split after ``epoch`` (0-based), append the record to the run's
+    validation trace (rewritten whole) and TensorBoard; returns the record."""
+    record = {"epoch": epoch + 1, **validation_record(model, validation_images, validation_is_novel)}
+    if weights_chosen:
+        record["score_weights"] = model.score_component_weights
+    trace.append(record)
+    _write_validation_trace(run_dir, trace)
+    _log_validation(writer, record, epoch + 1)
+    return record
+
+
+def _log_images(writer, algorithm, fixed_images, fixed_latent, fixed_test: dict, step: int) -> None:
+    """The algorithm's image grids and histograms of the fixed inputs, for TensorBoard."""
+    from torchvision.utils import make_grid
+
+    for tag, images in algorithm.image_grids(fixed_images, fixed_latent, **fixed_test).items():
+        writer.add_image(tag, make_grid(images.cpu(), nrow=8, normalize=True, value_range=(-1, 1)), step)
+    for tag, values in algorithm.histograms(fixed_images).items():
+        writer.add_histogram(tag, values.cpu(), step)
+
+
 def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, algorithm, device, outlier_images,
                   start_epoch: int, train_seconds: float, best: dict, trace: list[dict], progress: bool,
                   aside: Path | None, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """The epoch loop of ``train``: the run folder is locked and holds this run's config."""
     from torch.utils.tensorboard import SummaryWriter
-    from torchvision.utils import make_grid
 
     last = checkpoint_path(run_dir)
     if outlier_images is not None:
@@ -309,20 +352,7 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
         for epoch in range(start_epoch, config.train.epochs):
             started = time.perf_counter()
             algorithm.start_epoch(epoch)
-            progress_key = algorithm.progress_loss  # read per epoch: a recipe may change phase
-            progress_name = progress_key.rsplit("/", 1)[-1]
-            sums: dict[str, float] = {}
-            n_steps = 0
-            bar = tqdm(list(_batches(len(data.train), config.train.batch_size)), desc=f"epoch {epoch + 1}/{config.train.epochs}",
-                       disable=not progress, leave=False, mininterval=1.0)
-            for batch in bar:
-                logs = algorithm.train_step(train_images[batch], epoch)
-                _check_finite_logs(logs, epoch, n_steps + 1, last, config.train)
-                for name, value in logs.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                n_steps += 1
-                if n_steps % 10 == 0 and progress_key in logs:  # a phase may not log it
-                    bar.set_postfix({progress_name: f"{logs[progress_key]:.4f}"})
+            losses = _train_one_epoch(algorithm, train_images, epoch, config.train, last, progress)
             algorithm.end_epoch(train_images)  # e.g. score statistics, from normal training images only
             _check_finite_model(model, epoch, last)
             every = config.train.eval_every
@@ -335,18 +365,14 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                 for name, weight in weights.items():
                     writer.add_scalar(f"score_weights/{name}", weight, epoch + 1)
             train_seconds += time.perf_counter() - started
-            for name, total in sums.items():
-                writer.add_scalar(f"loss/{name}", total / max(n_steps, 1), epoch + 1)
+            for name, value in losses.items():
+                writer.add_scalar(f"loss/{name}", value, epoch + 1)
             writer.add_scalar("time/train_seconds", train_seconds, epoch + 1)
-            message = (f"epoch {epoch + 1}/{config.train.epochs}: "
-                       f"{progress_name} {sums.get(progress_key, 0.0) / max(n_steps, 1):.4f}")
+            progress_key = algorithm.progress_loss
+            message = f"epoch {epoch + 1}/{config.train.epochs}: {progress_key.rsplit('/', 1)[-1]} {losses.get(progress_key, 0.0):.4f}"
             if config.train.select_epoch == "validation":
-                record = {"epoch": epoch + 1, **validation_record(model, validation_images, validation_is_novel)}
-                if weights is not None:
-                    record["score_weights"] = model.score_component_weights
-                trace.append(record)
-                _write_validation_trace(run_dir, trace)
-                _log_validation(writer, record, epoch + 1)
+                record = _record_validation(model, validation_images, validation_is_novel, epoch, weights is not None,
+                                            trace, run_dir, writer)
                 val_auc = record["auc"]
                 message += f", validation AUC {val_auc:.4f}"
                 if val_auc > best["val_auc"]:
@@ -359,10 +385,7 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
                 test_auc = auc(data.test_is_novel.numpy(), compute_scores(model, data.test))
                 writer.add_scalar("auc/test", test_auc, epoch + 1)
                 message += f", test AUC {test_auc:.4f}"
-            for tag, images in algorithm.image_grids(fixed_images, fixed_latent, **fixed_test).items():
-                writer.add_image(tag, make_grid(images.cpu(), nrow=8, normalize=True, value_range=(-1, 1)), epoch + 1)
-            for tag, values in algorithm.histograms(fixed_images).items():
-                writer.add_histogram(tag, values.cpu(), epoch + 1)
+            _log_images(writer, algorithm, fixed_images, fixed_latent, fixed_test, epoch + 1)
             save_checkpoint(last, config, model, algorithm, epoch + 1, extra={"train_seconds": train_seconds})
             if aside is not None:  # the new run has its first checkpoint: the replaced run can go
                 shutil.rmtree(aside)
