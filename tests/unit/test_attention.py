@@ -94,7 +94,8 @@ def test_guide_loss_reaches_every_attention_parameter(area_weight):
     model = AttnOCGAN(small_config()).train()
     loss = AttentionLoss(1.0, 0.0, MaskRegularisers(area_weight, 0.3))
     x, anomalous = images(8), patch_shuffle(images(8), 8)
-    terms = loss(model.guide, x, anomalous, model.attention_maps(x), model.attention_maps(anomalous))
+    both = torch.cat([x, anomalous])
+    terms = loss(model.guide, both, torch.tensor([1.0] * 8 + [0.0] * 8), model.attention_maps(both))
     terms["guide_masked"].backward()  # the classifier's masked term alone must reach the attention generator
     for name, parameter in model.attention.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
@@ -216,7 +217,7 @@ def test_binary_term_pushes_grey_masks_towards_0_or_1():
     loss = AttentionLoss(0.0, 0.0, MaskRegularisers(0.0, 0.5, binary_weight=1.0))
     logits = torch.full((2, 1, 32, 32), 0.3, requires_grad=True)
     masks = masks_from_logits(logits, 0.5)
-    terms = loss(None, images(2), images(2), masks, masks)
+    terms = loss(None, images(4), torch.tensor([1.0, 1.0, 0.0, 0.0]), torch.cat([masks, masks]))
     terms["total"].backward()
     assert (logits.grad < 0).all()  # gradient descent raises logits above 0: masks move from 0.5 towards 1
     assert terms["mask_decisiveness"] < 0.2
@@ -244,7 +245,7 @@ def _toy_masks(complement_weight: float, steps: int = 150) -> torch.Tensor:
         normal, anomalous = torch.rand(16, 1, 32, 32) * 2 - 1, torch.rand(16, 1, 32, 32) * 2 - 1
         normal[..., :12, :12], anomalous[..., :12, :12] = 0.9, -0.9
         masks = masks_from_logits(logits, 0.5).expand(16, 1, 32, 32)
-        terms = loss(guide, normal, anomalous, masks, masks)
+        terms = loss(guide, torch.cat([normal, anomalous]), torch.tensor([1.0] * 16 + [0.0] * 16), torch.cat([masks, masks]))
         # as the algorithm does: the mask follows attention_total, the guide guide_total
         (logits.grad,) = torch.autograd.grad(terms["attention_total"], [logits], retain_graph=True)
         for parameter, gradient in zip(guide.parameters(), torch.autograd.grad(terms["guide_total"], list(guide.parameters()))):
@@ -276,8 +277,8 @@ def test_complement_game_gives_guide_and_attention_their_own_gradients():
     torch.manual_seed(3)
     x = images(16)
     anomalous = algorithm.pseudo_anomalies(x)
-    normal_masks, anomalous_masks = model.attention(model.encoder_features(torch.cat([x, anomalous]))).split([16, 16])
-    terms = algorithm.attention_loss(model.guide, x, anomalous, normal_masks, anomalous_masks)
+    both = torch.cat([x, anomalous])
+    terms = algorithm.attention_loss(model.guide, both, torch.tensor([1.0] * 16 + [0.0] * 16), model.attention(model.encoder_features(both)))
     expected_guide = torch.autograd.grad(terms["guide_total"], list(model.guide.parameters()), retain_graph=True)
     expected_attention = torch.autograd.grad(terms["attention_total"], list(model.attention.parameters()))
     for got, want in zip(captured["guide"] + captured["attention"], expected_guide + expected_attention):

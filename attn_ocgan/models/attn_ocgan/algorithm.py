@@ -72,16 +72,19 @@ class AttnOCGANAlgorithm(Algorithm):
         logs: dict[str, float] = {}
         if epoch >= self.first_gan_start:
             logs.update(self.first.train_step(images, epoch - self.first_gan_start))
-        # The guide's inputs after the normal images: pseudo-anomalies, or rotated copies of the normal
-        # images. One encoder pass serves the attention step and the masked GAN's masks.
+        # The guide's batch: the normal images, then rotated copies of them (labels: the quarter turns)
+        # or pseudo-anomalies (labels: 1 normal, 0 not). One encoder pass serves the attention step
+        # and the masked GAN's masks.
         if self.config.guide_task == "rotation":
             others, turns = random_rotations(images)
             labels = torch.cat([torch.zeros_like(turns), turns])
         else:
-            others, labels = self.pseudo_anomalies(images), None
-        features = model.encoder_features(torch.cat([images, others]))
+            others = self.pseudo_anomalies(images)
+            labels = torch.cat([torch.ones(len(images)), torch.zeros(len(others))]).to(images.device)
+        guide_batch = torch.cat([images, others])
+        features = model.encoder_features(guide_batch)
         pasted = self.pasted_copies(images) if self.config.mask_region_weight > 0 else None
-        logs.update(self._attention_step(images, others, features, labels, pasted))
+        logs.update(self._attention_step(guide_batch, labels, features, pasted))
         if epoch >= self.masked_gan_start:
             with torch.no_grad(), evaluating(model.attention):
                 masks = model.attention([level[: len(images)] for level in features])
@@ -137,22 +140,16 @@ class AttnOCGANAlgorithm(Algorithm):
         copies, regions = cut_paste(images)
         return self.model.encoder_features(copies), regions
 
-    def _attention_step(self, images: torch.Tensor, others: torch.Tensor, features: list[torch.Tensor],
-                        labels: torch.Tensor | None = None,
+    def _attention_step(self, guide_batch: torch.Tensor, labels: torch.Tensor, features: list[torch.Tensor],
                         pasted: tuple[list[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
-        # (5) attention generator + guiding classifier; ``features``: the first encoder's stage
-        #     activations of cat([images, others]); ``labels``: the quarter turns of that batch
-        #     (rotation guide), else None (others are pseudo-anomalies); ``pasted``: the features of
-        #     CutPaste copies and their pasted squares (``pasted_copies``), or None
+        # (5) attention generator + guiding classifier on the guide's batch and its labels;
+        #     ``features``: the first encoder's stage activations of that batch; ``pasted``: the
+        #     features of CutPaste copies and their pasted squares (``pasted_copies``), or None
         model = self.model
         model.attention.train()
         model.guide.train()
         masks = model.attention(features)
-        if labels is not None:
-            terms = self.attention_loss(model.guide, torch.cat([images, others]), labels, masks)
-        else:
-            normal_masks, anomalous_masks = masks.split([len(images), len(others)])
-            terms = self.attention_loss(model.guide, images, others, normal_masks, anomalous_masks)
+        terms = self.attention_loss(model.guide, guide_batch, labels, masks)
         if pasted is not None:  # a term of the attention generator alone
             pasted_features, regions = pasted
             pasted_masks = model.attention(pasted_features)

@@ -103,20 +103,19 @@ class AttentionLoss(nn.Module):
         """A and G minimise different losses of the same logits (they need separate gradients)."""
         return self.complement_weight > 0 and self.guide_weight > 0
 
-    def forward(self, guide, normal, anomalous, normal_masks, anomalous_masks) -> dict[str, torch.Tensor]:
-        all_masks = torch.cat([normal_masks, anomalous_masks])
-        regularisers, terms = self.regularisers(all_masks)  # mask_decisiveness: 0 uniform grey, 0.5 binary
-        attention_total, guide_total = regularisers, torch.zeros((), device=all_masks.device)
+    def forward(self, guide, images: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``images`` (N, C, H, W): normal images and pseudo-anomalies, ``labels`` (N,) 1 and 0 for
+        them, ``masks`` (N, 1, H, W) their masks."""
+        regularisers, terms = self.regularisers(masks)  # mask_decisiveness: 0 uniform grey, 0.5 binary
+        attention_total, guide_total = regularisers, torch.zeros((), device=masks.device)
         if self.guide_weight > 0:
-            # One guide batch for all groups (unmasked normal / anomalous, masked normal / anomalous
-            # [, complements]): BatchNorm statistics cannot separate them by themselves, and one
-            # large batch runs faster than several small ones.
-            both = torch.cat([normal, anomalous])
-            groups = [both, apply_mask(both, all_masks)]
+            # One guide batch for all groups (unmasked, masked [, complements]): BatchNorm statistics
+            # cannot separate them by themselves, and one large batch runs faster than several small ones.
+            groups = [images, apply_mask(images, masks)]
             if self.complement_weight > 0:
-                groups.append(apply_mask(both, 1 - all_masks))
+                groups.append(apply_mask(images, 1 - masks))
             logits = guide(torch.cat(groups)).chunk(len(groups))
-            labels = torch.cat([torch.ones(len(normal)), torch.zeros(len(anomalous))]).to(logits[0])
+            labels = labels.to(logits[0])
             terms["guide_unmasked"] = F.binary_cross_entropy_with_logits(logits[0], labels)
             terms["guide_masked"] = F.binary_cross_entropy_with_logits(logits[1], labels)
             attention_total = attention_total + self.guide_weight * terms["guide_masked"]
@@ -151,6 +150,7 @@ class RotationAttentionLoss(nn.Module):
         return self.erase_weight > 0 and self.guide_weight > 0
 
     def forward(self, guide, images: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``images`` (N, C, H, W) normal images turned by ``labels`` (N,) quarter turns, ``masks`` their masks."""
         regularisers, terms = self.regularisers(masks)
         groups = [images, apply_mask(images, masks)] + ([apply_mask(images, 1 - masks)] if self.erase_weight > 0 else [])
         logits = guide(torch.cat(groups)).chunk(len(groups))  # one batch: shared BatchNorm statistics
