@@ -148,8 +148,12 @@ def _ground_truth_masks(root: Path, test_paths: list[Path], size: int) -> torch.
             if folder.is_dir():
                 missing.append(path)
             continue
-        with Image.open(found) as mask:
-            mask = mask.convert("L").resize((size, size), resample=0)
+        try:
+            with Image.open(found) as mask:
+                mask = mask.convert("L").resize((size, size), resample=0)
+        except UNREADABLE_IMAGE_ERRORS:
+            raise UserError(f"ground-truth mask {found} cannot be read as an image; replace it or remove it "
+                            "(the test image then counts as having no anomalous pixel)") from None
         masks[index, 0] = torch.from_numpy((np.asarray(mask) > 127).astype(np.uint8) * 255)
     if missing:
         print(f"warning: {len(missing)} test image(s) of a class with ground-truth masks have none (taken as all normal): "

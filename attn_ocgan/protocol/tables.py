@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from ..reference import PAPER_ROWS, is_floor, without_measured_floor
 from ..utils.io import atomic_write_text, file_lock
 
@@ -44,10 +45,19 @@ def metrics_log_path(csv_path: Path) -> Path:
 
 
 def read_metrics_log(path: Path) -> list[dict]:
+    """The entries of a JSON-lines log (one object a line); a line that is not one is a UserError."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise UserError(f"{path}, line {number}, is not a JSON object; pass a <tag>_<model>.metrics.jsonl "
+                                "file written by attn-ocgan protocol") from None
+    return entries
 
 
 def failures_path(csv_path: Path) -> Path:
@@ -91,17 +101,17 @@ def append_row(csv_path: Path, row: dict, class_names, dataset: str | None = Non
         rows = read_rows(csv_path)
         if any(same_cell(r, row) for r in rows):
             return False
+        if metrics is not None:  # first: the row in the CSV is the commit (a kill before it leaves the cell to do)
+            log = metrics_log_path(csv_path)
+            cell = {key: row[key] for key in ("dataset", "model", "normal_class", "seed", "epochs", "selection", "selected_epoch")}
+            kept = [entry for entry in read_metrics_log(log) if not same_cell(entry, row)]  # a killed append's entry
+            atomic_write_text(log, "".join(json.dumps(entry) + "\n" for entry in kept + [{**cell, "metrics": metrics}]))
         _write_rows(csv_path, rows + [row])
         log = failures_path(csv_path)
         failures = read_metrics_log(log)
         if any(same_cell(entry, row) for entry in failures):
             atomic_write_text(log, "".join(json.dumps(e) + "\n" for e in failures if not same_cell(e, row)))
         write_markdown_table(csv_path, row["dataset"], row["model"], class_names, dataset=dataset)
-        if metrics is not None:
-            log = metrics_log_path(csv_path)
-            cell = {key: row[key] for key in ("dataset", "model", "normal_class", "seed", "epochs", "selection", "selected_epoch")}
-            lines = [json.dumps(entry) for entry in read_metrics_log(log)] + [json.dumps({**cell, "metrics": metrics})]
-            atomic_write_text(log, "\n".join(lines) + "\n")
     return True
 
 
@@ -151,7 +161,7 @@ def reference_rows(dataset: str, tag: str) -> dict[str, list[float]]:
     (also as an image folder whose tag names it, e.g. --tag cifar10-jpeg)."""
     if dataset == "mnist":
         return PAPER_ROWS["mnist"]
-    if dataset == "cifar10" or "cifar" in tag:
+    if dataset == "cifar10" or tag == "cifar10" or tag.startswith("cifar10-"):
         return PAPER_ROWS["cifar10"]
     return {}
 

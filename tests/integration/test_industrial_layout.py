@@ -56,6 +56,20 @@ def test_the_layout_loads_with_defect_types_as_classes_and_the_masks_beside_them
     assert inside > outside + 80
 
 
+def test_an_unreadable_ground_truth_mask_is_one_line(tree, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "parts"
+    shutil.copytree(tree, copy)
+    (copy / "ground_truth" / "scratch" / "002_mask.png").write_bytes(b"not a png")
+    assert main(["train", "--model", "ocgan", "--dataset", "folder", "--data-root", str(copy), "--normal-class", "good",
+                 "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "002_mask.png cannot be read as an image" in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_by_class_name_reports_each_defect_type_and_pixel_auroc(tree, tmp_path):
     out = tmp_path / "run"
     small = [item for key, value in SMALL_MODEL_ARGS["ocgan"].items() for item in ("--model-arg", f"{key}={value}")]

@@ -47,6 +47,33 @@ def test_published_rows_only_where_the_test_set_is_the_papers():
     assert reference_rows("mnist5k", "mnist5k") == {}  # another test set: no paper numbers beside it
     assert "attention OCGAN (reported)" in reference_rows("folder", "cifar10-jpeg")
     assert reference_rows("folder", "coco32") == {}
+    assert reference_rows("fashion-mnist", "fashion-mnist-oe-cifar10") == {}  # CIFAR-10 as outliers, not as the test set
+
+
+def test_a_row_is_committed_last_and_a_killed_append_leaves_the_cell_to_do(tmp_path, monkeypatch):
+    """append_row: the metrics entry first, the CSV row last (the commit); a retry after a kill
+    between the two replaces the stale entry instead of adding a second one."""
+    import json
+
+    import attn_ocgan.protocol.tables as tables
+
+    csv_path = tmp_path / "t_ocgan.csv"
+    row = {"dataset": "t", "model": "ocgan", "normal_class": 0, "seed": 0, "epochs": 1, "auc": 0.5,
+           "selection": "last epoch", "selected_epoch": 1}
+    names = [str(d) for d in range(10)]
+    real_write_rows = tables._write_rows
+    monkeypatch.setattr(tables, "_write_rows", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        tables.append_row(csv_path, row, names, metrics={"auc": 0.4})
+    assert read_rows(csv_path) == []  # not done: the next run trains and appends it again
+    assert [e["metrics"]["auc"] for e in tables.read_metrics_log(tables.metrics_log_path(csv_path))] == [0.4]  # written first
+    monkeypatch.setattr(tables, "_write_rows", real_write_rows)
+    assert tables.append_row(csv_path, row, names, metrics={"auc": 0.5})
+    entries = tables.read_metrics_log(tables.metrics_log_path(csv_path))
+    assert [entry["metrics"]["auc"] for entry in entries] == [0.5] and len(read_rows(csv_path)) == 1
+    tables.metrics_log_path(csv_path).write_text(json.dumps(entries[0]) + "\nnormal_class,auc\n")
+    with pytest.raises(UserError, match="line 2, is not a JSON object"):
+        tables.read_metrics_log(tables.metrics_log_path(csv_path))
 
 
 def test_the_seed_spread_of_the_mean_uses_only_classes_with_every_seed():
