@@ -185,17 +185,6 @@ def scores_and_columns(model, images: torch.Tensor, batch_size: int = 1000) -> t
     return combined, {name: columns[:, index] for index, name in enumerate(names)}
 
 
-@torch.inference_mode()
-def component_columns(model, images: torch.Tensor, batch_size: int = 1000) -> dict[str, np.ndarray]:
-    """``score_components`` as columns (N,) named ``score_component_names`` (e.g. first GAN on x,
-    masked GAN on x * M)."""
-    model.eval()
-    device = model_device(model)
-    components = torch.cat([model.score_components(images[start:start + batch_size].to(device)).cpu()
-                            for start in range(0, len(images), batch_size)]).double().numpy()
-    return {name: components[:, index] for index, name in enumerate(model.score_component_names)}
-
-
 def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns: dict[str, np.ndarray],
                        train_images: torch.Tensor, test_images: torch.Tensor, is_novel: np.ndarray) -> dict:
     """A diagnostic of how much of the score is image complexity (``calibration.py``): the AUC of the
@@ -216,21 +205,15 @@ def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns
             "fit": {name: dataclasses.asdict(fit) for name, fit in calibrations.items()}}
 
 
-def component_aucs(model, images: torch.Tensor, is_novel: np.ndarray, batch_size: int = 1000) -> dict[str, float]:
-    """AUC of each raw score component of a two-GAN model (``score_components``: first GAN on x,
-    masked GAN on x * M) on its own. A diagnostic of what each GAN contributes to the combined
-    score; the combination weight itself is fixed in the config, never chosen from these."""
-    return {name: auc(is_novel, scores) for name, scores in component_columns(model, images, batch_size).items()}
-
-
 def validation_record(model, images: torch.Tensor, is_novel: torch.Tensor) -> dict:
     """One epoch's view of the validation split (held-out normal training images vs other-class
     training images; never test images): the score's AUC, each score component's AUC, and the
     attention masks' statistics on the normal and on the novel images (None without attention)."""
     labels = is_novel.numpy()
-    record = {"auc": auc(labels, compute_scores(model, images))}
+    scores, columns = scores_and_columns(model, images)  # one pass: the score and the components it combines
+    record = {"auc": auc(labels, scores)}
     if model.score_component_names:
-        record["component_aucs"] = component_aucs(model, images, labels)
+        record["component_aucs"] = {name: auc(labels, values) for name, values in columns.items()}
     masks = mask_pass(model, images, {"normal": labels == 0, "novel": labels == 1})
     record["masks"] = None if masks is None else masks.statistics
     if masks is not None:
@@ -257,6 +240,6 @@ def save_panel_figures(out_dir: Path, model, data, title: str = "", n: int = 8) 
     return written
 
 
-__all__ = ["auc", "complexity_metrics", "component_aucs", "component_columns", "compute_scores", "evaluate_model",
+__all__ = ["auc", "complexity_metrics", "compute_scores", "evaluate_model",
            "save_panel_figures", "scores_and_columns", "train_statistics_images",
            "validation_record"]

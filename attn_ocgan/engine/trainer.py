@@ -190,7 +190,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
         payload = read_checkpoint(last)
         finished = int(payload["epoch"]) == config.train.epochs and config.train.select_epoch == "last"
         if not _same_run(payload["config"], config.to_dict(), finished):
-            raise UserError(f"--resume: {last} was trained with a different configuration; use another --out folder")
+            raise UserError(f"{last} was trained with a different configuration; use another run folder "
+                            "(train: --out; protocol: --tag or --runs)")
         start_epoch = int(payload["epoch"])
         train_seconds = float(payload["extra"].get("train_seconds", 0.0))
         if config.train.select_epoch == "validation" and (run_dir / SELECTED_CHECKPOINT_NAME).is_file():

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig
 from ..engine.run_folder import CELL_LOG, RunFolderInUse, run_folder_lock
 from ..errors import UserError
-from .runner import CellFailed, Cell, Grid, is_done, plan_protocol, raise_for_failures, record_cell_failure, record_row, run_cell
+from .runner import Cell, Grid, is_done, plan_protocol, raise_for_failures, record_cell_failure, record_row, run_cell
 
 INSTALL_HINT = "Ray is not installed; install it with: pip install 'attn-ocgan[distributed]' (or pip install 'ray[tune]')"
 LOCAL_ENVIRONMENT = {
@@ -143,9 +143,7 @@ def execute_cell(cell: Cell, wait_seconds: float = IN_USE_WAIT_SECONDS) -> dict:
             if time.monotonic() > deadline:
                 return {"skipped": str(error)}
             time.sleep(1.0)
-        except CellFailed as error:
-            return {"failed": str(error)}
-        except UserError as error:
+        except UserError as error:  # CellFailed (diverged, non-finite scores) and bad settings alike
             return {"failed": str(error)}
 
 

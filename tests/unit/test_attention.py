@@ -155,7 +155,7 @@ def test_score_statistics_come_from_training_images_only():
 @pytest.mark.parametrize("masked_gan_steps", [0, 1])
 def test_one_scoring_pass_gives_the_scores_and_columns_of_two(masked_gan_steps):
     """evaluate scores once: the combined score from the same components equals model.score."""
-    from attn_ocgan.engine.evaluation import component_columns, compute_scores, scores_and_columns
+    from attn_ocgan.engine.evaluation import compute_scores, scores_and_columns
 
     model = AttnOCGAN(small_config(masked_score_weight=0.3)).eval()
     model.fit_score_statistics(images(20, seed=1))
@@ -164,7 +164,9 @@ def test_one_scoring_pass_gives_the_scores_and_columns_of_two(masked_gan_steps):
     scores, columns = scores_and_columns(model, x, batch_size=4)
     expected = compute_scores(model, x, batch_size=4)
     assert scores.tobytes() == expected.tobytes()
-    want = component_columns(model, x, batch_size=4) if masked_gan_steps else {"score": expected}
+    with torch.inference_mode():
+        raw = model.score_components(x).double().numpy()
+    want = {"first_gan": raw[:, 0], "masked_gan": raw[:, 1]} if masked_gan_steps else {"score": expected}
     assert columns.keys() == want.keys() == ({"first_gan", "masked_gan"} if masked_gan_steps else {"score"})
     assert all(columns[name].tobytes() == want[name].tobytes() for name in want)
 
@@ -285,9 +287,9 @@ def test_complement_game_gives_guide_and_attention_their_own_gradients():
         torch.testing.assert_close(got, want)
 
 
-def test_component_aucs_score_each_gan_on_its_own():
-    """evaluate's diagnostic: each column is named by the model's ``score_component_names``."""
-    from attn_ocgan.engine.evaluation import component_aucs
+def test_the_validation_record_scores_each_component_on_its_own():
+    """validation_record: the score's AUC and each component's, named by ``score_component_names``."""
+    from attn_ocgan.engine.evaluation import validation_record
     from attn_ocgan.models.base import NoveltyModel
 
     class TwoComponents(NoveltyModel):
@@ -301,9 +303,17 @@ def test_component_aucs_score_each_gan_on_its_own():
             brightness = x.flatten(1).mean(1)
             return torch.stack([brightness, -brightness], dim=1)
 
+        def combine_score_components(self, components):
+            return components[:, 0] + 0.5 * components[:, 1]
+
+        def score(self, x):
+            return self.combine_score_components(self.score_components(x))
+
     is_novel = torch.tensor([0, 1, 0, 1, 1, 0])
     x = (is_novel.float() * 2 - 1)[:, None, None, None].expand(-1, 1, 4, 4) + torch.linspace(0, 0.1, 6)[:, None, None, None]
-    assert component_aucs(TwoComponents(), x, is_novel.numpy(), batch_size=4) == {"first_gan": 1.0, "masked_gan": 0.0}
+    record = validation_record(TwoComponents(), x, is_novel)
+    assert record["auc"] == 1.0 and record["component_aucs"] == {"first_gan": 1.0, "masked_gan": 0.0}
+    assert record["masks"] is None  # no attention maps
 
 
 def test_tensorboard_mask_grids_hold_input_mask_masked_input_and_both_reconstructions():
