@@ -166,10 +166,15 @@ def grid_cells(base: RunConfig, classes: list[int], seeds: list[int], results_di
     csv_path = results_table_path(Path(results_dir), label, tag, base.model).absolute()
     check_classes(classes, class_names, tag)
     selection = selection_description(base)
-    other = sorted({row_selection(r) for r in read_rows(csv_path) if r["dataset"] == tag and r["model"] == base.model} - {selection})
+    rows = [r for r in read_rows(csv_path) if r["dataset"] == tag and r["model"] == base.model]
+    other = sorted({row_selection(r) for r in rows} - {selection})
     if other:  # one table, one way of choosing the model: its means must not mix them
         raise UserError(f"{csv_path} holds rows whose model is the {other[0]}, not the {selection}; "
                         f"pass another --tag (e.g. {tag}-valsel) for this selection")
+    other_epochs = sorted({int(r["epochs"]) for r in rows} - {base.train.epochs})
+    if other_epochs:  # nor training lengths (its means would average them like seeds)
+        raise UserError(f"{csv_path} holds rows trained for {other_epochs[0]} epochs, not {base.train.epochs}; "
+                        f"pass another --tag (e.g. {tag}-e{base.train.epochs}) for this schedule")
     if base.data.root:  # workers in other processes or on other nodes: no relative paths
         base = dataclasses.replace(base, data=dataclasses.replace(base.data, root=str(Path(base.data.root).absolute())))
     cells = []

@@ -40,6 +40,12 @@ def test_runner_skips_finished_cells(tmp_path, monkeypatch):
     assert "| ocgan (ours) |" in csv_path.with_suffix(".md").read_text()  # a finished grid rewrites its view
     with pytest.raises(UserError, match="out of range"):
         run_protocol(config, [12], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
+    import dataclasses
+
+    longer = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2))
+    with pytest.raises(UserError, match="holds rows trained for 1 epochs, not 2; pass another --tag"):  # before training
+        run_protocol(longer, [3], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
+    assert trained == [2]
 
 
 def test_published_rows_only_where_the_test_set_is_the_papers():
