@@ -19,7 +19,7 @@ from ..registry import create_model, resolve_model_config
 from ..errors import UserError
 from ..utils.environment import machine_description
 from .tables import (LAST_EPOCH, append_row, failures_path, read_rows, record_failure, refresh_markdown_table,
-                     row_selection)
+                     row_selection, same_cell)
 
 
 def results_table_path(results_dir: Path, dataset: str, tag: str, model: str) -> Path:
@@ -50,14 +50,6 @@ def check_classes(classes: list[int], class_names, tag: str) -> None:
     for normal_class in classes:
         if not 0 <= normal_class < len(class_names):
             raise UserError(f"class {normal_class} is out of range; {tag} has classes 0-{len(class_names) - 1} (--classes)")
-
-
-def _is_done(rows: list[dict], dataset: str, model: str, normal_class: int, seed: int, epochs: int) -> bool:
-    return any(
-        r["dataset"] == dataset and r["model"] == model and int(r["normal_class"]) == normal_class
-        and int(r["seed"]) == seed and int(r["epochs"]) == epochs
-        for r in rows
-    )
 
 
 def negatives_setting(config: RunConfig, data=None) -> str:
@@ -138,8 +130,8 @@ def run_cell(cell: Cell, splits=None, progress: bool = True, echo=print, on_epoc
 
 
 def is_done(cell: Cell) -> bool:
-    keys = cell.keys
-    return _is_done(read_rows(cell.csv_path), keys["dataset"], keys["model"], keys["normal_class"], keys["seed"], keys["epochs"])
+    """Whether the cell's row is in its table."""
+    return any(same_cell(row, cell.keys) for row in read_rows(cell.csv_path))
 
 
 def check_cell_builds(cell: Cell, splits) -> None:
