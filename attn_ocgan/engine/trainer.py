@@ -55,6 +55,14 @@ def check_epoch_selection(config: RunConfig, data: OneClassData) -> None:
                         "set --val-fraction > 0 (e.g. 0.1) and --val-novel > 0")
 
 
+def check_trainable(config: RunConfig, data: OneClassData) -> None:
+    """One-line UserErrors for a class a run cannot train on: fewer than 2 normal training images, or
+    an epoch selection its split cannot serve."""
+    if len(data.train) < 2:
+        raise UserError(f"class {config.data.normal_class} has {len(data.train)} training images; need at least 2")
+    check_epoch_selection(config, data)
+
+
 def selection_description(config: RunConfig) -> str:
     """How the reported model was chosen, in words (recorded with every protocol row)."""
     if config.train.select_epoch != "validation":
@@ -174,9 +182,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, overwrit
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     data = data if data is not None else load_one_class(config.data)
-    if len(data.train) < 2:
-        raise UserError(f"class {config.data.normal_class} has {len(data.train)} training images; need at least 2")
-    check_epoch_selection(config, data)
+    check_trainable(config, data)
     config = resolve_run_config(config, data)
     # a class given by name ('good') is saved as its index: the checkpoint rebuilds the same split
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, normal_class=data.normal_class))

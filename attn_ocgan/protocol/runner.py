@@ -13,7 +13,7 @@ from ..engine.device import resolve_device
 from ..engine.evaluation import evaluate_model
 from ..engine.run_folder import RunFolderInUse, run_folder_lock
 from ..engine.thresholds import parse_threshold, resolve_threshold
-from ..engine.trainer import (TrainingDiverged, check_epoch_selection, check_score_weight_split, resolve_run_config,
+from ..engine.trainer import (TrainingDiverged, check_score_weight_split, check_trainable, resolve_run_config,
                               selection_description, train)
 from ..registry import create_model, resolve_model_config
 from ..errors import UserError
@@ -134,13 +134,17 @@ def is_done(cell: Cell) -> bool:
     return any(same_cell(row, cell.keys) for row in read_rows(cell.csv_path))
 
 
-def check_cell_builds(cell: Cell, splits) -> None:
-    """Build the cell's data split and model once, so a bad option (an unknown model argument, a
-    selection without a validation split) is a one-line error before any cell trains or is submitted."""
-    config = cell.config
-    data = _cell_data(config, splits)
-    check_epoch_selection(config, data)
-    config = resolve_run_config(config, data)
+def check_cells_build(cells: list[Cell], splits) -> None:
+    """Build every class's data split and the first cell's model, so a bad option (an unknown model
+    argument, a selection without a validation split, a class without training images) is a one-line
+    error before any cell trains or is submitted."""
+    data_of = {}
+    for cell in cells:
+        if cell.config.data.normal_class not in data_of:
+            data_of[cell.config.data.normal_class] = _cell_data(cell.config, splits)
+            check_trainable(cell.config, data_of[cell.config.data.normal_class])
+    data = data_of[cells[0].config.data.normal_class]
+    config = resolve_run_config(cells[0].config, data)
     model_config = resolve_model_config(config.model, config.data.name, config.model_args, data.in_channels, data.image_size)
     check_score_weight_split(create_model(config.model, model_config), data)
 
@@ -195,7 +199,7 @@ def plan_protocol(base: RunConfig, classes: list[int], seeds: list[int], results
         else:
             cells.append(cell)
     if cells:
-        check_cell_builds(cells[0], splits)
+        check_cells_build(cells, splits)
     refresh_markdown_table(csv_path, all_cells[0].keys["dataset"], base.model, splits.class_names, dataset=base.data.name)
     return Grid(cells, csv_path, tuple(splits.class_names), base.data.name), splits
 

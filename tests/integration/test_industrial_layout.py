@@ -70,6 +70,14 @@ def test_an_unreadable_ground_truth_mask_is_one_line(tree, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_protocol_over_a_class_without_training_images_stops_before_training(tree, tmp_path, capsys):
+    results = tmp_path / "results"
+    assert main(["protocol", "--model", "ocgan", "--dataset", "folder", "--data-root", str(tree), "--classes", "0,1",
+                 "--epochs", "1", "--results", str(results), "--runs", str(tmp_path / "runs")]) == 2
+    assert "class 1 has 0 training images; need at least 2" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # class 0 (good) did not train first
+
+
 def test_train_by_class_name_reports_each_defect_type_and_pixel_auroc(tree, tmp_path):
     out = tmp_path / "run"
     small = [item for key, value in SMALL_MODEL_ARGS["ocgan"].items() for item in ("--model-arg", f"{key}={value}")]
