@@ -16,7 +16,7 @@ import numpy as np
 
 from ..reference import CLASS_NAMES, PAPER_ROWS, is_floor, without_measured_floor
 from ..utils.io import atomic_write_text
-from .tables import SPREAD_NOTE, read_rows, row_selection, seed_cell
+from .tables import SPREAD_NOTE, aucs_by_class, mean_over_classes_cell, read_rows, row_selection, seed_cell
 
 MODEL_ORDER = ("ocgan", "attn-ocgan", "rotnet", "ganomaly", "skip-ganomaly", "anogan", "fanogan", "pixel-knn", "pixel-pca")
 CSV_NAME = re.compile(r"^(?P<tag>.+)_(?P<model>[a-z0-9-]+)\.csv$")
@@ -72,10 +72,7 @@ def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tupl
         cells = [r for r in cells if r["model"] == match["model"] and r.get("dataset", match["tag"]) == match["tag"]]
         if not cells:
             continue
-        per_class: dict[int, list[float]] = {}
-        for cell in cells:
-            per_class.setdefault(int(cell["normal_class"]), []).append(float(cell["auc"]))
-        rows.append(MeasuredRow(match["tag"], match["model"], per_class,
+        rows.append(MeasuredRow(match["tag"], match["model"], aucs_by_class(cells),
                                 sorted({int(c["seed"]) for c in cells}), sorted({int(c["epochs"]) for c in cells}),
                                 sorted({negatives_kind(c.get("negatives")) for c in cells}),
                                 sorted({c.get("machine", "") for c in cells}), sorted({row_selection(c) for c in cells}),
@@ -93,13 +90,6 @@ def published_rows(dataset: str, rows: list[MeasuredRow]) -> dict[str, list[floa
     return published
 
 
-def _mean(per_class: dict[int, list[float]], n_classes: int) -> str:
-    means = [float(np.mean(v)) for v in per_class.values() if v]
-    if not means:
-        return "—"
-    return f"**{np.mean(means):.4f}**" + ("" if len(means) == n_classes else f" ({len(means)}/{n_classes} classes)")
-
-
 def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: str = "*", models=None,
                         title: str = "Comparison: every model on protocol 2", exclude: str = ABLATION_TAGS) -> str:
     lines = [f"# {title} (ROC AUC, one normal class vs the rest)", "",
@@ -114,7 +104,7 @@ def comparison_markdown(results_dir: Path, datasets=("mnist", "cifar10"), tags: 
         lines += [f"## {dataset}", "", "| method | " + " | ".join(names) + " | mean |", "|" + "---|" * (len(names) + 2)]
         for row in rows:
             cells = [seed_cell(row.per_class.get(k, [])) for k in range(len(names))]
-            lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {_mean(row.per_class, len(names))} |")
+            lines.append(f"| {row.label} | " + " | ".join(cells) + f" | {mean_over_classes_cell(row.per_class, len(names))} |")
         for name, values in published_rows(dataset, rows).items():
             lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.4f} |")
         if not rows:

@@ -125,6 +125,23 @@ def _class_means(rows: list[dict], column: str, n_classes: int) -> list[float]:
     return means
 
 
+def aucs_by_class(rows: list[dict]) -> dict[int, list[float]]:
+    """Each class's AUCs (one per seed) in table rows."""
+    per_class: dict[int, list[float]] = {}
+    for row in rows:
+        per_class.setdefault(int(row["normal_class"]), []).append(float(row["auc"]))
+    return per_class
+
+
+def mean_over_classes_cell(per_class: dict[int, list[float]], n_classes: int) -> str:
+    """The mean over classes of the per-class means, in bold, saying how many classes it covers
+    when not all of them."""
+    means = [float(np.mean(values)) for values in per_class.values() if values]
+    if not means:
+        return "—"
+    return f"**{np.mean(means):.4f}**" + ("" if len(means) == n_classes else f" ({len(means)}/{n_classes} classes)")
+
+
 def _mean_cell(values: list[float]) -> str:
     return f"{np.mean(values):.3f}" if values else "—"
 
@@ -170,19 +187,12 @@ def write_markdown_table(csv_path: Path, tag: str, model: str, class_names, data
     """Per-class mean (± sample std over seeds) AUC beside the published rows for this dataset."""
     rows = [r for r in read_rows(csv_path) if r["model"] == model and r["dataset"] == tag]
     n_classes = len(class_names)
-    per_class: dict[int, list[float]] = {}
-    for row in rows:
-        per_class.setdefault(int(row["normal_class"]), []).append(float(row["auc"]))
+    per_class = aucs_by_class(rows)
     header = "| method | " + " | ".join(class_names) + " | mean |"
     lines = [f"# {tag}: {model}, protocol 2 (ROC AUC, one normal class vs the rest)", "",
              header, "|" + "---|" * (n_classes + 2)]
-    cells, means = [], []
-    for k in range(n_classes):
-        values = per_class.get(k, [])
-        if values:
-            means.append(float(np.mean(values)))
-        cells.append(seed_cell(values))
-    overall = f"**{np.mean(means):.4f}**" + ("" if len(means) == n_classes else f" ({len(means)}/{n_classes} classes)") if means else "—"
+    cells = [seed_cell(per_class.get(k, [])) for k in range(n_classes)]
+    overall = mean_over_classes_cell(per_class, n_classes)
     floor = is_floor(model)
     lines.append(f"| {model} ({'floor' if floor else 'ours'}) | " + " | ".join(cells) + f" | {overall} |")
     for column, label in (("auc_seen", "seen anomaly classes"), ("auc_unseen", "unseen anomaly classes")):
