@@ -364,7 +364,8 @@ def _train_epochs(config: RunConfig, run_dir: Path, data: OneClassData, model, a
             _check_finite_model(model, epoch, last)
             every = config.train.eval_every
             monitored = bool(every) and ((epoch + 1) % every == 0 or epoch + 1 == config.train.epochs)
-            # Chosen weights matter only where this epoch's model is scored or kept as the final model.
+            # Chosen weights matter only where this epoch's model is scored or kept as the final model
+            # (a last.pt of an unscored epoch keeps the weights of the last scored one until the run ends).
             scored = monitored or epoch + 1 == config.train.epochs or config.train.select_epoch == "validation"
             weights = _chosen_score_weights(model, validation_images, validation_is_novel, pseudo_normal_images) if scored else None
             if weights is not None:
