@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
+import json
 from pathlib import Path
 
 from ..config import RunConfig
@@ -77,6 +79,7 @@ class Cell:
     keys: dict  # CELL_KEYS: dataset (the tag), model, normal_class, seed, epochs
     selection: str
     command: str
+    fingerprint: str = ""  # config_fingerprint of the grid, recorded with the row
 
     @property
     def label(self) -> str:
@@ -121,12 +124,35 @@ def run_cell(cell: Cell, splits=None, progress: bool = True, echo=print, on_epoc
         "train_seconds": f"{result['train_seconds']:.1f}", "negatives": negatives_setting(config, data),
         "machine": machine_description(device),
         "date": datetime.date.today().isoformat(), "command": cell.command, "selection": cell.selection,
+        "config": cell.fingerprint,
         "selected_epoch": result["selected_epoch"],
         "val_auc": "" if result["val_auc"] is None else f"{result['val_auc']:.6f}",
         **{column: "" if metrics.get(key) is None else f"{metrics[key]:.6f}"
            for column, key in (("auc_seen", "auc_seen_anomalies"), ("auc_unseen", "auc_unseen_anomalies"))},
     }
     return row, metrics
+
+
+# What may differ between the rows of one table: the cell (class, seed), where the data is found,
+# the hardware and the monitoring.
+NOT_FINGERPRINTED = {"data": ("normal_class", "root", "download"), "train": ("seed", "threads", "device", "eval_every")}
+
+
+def config_fingerprint(config: RunConfig) -> str:
+    """12 hex digits naming everything a grid's cells share that changes what they train (model,
+    options, data setting, schedule): rows of one table must share it, or its means would mix settings."""
+    def canonical(value):  # 1 and 1.0 given as a model argument are one setting
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, dict):
+            return {key: canonical(item) for key, item in value.items()}
+        return value
+
+    settings = config.to_dict()
+    for section, names in NOT_FINGERPRINTED.items():
+        settings[section] = {key: value for key, value in settings[section].items() if key not in names}
+    text = json.dumps(canonical(settings), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def is_done(cell: Cell) -> bool:
@@ -171,6 +197,10 @@ def grid_cells(base: RunConfig, classes: list[int], seeds: list[int], results_di
     if other_epochs:  # nor training lengths (its means would average them like seeds)
         raise UserError(f"{csv_path} holds rows trained for {other_epochs[0]} epochs, not {base.train.epochs}; "
                         f"pass another --tag (e.g. {tag}-e{base.train.epochs}) for this schedule")
+    fingerprint = config_fingerprint(base)
+    if any(r.get("config") and r["config"] != fingerprint for r in rows):  # nor settings (rows before the column: unknown)
+        raise UserError(f"{csv_path} holds rows trained with other settings (model options, data setting or schedule) "
+                        "than these; pass another --tag for this setting")
     if base.data.root:  # workers in other processes or on other nodes: no relative paths
         base = dataclasses.replace(base, data=dataclasses.replace(base.data, root=str(Path(base.data.root).absolute())))
     cells = []
@@ -180,7 +210,8 @@ def grid_cells(base: RunConfig, classes: list[int], seeds: list[int], results_di
                                          train=dataclasses.replace(base.train, seed=seed))
             name = f"class{normal_class}_seed{seed}_e{base.train.epochs}" + ("_valsel" if selection != LAST_EPOCH else "")
             keys = {"dataset": tag, "model": base.model, "normal_class": normal_class, "seed": seed, "epochs": base.train.epochs}
-            cells.append(Cell(config, (Path(runs_dir) / f"{tag}_{base.model}" / name).absolute(), csv_path, keys, selection, command))
+            cells.append(Cell(config, (Path(runs_dir) / f"{tag}_{base.model}" / name).absolute(), csv_path, keys, selection,
+                              command, fingerprint))
     return cells, csv_path
 
 

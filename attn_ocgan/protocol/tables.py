@@ -14,7 +14,7 @@ from ..reference import PAPER_ROWS, is_floor, without_measured_floor
 from ..utils.io import atomic_write_text, file_lock
 
 CSV_COLUMNS = ["dataset", "model", "normal_class", "seed", "epochs", "auc", "train_seconds", "negatives", "machine", "date",
-               "command", "selection", "selected_epoch", "val_auc", "auc_seen", "auc_unseen"]
+               "command", "selection", "selected_epoch", "val_auc", "auc_seen", "auc_unseen", "config"]
 LAST_EPOCH = "last epoch"  # the selection of rows written before the column existed
 
 

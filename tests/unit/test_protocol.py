@@ -46,6 +46,13 @@ def test_runner_skips_finished_cells(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="holds rows trained for 1 epochs, not 2; pass another --tag"):  # before training
         run_protocol(longer, [3], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
     assert trained == [2]
+    other = dataclasses.replace(config, model_args={**config.model_args, "generator_width": 16})
+    with pytest.raises(UserError, match="holds rows trained with other settings"):
+        run_protocol(other, [3], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
+    same = dataclasses.replace(config, model_args={**config.model_args, "generator_width": 8.0},  # 8.0 is 8
+                               train=dataclasses.replace(config.train, threads=1, eval_every=1))  # not settings
+    run_protocol(same, [0], [0], tmp_path / "results", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
+    assert trained == [2] and len({r["config"] for r in read_rows(csv_path)}) == 1 and len(read_rows(csv_path)[0]["config"]) == 12
 
 
 def test_published_rows_only_where_the_test_set_is_the_papers():
