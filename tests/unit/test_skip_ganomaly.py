@@ -260,9 +260,10 @@ def copy_check(run_dir, model: str = "skip-ganomaly", epochs: int = 2, model_arg
               "auc_reconstruction_error": auc(is_novel, errors.numpy())}
     report["novel_over_normal"] = report["reconstruction_error"]["test_novel"] / report["reconstruction_error"]["test_normal"]
     if trained.score_component_names:
-        from attn_ocgan.engine.evaluation import component_aucs
+        from attn_ocgan.engine.evaluation import scores_and_columns
 
-        report["auc_per_score_component"] = component_aucs(trained, data.test, is_novel)
+        columns = scores_and_columns(trained, data.test)[1]
+        report["auc_per_score_component"] = {name: auc(is_novel, values) for name, values in columns.items()}
     report["auc_score"] = auc(is_novel, compute_scores(trained, data.test))
     report["reference_auc"] = {"zero_output": auc(is_novel, data.test.pow(2).flatten(1).mean(1).numpy()),
                                "background_output": auc(is_novel, (data.test + 1).pow(2).flatten(1).mean(1).numpy())}
