@@ -164,12 +164,13 @@ def check_cells_build(cells: list[Cell], splits) -> None:
     """Build every class's data split and the first cell's model, so a bad option (an unknown model
     argument, a selection without a validation split, a class without training images) is a one-line
     error before any cell trains or is submitted."""
-    data_of = {}
-    for cell in cells:
-        if cell.config.data.normal_class not in data_of:
-            data_of[cell.config.data.normal_class] = _cell_data(cell.config, splits)
-            check_trainable(cell.config, data_of[cell.config.data.normal_class])
-    data = data_of[cells[0].config.data.normal_class]
+    checked = set()
+    for cell in cells[1:]:  # one split at a time: a dataset's splits together would hold it ten times over
+        if cell.config.data.normal_class not in checked | {cells[0].config.data.normal_class}:
+            checked.add(cell.config.data.normal_class)
+            check_trainable(cell.config, _cell_data(cell.config, splits))
+    data = _cell_data(cells[0].config, splits)
+    check_trainable(cells[0].config, data)
     config = resolve_run_config(cells[0].config, data)
     model_config = resolve_model_config(config.model, config.data.name, config.model_args, data.in_channels, data.image_size)
     check_score_weight_split(create_model(config.model, model_config), data)
