@@ -157,3 +157,33 @@ def save_comparison_plot(path: Path, panels: dict) -> None:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: never over the points
     save_figure(figure, path)
+
+
+def save_component_ratio_plot(path: Path, points: dict[str, list[tuple[str, float, float]]], title: str = "") -> None:
+    """One panel per score component: each protocol cell at (novel / normal ratio of the component's
+    mean, the component's AUC alone), labelled with its class. ``points``: {component: [(class label,
+    ratio, auc)]}. Cells near ratio 1 and AUC .5 are those where the component does not tell novel
+    images from normal ones (for a reconstruction error: the model copies novel images too)."""
+    figure, axes = plt.subplots(1, len(points), figsize=(4.4 * len(points), 3.8), squeeze=False)
+    for axis, (component, cells) in zip(axes[0], points.items()):
+        ratios = np.array([ratio for _, ratio, _ in cells])
+        axis.scatter(ratios, [auc for _, _, auc in cells], s=22)
+        for label, ratio, auc in cells:
+            axis.annotate(label, (ratio, auc), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        axis.axvline(1.0, color="k", ls="--", lw=1, label="novel = normal")
+        axis.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
+        finite = ratios[np.isfinite(ratios)]
+        if len(finite) and finite.min() > 0:  # a ratio: 2x and 0.5x equally far from 1
+            axis.set_xscale("log")
+            axis.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axis.margins(x=0.2)
+        axis.set(title=component, xlabel="mean on novel / mean on normal test images", ylabel="AUC of the component alone",
+                 ylim=(0.0, 1.02))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="lower right")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    save_figure(figure, path)

@@ -9,6 +9,7 @@ from attn_ocgan.data import load_one_class
 from attn_ocgan.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from attn_ocgan.engine.evaluation import evaluate_model
 from attn_ocgan.engine.trainer import train
+from attn_ocgan.protocol.reports.component_means import ratio_points
 from attn_ocgan.protocol.runner import run_protocol
 from attn_ocgan.protocol.tables import metrics_log_path, read_metrics_log, read_rows
 from tests.conftest import SMALL_MODEL_ARGS
@@ -79,6 +80,10 @@ def test_the_protocol_logs_each_cells_metrics_and_the_table_is_rebuilt_from_them
         mean = logged[row[3]]
         assert row[5:8] == [f"{mean['test_normal']:.4g}", f"{mean['test_novel']:.4g}", f"{mean['test_novel'] / mean['test_normal']:.2f}"]
         assert row[8] == f"{cell['metrics']['auc_per_score_component'][row[3]]:.4f}"
+    plot = means_out.with_suffix(".png")  # beside the table, one panel per component, linked from it
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({plot.name})" in means_out.read_text()
+    assert ratio_points([cell]) == {name: [("1", mean["test_novel"] / mean["test_normal"],
+                                            cell["metrics"]["auc_per_score_component"][name])] for name, mean in logged.items()}
 
 
 def test_component_means_refuses_a_log_without_them_and_writes_nothing(tmp_path, capsys):
@@ -87,7 +92,9 @@ def test_component_means_refuses_a_log_without_them_and_writes_nothing(tmp_path,
                                "selected_epoch": 1, "metrics": {"auc": 0.5, "normal_class_name": "0"}}) + "\n")
     out = tmp_path / "means.md"
     assert main(["report", "component-means", "--metrics", str(log), "--out", str(out)]) == 2
-    assert "no score_component_mean" in capsys.readouterr().err and not out.exists()
+    assert "no score_component_mean" in capsys.readouterr().err and not out.exists() and not out.with_suffix(".png").exists()
+    assert main(["report", "component-means", "--metrics", str(log), "--out", str(tmp_path / "means.png")]) == 2
+    assert "--out" in capsys.readouterr().err and not (tmp_path / "means.png").exists()
 
 
 def test_missing_or_ambiguous_input_is_a_one_line_error(tmp_path, capsys):
