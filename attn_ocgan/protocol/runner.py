@@ -17,7 +17,7 @@ from ..engine.run_folder import RunFolderInUse, run_folder_lock
 from ..engine.thresholds import parse_threshold, resolve_threshold
 from ..engine.trainer import (TrainingDiverged, check_score_weight_split, check_trainable, resolve_run_config,
                               selection_description, train)
-from ..registry import create_model, resolve_model_config
+from ..registry import create_model, get_spec, resolve_model_config
 from ..errors import UserError
 from ..utils.environment import machine_description
 from .tables import (LAST_EPOCH, append_row, failures_path, read_rows, record_failure, refresh_markdown_table,
@@ -136,22 +136,44 @@ def run_cell(cell: Cell, splits=None, progress: bool = True, echo=print, on_epoc
 # What may differ between the rows of one table: the cell (class, seed), where the data is found,
 # the hardware and the monitoring.
 NOT_FINGERPRINTED = {"data": ("normal_class", "root", "download"), "train": ("seed", "threads", "device", "eval_every")}
+DATA_DERIVED_MODEL_FIELDS = ("in_channels", "image_size")  # set from the data (resolve_model_config), fingerprinted with it
+
+
+def _canonical(value):
+    """One spelling per setting: 1 and 1.0, (1, 2) and [1, 2] are the same value."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def _non_default(section, skipped=()) -> dict:
+    """A config section's fields that differ from its defaults: an option added later with a default
+    that keeps the old behaviour leaves the fingerprint of earlier rows unchanged."""
+    default = type(section)()
+    return {field.name: _canonical(getattr(section, field.name)) for field in dataclasses.fields(section)
+            if field.name not in skipped and _canonical(getattr(section, field.name)) != _canonical(getattr(default, field.name))}
 
 
 def config_fingerprint(config: RunConfig) -> str:
-    """12 hex digits naming everything a grid's cells share that changes what they train (model,
-    options, data setting, schedule): rows of one table must share it, or its means would mix settings."""
-    def canonical(value):  # 1 and 1.0 given as a model argument are one setting
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, dict):
-            return {key: canonical(item) for key, item in value.items()}
-        return value
-
-    settings = config.to_dict()
-    for section, names in NOT_FINGERPRINTED.items():
-        settings[section] = {key: value for key, value in settings[section].items() if key not in names}
-    text = json.dumps(canonical(settings), sort_keys=True)
+    """12 hex digits naming everything a grid's cells share that changes what they train: the model,
+    its options, the data setting and the schedule. Rows of one table must share it, or its means would
+    mix settings. Values equal to the defaults are left out (so are model options equal to the model's
+    default or dataset preset), so that one setting has one fingerprint however it was spelled, and a run
+    folder's resolved config (every model option filled in) has the fingerprint of its grid."""
+    spec = get_spec(config.model)
+    model_defaults = {**dataclasses.asdict(spec.config_class()), **spec.dataset_presets.get(config.data.name, {})}
+    settings = {"model": config.model,
+                "model_args": {key: _canonical(value) for key, value in config.model_args.items()
+                               if key not in DATA_DERIVED_MODEL_FIELDS
+                               and (key not in model_defaults or _canonical(value) != _canonical(model_defaults[key]))}}
+    for field in dataclasses.fields(config):  # the data and train sections (and any added later)
+        if dataclasses.is_dataclass(getattr(config, field.name)):
+            settings[field.name] = _non_default(getattr(config, field.name), NOT_FINGERPRINTED.get(field.name, ()))
+    text = json.dumps(settings, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

@@ -55,6 +55,27 @@ def test_runner_skips_finished_cells(tmp_path, monkeypatch):
     assert trained == [2] and len({r["config"] for r in read_rows(csv_path)}) == 1 and len(read_rows(csv_path)[0]["config"]) == 12
 
 
+def test_one_setting_has_one_fingerprint_however_it_is_spelled():
+    """Rows of a table keep their fingerprint when a later version adds an option whose default keeps the
+    old behaviour, or when a preset value is given explicitly; a changed setting changes it."""
+    import dataclasses
+
+    from attn_ocgan.protocol.runner import config_fingerprint
+    from attn_ocgan.registry import resolve_model_config
+
+    config = RunConfig(model="ocgan", data=DataConfig(name="folder", folder="cifar10-jpeg"), train=TrainConfig(epochs=8))
+    fingerprint = config_fingerprint(config)
+    assert config_fingerprint(dataclasses.replace(config, model_args={"latent_channels": 64.0})) == fingerprint  # the preset
+    assert config_fingerprint(dataclasses.replace(config, model_args={"latent_channels": 32})) != fingerprint
+    resolved = dataclasses.asdict(resolve_model_config("ocgan", "folder", {}, in_channels=3, image_size=32))
+    assert config_fingerprint(dataclasses.replace(config, model_args=resolved)) == fingerprint  # a run folder's config.yaml
+    assert config_fingerprint(dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=9))) != fingerprint
+    later = dataclasses.make_dataclass("LaterTrainConfig", [("new_option", bool, dataclasses.field(default=False))],
+                                       bases=(TrainConfig,))
+    assert config_fingerprint(dataclasses.replace(config, train=later(epochs=8))) == fingerprint
+    assert config_fingerprint(dataclasses.replace(config, train=later(epochs=8, new_option=True))) != fingerprint
+
+
 def test_published_rows_only_where_the_test_set_is_the_papers():
     assert "OCGAN (paper)" in reference_rows("mnist", "mnist-ema")
     assert reference_rows("mnist5k", "mnist5k") == {}  # another test set: no paper numbers beside it
