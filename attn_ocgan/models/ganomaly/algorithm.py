@@ -28,8 +28,10 @@ class GANomalyAlgorithm(Algorithm):
         reconstruction, latent, second_latent = model.generate(images)
 
         # (1) generator: feature matching against real images + contextual L1 + latent L2
-        terms = self.loss(model.discriminator.features(images), model.discriminator.features(reconstruction),
-                          reconstruction, images, latent, second_latent)
+        with torch.no_grad():  # a target for G: D's gradients from this step are discarded before D's own step
+            real_features = model.discriminator.features(images)
+        terms = self.loss(real_features, model.discriminator.features(reconstruction), reconstruction, images, latent,
+                          second_latent)
         self._step("generator", terms["total"])
         logs = {f"generator/{name}": value.item() for name, value in terms.items()}
 

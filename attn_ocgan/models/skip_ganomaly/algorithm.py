@@ -30,7 +30,8 @@ class SkipGANomalyAlgorithm(Algorithm):
         reconstruction = model.generator(images)
 
         # (1) generator: fool D on G(x) + contextual L1 + latent L2 between D's features of x and G(x)
-        real_features = model.discriminator.features(images)
+        with torch.no_grad():  # a target for G: D's gradients from this step are discarded before D's own step
+            real_features = model.discriminator.features(images)
         fake_features = model.discriminator.features(reconstruction)
         terms = self.loss(model.discriminator.head(fake_features).flatten(), real_features, fake_features,
                           reconstruction, images)
