@@ -59,6 +59,26 @@ def test_the_unet_goes_down_to_a_1x1_bottleneck_and_back_to_the_input_shape(chan
     assert len(model.generator.down) == int(math.log2(size))  # 32: five halvings, 64: six (official num_downs)
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_the_bottom_of_the_u_is_its_convolutions_as_one_matrix_product(memory_format):
+    """BottomConv2d (2x2 -> 1x1) and BottomConvTranspose2d (1x1 -> 2x2) give the plain layers' outputs
+    and gradients with the same weights, and fall back to them on other sizes."""
+    from attn_ocgan.models.skip_ganomaly.torch_model import BottomConv2d, BottomConvTranspose2d
+
+    torch.manual_seed(0)
+    for fast, plain, size in ((BottomConv2d(6, 5), torch.nn.Conv2d(6, 5, 4, 2, 1, bias=False), 2),
+                              (BottomConvTranspose2d(6, 5), torch.nn.ConvTranspose2d(6, 5, 4, 2, 1, bias=False), 1)):
+        plain.load_state_dict(fast.state_dict())  # the same parameter names and shapes
+        for side in (size, 8):  # the matrix product, then the fallback
+            x = torch.randn(3, 6, side, side).to(memory_format=memory_format).requires_grad_()
+            ours, theirs = fast(x), plain(x)
+            assert ours.shape == theirs.shape and torch.allclose(ours, theirs, atol=1e-6)
+            weights = torch.randn_like(theirs)
+            ours_grads = torch.autograd.grad((ours * weights).sum(), (x, fast.weight))
+            theirs_grads = torch.autograd.grad((theirs * weights).sum(), (x, plain.weight))
+            assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours_grads, theirs_grads))
+
+
 def test_the_skips_carry_a_one_pixel_change_past_a_zeroed_bottleneck():
     """With the bottleneck's output replaced by zeros, nothing reaches the decoder but the skips: the
     output still depends on the input, and a change at one pixel changes the output most near it

@@ -13,6 +13,36 @@ from .config import SkipGANomalyConfig
 SCORE_COMPONENTS = ("reconstruction", "latent")  # mean (x - G(x))^2, mean (f(x) - f(G(x)))^2
 
 
+class BottomConv2d(nn.Conv2d):
+    """The U's last 4x4 stride-2 conv, padding 1: (B, C, 2, 2) -> (B, O, 1, 1). On a 2x2 input only the
+    kernel's centre 2x2 taps meet data (the rest meet the padding), so it is one matrix product,
+    about a quarter of the convolution's work; the same weights (and state_dict) as ``nn.Conv2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 4, 2, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (2, 2):
+            return super().forward(x)
+        centre = self.weight[:, :, 1:3, 1:3].reshape(self.out_channels, -1)  # (O, C * 2 * 2)
+        return nn.functional.linear(x.flatten(1), centre).view(-1, self.out_channels, 1, 1)
+
+
+class BottomConvTranspose2d(nn.ConvTranspose2d):
+    """The U's first 4x4 stride-2 transposed conv, padding 1: (B, C, 1, 1) -> (B, O, 2, 2). A 1x1 input
+    reaches the output through the kernel's centre 2x2 taps only (the padding crops the rest): one
+    matrix product; the same weights (and state_dict) as ``nn.ConvTranspose2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 4, 2, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+        if x.shape[-2:] != (1, 1) or output_size is not None:
+            return super().forward(x, output_size)
+        centre = self.weight[:, :, 1:3, 1:3].reshape(self.in_channels, -1)  # (C, O * 2 * 2)
+        return (x.flatten(1) @ centre).view(-1, self.out_channels, 2, 2)
+
+
 class UNetGenerator(nn.Module):
     """(B, C, S, S) -> (B, C, S, S) in (-1, 1): stride-2 4x4 convs down to a (B, 8 width, 1, 1)
     bottleneck, stride-2 4x4 transposed convs back up, and at every scale the encoder's activation
@@ -31,18 +61,19 @@ class UNetGenerator(nn.Module):
         down, up = [], []
         for k, out in enumerate(self.widths):
             previous = channels if k == 0 else self.widths[k - 1]
-            layers: list[nn.Module] = [nn.Conv2d(previous, out, 4, 2, 1, bias=False)]
-            if k not in (0, levels - 1):
+            bottom = k == levels - 1  # 2x2 -> 1x1 and back: one matrix product each (BottomConv2d)
+            layers: list[nn.Module] = [BottomConv2d(previous, out) if bottom else nn.Conv2d(previous, out, 4, 2, 1, bias=False)]
+            if k != 0 and not bottom:
                 layers.append(nn.BatchNorm2d(out))
-            if k != levels - 1:
+            if not bottom:
                 layers.append(nn.LeakyReLU(0.2))  # not in place: the activation is also the skip
             down.append(nn.Sequential(*layers))
-            into = out if k == levels - 1 else 2 * out  # the innermost up stage has no skip beside it
+            into = out if bottom else 2 * out  # the innermost up stage has no skip beside it
             if k == 0:
                 up.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(into, channels, 4, 2, 1), nn.Tanh()))
             else:
-                up.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(into, previous, 4, 2, 1, bias=False),
-                                        nn.BatchNorm2d(previous)))
+                transposed = BottomConvTranspose2d(into, previous) if bottom else nn.ConvTranspose2d(into, previous, 4, 2, 1, bias=False)
+                up.append(nn.Sequential(nn.ReLU(), transposed, nn.BatchNorm2d(previous)))
         self.down = nn.ModuleList(down)
         self.up = nn.ModuleList(up)
 
