@@ -178,7 +178,10 @@ def save_component_ratio_plot(path: Path, points: dict[str, list[tuple[str, floa
             axis.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
             axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
             axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        axis.margins(x=0.2)
+            # 1 always in view, at least 0.5-2 wide, room for the labels right of the points
+            axis.set_xlim(min(finite.min() / 1.3, 0.5), max(finite.max() * 1.6, 2.0))
+        else:
+            axis.margins(x=0.2)
         axis.set(title=component, xlabel="mean on novel / mean on normal test images", ylabel="AUC of the component alone",
                  ylim=(0.0, 1.02))
         axis.grid(alpha=0.3)
