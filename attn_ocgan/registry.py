@@ -74,12 +74,15 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
+def preset_model_config(name: str, dataset: str):
+    """Model defaults < dataset preset: the config a run on ``dataset`` gets without model_args."""
+    spec = get_spec(name)
+    return update_dataclass(spec.config_class(), spec.dataset_presets.get(dataset, {}), f"{name} preset for {dataset}")
+
+
 def resolve_model_config(name: str, dataset: str, model_args: dict[str, Any], in_channels: int, image_size: int):
     """Model defaults < dataset preset < user model_args; data-derived shape fields last."""
-    spec = get_spec(name)
-    config = spec.config_class()
-    config = update_dataclass(config, spec.dataset_presets.get(dataset, {}), f"{name} preset for {dataset}")
-    config = update_dataclass(config, model_args, "model_args")
+    config = update_dataclass(preset_model_config(name, dataset), model_args, "model_args")
     return dataclasses.replace(config, in_channels=in_channels, image_size=image_size)
 
 

@@ -17,7 +17,7 @@ from ..engine.run_folder import RunFolderInUse, run_folder_lock
 from ..engine.thresholds import parse_threshold, resolve_threshold
 from ..engine.trainer import (TrainingDiverged, check_score_weight_split, check_trainable, resolve_run_config,
                               selection_description, train)
-from ..registry import create_model, get_spec, resolve_model_config
+from ..registry import create_model, preset_model_config, resolve_model_config
 from ..errors import UserError
 from ..utils.environment import machine_description
 from .tables import (LAST_EPOCH, append_row, failures_path, read_rows, record_failure, refresh_markdown_table,
@@ -164,8 +164,7 @@ def config_fingerprint(config: RunConfig) -> str:
     mix settings. Values equal to the defaults are left out (so are model options equal to the model's
     default or dataset preset), so that one setting has one fingerprint however it was spelled, and a run
     folder's resolved config (every model option filled in) has the fingerprint of its grid."""
-    spec = get_spec(config.model)
-    model_defaults = {**dataclasses.asdict(spec.config_class()), **spec.dataset_presets.get(config.data.name, {})}
+    model_defaults = dataclasses.asdict(preset_model_config(config.model, config.data.name))
     settings = {"model": config.model,
                 "model_args": {key: _canonical(value) for key, value in config.model_args.items()
                                if key not in DATA_DERIVED_MODEL_FIELDS
@@ -186,9 +185,9 @@ def check_cells_build(cells: list[Cell], splits) -> None:
     """Build every class's data split and the first cell's model, so a bad option (an unknown model
     argument, a selection without a validation split, a class without training images) is a one-line
     error before any cell trains or is submitted."""
-    checked = set()
+    checked = {cells[0].config.data.normal_class}  # checked below, with its model
     for cell in cells[1:]:  # one split at a time: a dataset's splits together would hold it ten times over
-        if cell.config.data.normal_class not in checked | {cells[0].config.data.normal_class}:
+        if cell.config.data.normal_class not in checked:
             checked.add(cell.config.data.normal_class)
             check_trainable(cell.config, _cell_data(cell.config, splits))
     data = _cell_data(cells[0].config, splits)
