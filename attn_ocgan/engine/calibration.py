@@ -79,6 +79,12 @@ def z_combination(columns: dict[str, np.ndarray], train_columns: dict[str, np.nd
                for name, weight in weights.items())
 
 
+def weighted_sum(columns: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """A model's fixed sum of its raw score components (``score_components_normalised`` False, e.g.
+    f-AnoGAN's pixel + kappa x feature residual): the score itself, as ``combine_score_components`` gives it."""
+    return sum(weight * columns[name] for name, weight in weights.items())
+
+
 def calibrate_columns(train_columns: dict[str, np.ndarray], test_columns: dict[str, np.ndarray],
                       train_images: torch.Tensor, test_images: torch.Tensor):
     """Calibrate every named score column against the complexity of its images.

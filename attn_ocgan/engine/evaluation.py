@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from .auc import auc, check_finite_scores
-from .calibration import calibrate_columns, image_complexity, z_combination
+from .calibration import calibrate_columns, image_complexity, weighted_sum, z_combination
 from .device import model_device
 from .mask_diagnostics import evidence_aucs, mask_pass
 from ..utils.io import atomic_write_json
@@ -189,14 +189,19 @@ def complexity_metrics(model, train_columns: dict[str, np.ndarray], test_columns
                        train_images: torch.Tensor, test_images: torch.Tensor, is_novel: np.ndarray) -> dict:
     """A diagnostic of how much of the score is image complexity (``calibration.py``): the AUC of the
     complexity alone, and of each error column and the model's combination after complexity
-    calibration fitted on the normal training images (``test_images`` may be a validation split).
-    Never used to choose anything."""
+    calibration fitted on the normal training images (``test_images`` may be a validation split): the
+    calibrated components z-combined as the score combines them, or, for a fixed sum of raw components,
+    that sum calibrated as one column (``score``). Never used to choose anything."""
     complexity_alone = auc(is_novel, image_complexity(test_images))
+    z_combined = bool(model.score_component_names) and model.score_components_normalised
+    if not z_combined and "score" not in train_columns:  # a fixed sum of raw components: calibrated as one score
+        train_columns, test_columns = ({**columns, "score": weighted_sum(columns, model.score_component_weights)}
+                                       for columns in (train_columns, test_columns))
     try:
         train_calibrated, test_calibrated, calibrations = calibrate_columns(train_columns, test_columns, train_images, test_images)
     except UserError as error:  # scores <= 0 or NaN (no log), or nothing to fit: recorded, not raised
         return {"auc_complexity_alone": complexity_alone, "auc_calibrated": None, "note": str(error)}
-    if model.score_component_names:
+    if z_combined:
         combined = z_combination(test_calibrated, train_calibrated, model.score_component_weights)
     else:
         combined = test_calibrated["score"]

@@ -45,9 +45,15 @@ class NoveltyModel(nn.Module):
 
     @property
     def score_component_weights(self) -> dict[str, float]:
-        """Weights of the z-normalised components in the score, by name (a linear combination;
-        evaluation's complexity diagnostic recombines calibrated components with them)."""
+        """Weights of the components in the score, by name (a linear combination; of z-normalised
+        components where ``score_components_normalised``, else of the raw ones)."""
         return {}
+
+    # Whether ``combine_score_components`` z-normalises the components with normal-training-image
+    # statistics before weighting them (evaluation's complexity diagnostic then recombines the calibrated
+    # components the same way); False: the score is a fixed weighted sum of the raw components (the
+    # diagnostic calibrates that sum itself, and no report re-weights it).
+    score_components_normalised: bool = True
 
     def combine_score_components(self, components: torch.Tensor) -> torch.Tensor:
         """(B, K) ``score_components`` -> (B,) the score, exactly as ``score`` combines them."""

@@ -55,6 +55,44 @@ def test_calibrated_score_is_the_residual_and_the_combination_matches_the_models
     assert z_combination(test, train, {"first_gan": 0.75, "masked_gan": 0.25}) == pytest.approx([0.75 * 2 + 0.25 * 20 / np.sqrt(300)])
 
 
+class _TwoComponents:
+    """The scoring interface complexity_metrics reads: two components and how the score combines them."""
+    score_component_names = ("pixel", "feature")
+    score_component_weights = {"pixel": 1.0, "feature": 3.0}
+
+    def __init__(self, normalised: bool):
+        self.score_components_normalised = normalised
+
+
+def test_a_fixed_sum_of_raw_components_is_calibrated_as_one_score_and_a_z_combination_per_component():
+    from attn_ocgan.engine.evaluation import complexity_metrics
+
+    generator = torch.Generator().manual_seed(0)
+    smoothness = torch.rand(60, 1, 1, 1, generator=generator)  # images from flat to noisy
+    images = torch.rand(60, 1, 8, 8, generator=generator) * 2 * smoothness - smoothness
+    train_images, test_images = images[:30], images[30:]
+    rng = np.random.default_rng(1)
+    train, test = ({"pixel": rng.uniform(0.1, 1, 30), "feature": rng.uniform(0.1, 1, 30) ** 3} for _ in range(2))
+    is_novel = np.r_[np.zeros(15), np.ones(15)]
+    train_c, test_c = image_complexity(train_images), image_complexity(test_images)
+
+    raw_sum = complexity_metrics(_TwoComponents(False), train, test, train_images, test_images, is_novel)
+    summed = lambda columns: columns["pixel"] + 3.0 * columns["feature"]  # noqa: E731
+    expected = auc(is_novel, ComplexityCalibration.fit(summed(train), train_c)(summed(test), test_c))
+    assert raw_sum["auc_calibrated"] == pytest.approx(expected)
+    assert raw_sum["auc_calibrated_per_column"]["score"] == pytest.approx(expected)
+    assert set(raw_sum["auc_calibrated_per_column"]) == {"pixel", "feature", "score"}
+
+    z_combined = complexity_metrics(_TwoComponents(True), train, test, train_images, test_images, is_novel)
+    calibrated = {name: ComplexityCalibration.fit(train[name], train_c) for name in train}
+    expected = auc(is_novel, z_combination({name: calibrated[name](test[name], test_c) for name in test},
+                                           {name: calibrated[name](train[name], train_c) for name in train},
+                                           _TwoComponents.score_component_weights))
+    assert z_combined["auc_calibrated"] == pytest.approx(expected)
+    assert z_combined["auc_calibrated"] != pytest.approx(raw_sum["auc_calibrated"])  # the two rules differ here
+    assert set(z_combined["auc_calibrated_per_column"]) == {"pixel", "feature"}
+
+
 def test_non_positive_scores_and_degenerate_fits_are_one_line_errors():
     with pytest.raises(UserError, match="positive scores"):
         ComplexityCalibration.fit(np.array([1.0, 0.0, 2.0]), np.array([0.1, 0.2, 0.3]))

@@ -135,6 +135,11 @@ def test_score_is_the_pixel_residual_plus_kappa_times_the_feature_residual():
         feature = ((image_features - reconstruction_features) ** 2).sum((1, 2, 3)) / n_features
         torch.testing.assert_close(model.score(images), pixel + 0.7 * feature)
         torch.testing.assert_close(model.reconstruct(images), reconstruction)
+        # the two residuals are the score's components, summed raw (no training-image statistics)
+        torch.testing.assert_close(model.score_components(images), torch.stack([pixel, feature], 1))
+        assert model.score_component_names == ("pixel", "feature") and not model.score_components_normalised
+        assert model.score_component_weights == {"pixel": 1.0, "feature": 0.7}
+        assert model.diagnostics()["score_combination"]["normalised"] is False
     assert feature.min() > 0 and latent.abs().max() < 1  # the feature term counts; E(x) lies in the prior's (-1, 1)
     rows = model.residual_panel(images)
     assert [label for label, _ in rows] == ["input", "G(E(x))", "|x - G(E(x))|"]

@@ -154,8 +154,10 @@ def test_validation_weights_need_a_validation_split(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_score_weightings_refuses_a_model_whose_score_has_no_components_and_writes_nothing(tmp_path, tiny_config, capsys,
-                                                                                         monkeypatch):
+@pytest.mark.parametrize("model,refusal", [("ocgan", "whose score has no components to weight"),
+                                           ("fanogan", "fixed sum of raw components (pixel, feature)")])
+def test_score_weightings_refuses_a_model_without_components_to_reweight_and_writes_nothing(model, refusal, tmp_path, tiny_config,
+                                                                                           capsys, monkeypatch):
     from attn_ocgan.cli import main
     from attn_ocgan.protocol.reports import score_weightings
 
@@ -164,12 +166,12 @@ def test_score_weightings_refuses_a_model_whose_score_has_no_components_and_writ
 
     monkeypatch.setattr(score_weightings, "weighting_row", never_scored)
 
-    checkpoint = trainer_module.train(dataclasses.replace(tiny_config, model_args=SMALL_MODEL_ARGS["ocgan"]), tmp_path / "run",
-                                      progress=False)["checkpoint"]
+    config = dataclasses.replace(tiny_config, model=model, model_args=SMALL_MODEL_ARGS[model])
+    checkpoint = trainer_module.train(config, tmp_path / "run", progress=False)["checkpoint"]
     out = tmp_path / "weightings.md"
     assert main(["report", "score-weightings", "--out", str(out), str(checkpoint)]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error: " in line]  # beside the progress bar
-    assert len(errors) == 1 and "whose score has no components to weight" in errors[0]
+    assert len(errors) == 1 and refusal in errors[0]
     assert not out.exists()
 
 

@@ -10,6 +10,8 @@ from ..base import NoveltyModel, Panel, draw_latent
 from .config import FAnoGANConfig
 from .loss import izif_residuals
 
+SCORE_COMPONENTS = ("pixel", "feature")  # ||x - G(E(x))||^2 / n_pixels, ||f(x) - f(G(E(x)))||^2 / n_features
+
 
 class WassersteinCritic(nn.Module):
     """Image (B, C, S, S) -> one unbounded score (B,); ``features`` gives the last feature map (B, W', 4, 4),
@@ -71,11 +73,32 @@ class FAnoGAN(NoveltyModel):
         return reconstruction, pixel, feature
 
     score_name = "izi_f residual (pixel + kappa x critic feature)"
+    score_components_normalised = False  # the paper's raw sum, no training-image statistics
+
+    @property
+    def score_component_names(self) -> tuple[str, ...]:
+        return SCORE_COMPONENTS
+
+    @property
+    def score_component_weights(self) -> dict[str, float]:
+        return {"pixel": 1.0, "feature": float(self.config.kappa)}
+
+    def score_components(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 2): the pixel and the critic-feature residual of G(E(x)) (``residuals``)."""
+        _, pixel, feature = self.residuals(images)
+        return torch.stack([pixel, feature], dim=1)
+
+    def combine_score_components(self, components: torch.Tensor) -> torch.Tensor:
+        return components[:, 0] + self.config.kappa * components[:, 1]
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """Novelty score (B,): ||x - G(E(x))||^2 / n_pixels + kappa ||f(x) - f(G(E(x)))||^2 / n_features."""
-        _, pixel, feature = self.residuals(images)
-        return pixel + self.config.kappa * feature
+        return self.combine_score_components(self.score_components(images))
+
+    def diagnostics(self) -> dict:
+        """How the score combines the two residuals: raw, weighted by 1 and kappa."""
+        return {"score_combination": {"components": list(SCORE_COMPONENTS), "weights": self.score_component_weights,
+                                      "normalised": False}}
 
     @torch.no_grad()
     def residual_panel(self, images: torch.Tensor) -> Panel:

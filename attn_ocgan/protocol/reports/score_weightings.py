@@ -51,6 +51,10 @@ def weightable_checkpoint(path: Path, device: str = "cpu"):
     if not model.score_component_names:
         raise UserError(f"{path} is a {config.model} checkpoint whose score has no components to weight; "
                         "pass checkpoints of a model that combines several (e.g. attn-ocgan after its masked GAN trained)")
+    if not model.score_components_normalised:
+        raise UserError(f"{path} is a {config.model} checkpoint whose score is a fixed sum of raw components "
+                        f"({', '.join(model.score_component_names)}), not z-normalised ones to re-weight; pass checkpoints "
+                        "of a model that z-normalises its components (attn-ocgan, skip-ganomaly)")
     return payload, config, model
 
 
