@@ -559,16 +559,24 @@ def report_score_components(context, metrics_log, data_root, out, threads, devic
 
 
 @report.command("component-means")
-@click.option("--metrics", "metrics_log", required=True, type=click.Path(dir_okay=False),
-              help="A protocol runner's <tag>_<model>.metrics.jsonl (nothing is scored again).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
+@click.option("--metrics", "metrics_log", default=None, type=click.Path(dir_okay=False),
+              help="A protocol runner's <tag>_<model>.metrics.jsonl (nothing is scored again); or pass checkpoints.")
+@click.option("--data-root", default=None, help="Override the data root stored in the checkpoints.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write (its plot: .png beside it).")
+@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
+@click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}.")
+@click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
 @click.pass_context
-def report_component_means(context, metrics_log, out):
+def report_component_means(context, metrics_log, data_root, out, threads, device, checkpoints):
     """Each score component's mean on normal and on novel test images and their ratio, per protocol cell
-    (e.g. does Skip-GANomaly's U-Net reconstruct novel images as well as normal ones?)."""
+    or checkpoint (e.g. does Skip-GANomaly's U-Net reconstruct novel images as well as normal ones?)."""
+    import torch
+
     from .protocol.reports.component_means import write_component_means
 
-    cells = write_component_means(Path(out), _command_line(context), Path(metrics_log))
+    torch.set_num_threads(threads)
+    cells = write_component_means(Path(out), _command_line(context), None if metrics_log is None else Path(metrics_log),
+                                  checkpoints, data_root, device)
     click.echo(f"wrote {out} ({cells} cells)")
 
 

@@ -84,6 +84,12 @@ def test_the_protocol_logs_each_cells_metrics_and_the_table_is_rebuilt_from_them
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({plot.name})" in means_out.read_text()
     assert ratio_points([cell]) == {name: [("1", mean["test_novel"] / mean["test_normal"],
                                             cell["metrics"]["auc_per_score_component"][name])] for name, mean in logged.items()}
+    # or from the cell's checkpoint, its test split scored again: the same rows
+    scored_out = tmp_path / "scored.md"
+    assert main(["report", "component-means", "--out", str(scored_out), str(checkpoint)]) == 0
+    table = lambda path: [line for line in path.read_text().splitlines() if line.startswith("| 1 |")]  # noqa: E731
+    assert table(scored_out) == table(means_out)
+    assert "# attn-ocgan on mnist5k" in scored_out.read_text() and scored_out.with_suffix(".png").is_file()
 
 
 def test_component_means_refuses_a_log_without_them_and_writes_nothing(tmp_path, capsys):
@@ -95,6 +101,29 @@ def test_component_means_refuses_a_log_without_them_and_writes_nothing(tmp_path,
     assert "no score_component_mean" in capsys.readouterr().err and not out.exists() and not out.with_suffix(".png").exists()
     assert main(["report", "component-means", "--metrics", str(log), "--out", str(tmp_path / "means.png")]) == 2
     assert "--out" in capsys.readouterr().err and not (tmp_path / "means.png").exists()
+
+
+def test_component_means_refuses_checkpoints_without_components_or_of_two_models_before_scoring(tiny_config, tmp_path, capsys,
+                                                                                                monkeypatch):
+    from attn_ocgan.protocol.reports import component_means
+
+    def never_scored(*args, **kwargs):
+        raise AssertionError("every checkpoint is checked before any is scored")
+
+    monkeypatch.setattr(component_means, "checkpoint_cell", never_scored)
+    ocgan = Path(train(dataclasses.replace(tiny_config, model_args=SMALL_MODEL_ARGS["ocgan"]), tmp_path / "ocgan",
+                       progress=False)["checkpoint"])
+    attention = _checkpoint(tiny_config, tmp_path / "attention")
+    out = tmp_path / "means.md"
+    assert main(["report", "component-means", "--out", str(out), str(attention), str(ocgan)]) == 2
+    assert "ocgan checkpoint whose score has no components" in capsys.readouterr().err
+    other_class = Path(train(dataclasses.replace(tiny_config, model="skip-ganomaly", model_args=SMALL_MODEL_ARGS["skip-ganomaly"]),
+                             tmp_path / "skip", progress=False)["checkpoint"])
+    assert main(["report", "component-means", "--out", str(out), str(attention), str(other_class)]) == 2
+    assert "pass the checkpoints of one model on one dataset" in capsys.readouterr().err
+    assert main(["report", "component-means", "--out", str(out), "--metrics", "x.jsonl", str(attention)]) == 2
+    assert "pass either checkpoints or --metrics FILE" in capsys.readouterr().err
+    assert not out.exists() and not out.with_suffix(".png").exists()
 
 
 def test_missing_or_ambiguous_input_is_a_one_line_error(tmp_path, capsys):

@@ -4,14 +4,20 @@ The question it answers is the Skip-GANomaly copy check (do the U-Net's skips le
 images as well as normal ones?) for any model whose score is made of components: the ratio of a
 component's mean on novel test images to its mean on normal test images is near 1 (or below) when the
 component does not separate them, whatever its AUC. Read from the metrics log the protocol runner
-writes beside its table (``<tag>_<model>.metrics.jsonl``); nothing is scored again. A plot beside the
-table (``<out>.png``) puts every cell at (ratio, AUC alone), one panel per component.
+writes beside its table (``<tag>_<model>.metrics.jsonl``; nothing is scored again), or from checkpoints
+(the test split is scored again: cells logged before a model declared its components). A plot beside
+the table (``<out>.png``) puts every cell at (ratio, AUC alone), one panel per component.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from pathlib import Path
 
+from ...data import dataset_label, load_one_class
+from ...engine.checkpoint import model_from_checkpoint, read_checkpoint
+from ...engine.device import resolve_device
+from ...engine.evaluation import evaluate_model
 from ...errors import UserError
 from ...utils.environment import machine_description
 from ...utils.io import atomic_write_text
@@ -78,16 +84,52 @@ def component_means_markdown(title: str, rows: list[tuple], command: str, plot_n
     return "\n".join(lines)
 
 
-def write_component_means(out: Path, command: str, metrics_log: Path) -> int:
-    """Write the table and its plot (``out`` with ``.png``) for every cell of ``metrics_log`` (sorted
-    by class, then seed); nothing is written when a cell is refused. Returns the number of cells."""
-    if not Path(metrics_log).is_file():
+def checkpoint_with_components(path: Path, device: str = "cpu"):
+    """(payload, config, model) of a checkpoint whose score has components; else a one-line UserError."""
+    payload = read_checkpoint(path)
+    config, model = model_from_checkpoint(payload, resolve_device(device))
+    if not model.score_component_names:
+        raise UserError(f"{path} is a {config.model} checkpoint whose score has no components; pass checkpoints of a "
+                        "model whose score has (attn-ocgan, skip-ganomaly, fanogan)")
+    return payload, config, model
+
+
+def checkpoint_cell(payload: dict, config, model, data_root: str | None = None) -> dict:
+    """One checkpoint as a metrics-log cell: its test split scored again (``evaluate_model``)."""
+    data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
+    return {"dataset": dataset_label(config.data.name, config.data.root, config.data.folder), "model": config.model,
+            "normal_class": data.normal_class, "seed": config.train.seed, "epochs": int(payload["epoch"]),
+            "selected_epoch": None, "metrics": evaluate_model(model, data)}
+
+
+def checkpoint_cells(checkpoints, data_root: str | None = None, device: str = "cpu", progress: bool = True) -> list[dict]:
+    """Cells of checkpoints of one model on one dataset, every checkpoint checked before any is scored."""
+    from tqdm import tqdm
+
+    loaded = [checkpoint_with_components(Path(path), device) for path in checkpoints]
+    settings = sorted({(config.model, dataset_label(config.data.name, config.data.root, config.data.folder))
+                       for _, config, _ in loaded})
+    if len(settings) > 1:
+        raise UserError(f"the checkpoints hold {' and '.join(f'{model} on {data}' for model, data in settings[:2])}; "
+                        "pass the checkpoints of one model on one dataset (one table each)")
+    return [checkpoint_cell(*checkpoint, data_root) for checkpoint in tqdm(loaded, desc="checkpoints", disable=not progress)]
+
+
+def write_component_means(out: Path, command: str, metrics_log: Path | None = None, checkpoints=(),
+                          data_root: str | None = None, device: str = "cpu", progress: bool = True) -> int:
+    """Write the table and its plot (``out`` with ``.png``) for every cell of ``metrics_log`` or every one
+    of ``checkpoints`` (sorted by class, then seed); nothing is written when a cell is refused. Returns
+    the number of cells."""
+    if bool(checkpoints) == (metrics_log is not None):
+        raise UserError("pass either checkpoints or --metrics FILE")
+    if metrics_log is not None and not Path(metrics_log).is_file():
         raise UserError(f"{metrics_log} does not exist; pass results/<dataset>/<tag>_<model>.metrics.jsonl written by "
                         "'attn-ocgan protocol'")
     if Path(out).suffix == ".png":
         raise UserError(f"--out {out}: the table is markdown and its plot goes beside it as .png; pass e.g. --out "
                         f"{Path(out).with_suffix('.md')}")
-    cells = sorted(read_metrics_log(Path(metrics_log)), key=lambda cell: (int(cell["normal_class"]), int(cell["seed"])))
+    found = read_metrics_log(Path(metrics_log)) if metrics_log is not None else checkpoint_cells(checkpoints, data_root, device, progress)
+    cells = sorted(found, key=lambda cell: (int(cell["normal_class"]), int(cell["seed"])))
     if not cells:
         raise UserError(f"{metrics_log} holds no cells; run 'attn-ocgan protocol' first")
     rows = [row for cell in cells for row in cell_rows(cell)]
