@@ -106,6 +106,15 @@ def data_override_options(function):
     ])
 
 
+def rescoring_options(function):
+    """Options of the reports that score checkpoints again."""
+    return _options(function, [
+        click.option("--data-root", default=None, help="Override the data root stored in the checkpoints."),
+        click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads."),
+        click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}."),
+    ])
+
+
 ATTENTION_SECTION = "Attention OCGAN options (--model attn-ocgan)"
 
 
@@ -539,10 +548,8 @@ def report():
 @report.command("score-components")
 @click.option("--metrics", "metrics_log", default=None, type=click.Path(dir_okay=False),
               help="A protocol runner's <tag>_attn-ocgan.metrics.jsonl instead of checkpoints (nothing is scored again).")
-@click.option("--data-root", default=None, help="Override the data root stored in the checkpoints.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
-@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
-@click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}.")
+@rescoring_options
 @click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
 @click.pass_context
 def report_score_components(context, metrics_log, data_root, out, threads, device, checkpoints):
@@ -561,10 +568,8 @@ def report_score_components(context, metrics_log, data_root, out, threads, devic
 @report.command("component-means")
 @click.option("--metrics", "metrics_log", default=None, type=click.Path(dir_okay=False),
               help="A protocol runner's <tag>_<model>.metrics.jsonl (nothing is scored again); or pass checkpoints.")
-@click.option("--data-root", default=None, help="Override the data root stored in the checkpoints.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write (its plot: .png beside it).")
-@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
-@click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}.")
+@rescoring_options
 @click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
 @click.pass_context
 def report_component_means(context, metrics_log, data_root, out, threads, device, checkpoints):
@@ -581,10 +586,8 @@ def report_component_means(context, metrics_log, data_root, out, threads, device
 
 
 @report.command("score-weightings")
-@click.option("--data-root", default=None, help="Override the data root stored in the checkpoints.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
-@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
-@click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}.")
+@rescoring_options
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.pass_context
 def report_score_weightings(context, data_root, out, threads, device, checkpoints):
@@ -600,11 +603,9 @@ def report_score_weightings(context, data_root, out, threads, device, checkpoint
 
 
 @report.command("complexity")
-@click.option("--data-root", default=None, help="Override the data root stored in the checkpoints.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Markdown table to write; the figure goes beside it (.png).")
-@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
-@click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}.")
+@rescoring_options
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.pass_context
 def report_complexity(context, data_root, out, threads, device, checkpoints):

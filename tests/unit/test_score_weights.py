@@ -154,7 +154,7 @@ def test_validation_weights_need_a_validation_split(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("model,refusal", [("ocgan", "whose score has no components to weight"),
+@pytest.mark.parametrize("model,refusal", [("ocgan", "ocgan checkpoint whose score has no components"),
                                            ("fanogan", "fixed sum of raw components (pixel, feature)")])
 def test_score_weightings_refuses_a_model_without_components_to_reweight_and_writes_nothing(model, refusal, tmp_path, tiny_config,
                                                                                            capsys, monkeypatch):

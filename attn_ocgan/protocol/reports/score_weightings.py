@@ -20,13 +20,12 @@ import torch
 
 from ...data import load_one_class
 from ...data.pseudo_anomalies import PSEUDO_ANOMALIES
-from ...engine.checkpoint import model_from_checkpoint, read_checkpoint
-from ...engine.device import resolve_device
 from ...engine.evaluation import auc, scores_and_columns
 from ...engine.score_weights import choose_pseudo_anomaly_weights, normalised_components, pseudo_choice_images
 from ...errors import UserError
 from ...utils.environment import machine_description
 from ...utils.io import atomic_write_text
+from .component_means import checkpoint_with_components
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +44,8 @@ class WeightingRow:
 
 
 def weightable_checkpoint(path: Path, device: str = "cpu"):
-    """(payload, config, model) of a checkpoint whose score has components; else a one-line UserError."""
-    payload = read_checkpoint(path)
-    config, model = model_from_checkpoint(payload, resolve_device(device))
-    if not model.score_component_names:
-        raise UserError(f"{path} is a {config.model} checkpoint whose score has no components to weight; "
-                        "pass checkpoints of a model that combines several (e.g. attn-ocgan after its masked GAN trained)")
+    """(payload, config, model) of a checkpoint whose score z-normalises its components; else a one-line UserError."""
+    payload, config, model = checkpoint_with_components(path, device)
     if not model.score_components_normalised:
         raise UserError(f"{path} is a {config.model} checkpoint whose score is a fixed sum of raw components "
                         f"({', '.join(model.score_component_names)}), not z-normalised ones to re-weight; pass checkpoints "
