@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from attn_ocgan.config import RunConfig, DataConfig, TrainConfig
-from attn_ocgan.registry import get_spec, known_models
+from attn_ocgan.registry import create_algorithm, create_model, get_spec, known_models, resolve_model_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,6 +25,20 @@ def shared_data_root() -> Path | None:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return None
+
+
+def untrained_checkpoint(name: str, path: Path) -> Path:
+    """A checkpoint of an untrained tiny ``name`` on mnist5k: enough for the checks a command makes
+    before it scores anything (no training time)."""
+    import dataclasses
+
+    from attn_ocgan.engine.checkpoint import save_checkpoint
+
+    model_config = resolve_model_config(name, "mnist5k", SMALL_MODEL_ARGS[name], 1, 32)
+    config = RunConfig(model=name, data=DataConfig(name="mnist5k"), model_args=dataclasses.asdict(model_config))
+    model = create_model(name, model_config)
+    save_checkpoint(path, config, model, create_algorithm(name, model, model_config, config.train), epoch=1)
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from attn_ocgan.engine.trainer import train
 from attn_ocgan.protocol.reports.component_means import ratio_points
 from attn_ocgan.protocol.runner import run_protocol
 from attn_ocgan.protocol.tables import metrics_log_path, read_metrics_log, read_rows
-from tests.conftest import SMALL_MODEL_ARGS
+from tests.conftest import SMALL_MODEL_ARGS, untrained_checkpoint
 
 
 def _checkpoint(tiny_config, folder: Path, **model_args) -> Path:
@@ -103,25 +103,20 @@ def test_component_means_refuses_a_log_without_them_and_writes_nothing(tmp_path,
     assert "--out" in capsys.readouterr().err and not (tmp_path / "means.png").exists()
 
 
-def test_component_means_refuses_checkpoints_without_components_or_of_two_models_before_scoring(tiny_config, tmp_path, capsys,
-                                                                                                monkeypatch):
+def test_component_means_refuses_checkpoints_without_components_or_of_two_models_before_scoring(tmp_path, capsys, monkeypatch):
     from attn_ocgan.protocol.reports import component_means
 
     def never_scored(*args, **kwargs):
         raise AssertionError("every checkpoint is checked before any is scored")
 
     monkeypatch.setattr(component_means, "checkpoint_cell", never_scored)
-    ocgan = Path(train(dataclasses.replace(tiny_config, model_args=SMALL_MODEL_ARGS["ocgan"]), tmp_path / "ocgan",
-                       progress=False)["checkpoint"])
-    attention = _checkpoint(tiny_config, tmp_path / "attention")
+    skip, fanogan, ocgan = (str(untrained_checkpoint(name, tmp_path / f"{name}.pt")) for name in ("skip-ganomaly", "fanogan", "ocgan"))
     out = tmp_path / "means.md"
-    assert main(["report", "component-means", "--out", str(out), str(attention), str(ocgan)]) == 2
+    assert main(["report", "component-means", "--out", str(out), skip, ocgan]) == 2
     assert "ocgan checkpoint whose score has no components" in capsys.readouterr().err
-    other_class = Path(train(dataclasses.replace(tiny_config, model="skip-ganomaly", model_args=SMALL_MODEL_ARGS["skip-ganomaly"]),
-                             tmp_path / "skip", progress=False)["checkpoint"])
-    assert main(["report", "component-means", "--out", str(out), str(attention), str(other_class)]) == 2
+    assert main(["report", "component-means", "--out", str(out), skip, fanogan]) == 2
     assert "pass the checkpoints of one model on one dataset" in capsys.readouterr().err
-    assert main(["report", "component-means", "--out", str(out), "--metrics", "x.jsonl", str(attention)]) == 2
+    assert main(["report", "component-means", "--out", str(out), "--metrics", "x.jsonl", skip]) == 2
     assert "pass either checkpoints or --metrics FILE" in capsys.readouterr().err
     assert not out.exists() and not out.with_suffix(".png").exists()
 

@@ -18,7 +18,7 @@ from attn_ocgan.engine.evaluation import evaluate_model
 from attn_ocgan.errors import UserError
 from attn_ocgan.protocol.reports.score_weightings import write_score_weightings
 from attn_ocgan.registry import create_model, resolve_model_config
-from tests.conftest import SMALL_MODEL_ARGS
+from tests.conftest import SMALL_MODEL_ARGS, untrained_checkpoint
 
 ROTATION_EVIDENCE = {**SMALL_MODEL_ARGS["attn-ocgan"], "guide_task": "rotation", "guide_evidence_score": True, "score_weights": "fixed"}
 
@@ -156,8 +156,8 @@ def test_validation_weights_need_a_validation_split(tmp_path):
 
 @pytest.mark.parametrize("model,refusal", [("ocgan", "ocgan checkpoint whose score has no components"),
                                            ("fanogan", "fixed sum of raw components (pixel, feature)")])
-def test_score_weightings_refuses_a_model_without_components_to_reweight_and_writes_nothing(model, refusal, tmp_path, tiny_config,
-                                                                                           capsys, monkeypatch):
+def test_score_weightings_refuses_a_model_without_components_to_reweight_and_writes_nothing(model, refusal, tmp_path, capsys,
+                                                                                           monkeypatch):
     from attn_ocgan.cli import main
     from attn_ocgan.protocol.reports import score_weightings
 
@@ -166,8 +166,7 @@ def test_score_weightings_refuses_a_model_without_components_to_reweight_and_wri
 
     monkeypatch.setattr(score_weightings, "weighting_row", never_scored)
 
-    config = dataclasses.replace(tiny_config, model=model, model_args=SMALL_MODEL_ARGS[model])
-    checkpoint = trainer_module.train(config, tmp_path / "run", progress=False)["checkpoint"]
+    checkpoint = untrained_checkpoint(model, tmp_path / "last.pt")  # refused before anything is scored
     out = tmp_path / "weightings.md"
     assert main(["report", "score-weightings", "--out", str(out), str(checkpoint)]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error: " in line]  # beside the progress bar
