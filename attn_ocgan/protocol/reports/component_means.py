@@ -90,7 +90,8 @@ def checkpoint_with_components(path: Path, device: str = "cpu"):
     config, model = model_from_checkpoint(payload, resolve_device(device))
     if not model.score_component_names:
         raise UserError(f"{path} is a {config.model} checkpoint whose score has no components; pass checkpoints of a "
-                        "model whose score has (attn-ocgan, skip-ganomaly, fanogan)")
+                        "model whose score combines several errors (attn-ocgan once its masked GAN has trained, "
+                        "skip-ganomaly, fanogan)")
     return payload, config, model
 
 
