@@ -106,12 +106,14 @@ def data_override_options(function):
     ])
 
 
-def rescoring_options(function):
-    """Options of the reports that score checkpoints again."""
-    return _options(function, [
+def rescoring_options(checkpoints_required: bool):
+    """Options and the CHECKPOINTS arguments of the reports that score checkpoints again (not required
+    where a metrics log may replace them)."""
+    return lambda function: _options(function, [
         click.option("--data-root", default=None, help="Override the data root stored in the checkpoints."),
         click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads."),
         click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}."),
+        click.argument("checkpoints", nargs=-1, required=checkpoints_required, type=click.Path(dir_okay=False)),
     ])
 
 
@@ -549,8 +551,7 @@ def report():
 @click.option("--metrics", "metrics_log", default=None, type=click.Path(dir_okay=False),
               help="A protocol runner's <tag>_attn-ocgan.metrics.jsonl instead of checkpoints (nothing is scored again).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
-@rescoring_options
-@click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
+@rescoring_options(checkpoints_required=False)
 @click.pass_context
 def report_score_components(context, metrics_log, data_root, out, threads, device, checkpoints):
     """AUC of each GAN of attention-OCGAN cells alone and combined, and their masks: one row per checkpoint
@@ -569,8 +570,7 @@ def report_score_components(context, metrics_log, data_root, out, threads, devic
 @click.option("--metrics", "metrics_log", default=None, type=click.Path(dir_okay=False),
               help="A protocol runner's <tag>_<model>.metrics.jsonl (nothing is scored again); or pass checkpoints.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write (its plot: .png beside it).")
-@rescoring_options
-@click.argument("checkpoints", nargs=-1, type=click.Path(dir_okay=False))
+@rescoring_options(checkpoints_required=False)
 @click.pass_context
 def report_component_means(context, metrics_log, data_root, out, threads, device, checkpoints):
     """Each score component's mean on normal and on novel test images and their ratio, per protocol cell
@@ -587,8 +587,7 @@ def report_component_means(context, metrics_log, data_root, out, threads, device
 
 @report.command("score-weightings")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
-@rescoring_options
-@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@rescoring_options(checkpoints_required=True)
 @click.pass_context
 def report_score_weightings(context, data_root, out, threads, device, checkpoints):
     """Test AUC of cells whose score combines components, under the weights they were trained with,
@@ -605,8 +604,7 @@ def report_score_weightings(context, data_root, out, threads, device, checkpoint
 @report.command("complexity")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Markdown table to write; the figure goes beside it (.png).")
-@rescoring_options
-@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@rescoring_options(checkpoints_required=True)
 @click.pass_context
 def report_complexity(context, data_root, out, threads, device, checkpoints):
     """Test AUC of image complexity alone and of each score raw and complexity-calibrated, one row per
