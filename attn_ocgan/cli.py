@@ -323,8 +323,6 @@ def train(out, resume, overwrite, **options):
 @device_option()
 def evaluate(checkpoint, data_root, out, threshold, device):
     """Score the test split with a checkpoint: AUC, precision/recall/F1 at a threshold, metrics.json, ROC curve and score histogram."""
-    import dataclasses
-
     from .data import load_one_class
     from .engine.checkpoint import model_from_checkpoint, read_checkpoint
     from .engine.device import resolve_device
@@ -339,8 +337,7 @@ def evaluate(checkpoint, data_root, out, threshold, device):
         click.echo(f"note: {checkpoint} stores no scores of normal images; no precision/recall (pass --threshold NUMBER)")
     else:
         decided = resolve_threshold(spec, payload, checkpoint)
-    data_config = config.data if data_root is None else dataclasses.replace(config.data, root=data_root)
-    data = load_one_class(data_config)
+    data = load_one_class(config.data, data_root)
     out = Path(out) if out else Path(checkpoint).resolve().parent.parent
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; choose a folder for the evaluation's files")

@@ -1,12 +1,17 @@
 """One-class datasets (protocol 2): train on one class, test on the full test split."""
+import dataclasses
+
 from .datasets import DATASETS, LabeledSplits, dataset_label, dataset_path, load_splits
 from .one_class import OneClassData, make_one_class
 
 __all__ = ["DATASETS", "LabeledSplits", "dataset_label", "dataset_path", "load_splits", "OneClassData", "make_one_class", "load_one_class"]
 
 
-def load_one_class(data_config) -> OneClassData:
-    """Load the dataset named in ``data_config`` and select its normal class."""
+def load_one_class(data_config, root: str | None = None) -> OneClassData:
+    """Load the dataset named in ``data_config`` and select its normal class; ``root`` (if given)
+    replaces its data root (e.g. a checkpoint's, scored on another machine)."""
+    if root is not None:
+        data_config = dataclasses.replace(data_config, root=root)
     splits = load_splits(data_config.name, data_config.root, data_config.size, data_config.download,
                          data_config.variant, data_config.folder)
     return make_one_class(splits, data_config.normal_class, data_config.val_fraction, data_config.val_novel,

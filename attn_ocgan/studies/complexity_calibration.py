@@ -11,7 +11,6 @@ fitted on training images.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 from pathlib import Path
 
@@ -34,7 +33,7 @@ def checkpoint_result(path: Path, data_root: str | None = None, device: str = "c
     plus figure data. The calibrated numbers are those every evaluation logs (``evaluation.complexity_metrics``)."""
     payload = read_checkpoint(path)
     config, model = model_from_checkpoint(payload, resolve_device(device))
-    data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
+    data = load_one_class(config.data, data_root)
     is_novel = data.test_is_novel.numpy()
     test_scores, test_raw = scores_and_columns(model, data.test)
     _, train_raw = scores_and_columns(model, data.train)

@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from attn_ocgan.data import load_splits, make_one_class
+from attn_ocgan.config import DataConfig
+from attn_ocgan.data import load_one_class, load_splits, make_one_class
 from attn_ocgan.data.datasets import dataset_class_names
 from attn_ocgan.data.datasets import MNIST5K_TEST_PER_CLASS
 from attn_ocgan.errors import UserError
@@ -73,6 +74,11 @@ def test_folder_dataset_decodes_and_resizes(tmp_path):
     assert len(data.train) == 3
     assert torch.allclose(data.train[:, 2], torch.full_like(data.train[:, 2], 250 / 127.5 - 1))  # blue channel of dogs
     assert data.test_is_novel.tolist() == [0 if c == 1 else 1 for c in splits.test_labels.tolist()]
+    # a stored config whose data root is elsewhere (a checkpoint from another machine): root replaces it
+    stored = DataConfig(name="folder", root=str(tmp_path / "moved"), normal_class=1, size=16)
+    with pytest.raises(UserError):
+        load_one_class(stored)
+    assert torch.equal(load_one_class(stored, str(tmp_path)).train, data.train)
 
 
 @pytest.mark.skipif(shared_data_root() is None or not (shared_data_root() / "MNIST").is_dir(), reason="../shared/data/MNIST absent")

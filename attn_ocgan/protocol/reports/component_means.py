@@ -10,7 +10,6 @@ the table (``<out>.png``) puts every cell at (ratio, AUC alone), one panel per c
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 from pathlib import Path
 
@@ -97,7 +96,7 @@ def checkpoint_with_components(path: Path, device: str = "cpu"):
 
 def checkpoint_cell(payload: dict, config, model, data_root: str | None = None) -> dict:
     """One checkpoint as a metrics-log cell: its test split scored again (``evaluate_model``)."""
-    data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
+    data = load_one_class(config.data, data_root)
     return {"dataset": dataset_label(config.data.name, config.data.root, config.data.folder), "model": config.model,
             "normal_class": data.normal_class, "seed": config.train.seed, "epochs": int(payload["epoch"]),
             "selected_epoch": None, "metrics": evaluate_model(model, data)}

@@ -10,7 +10,6 @@ logs beside its table (``<tag>_attn-ocgan.metrics.jsonl``; nothing is scored aga
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 from pathlib import Path
 
@@ -39,7 +38,7 @@ def checkpoint_row(path: Path, data_root: str | None = None, device: str = "cpu"
     with torch.inference_mode():
         if model.attention_maps(blank) is None:
             raise UserError(f"{path} is a {config.model} checkpoint without attention; pass attn-ocgan checkpoints")
-    data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
+    data = load_one_class(config.data, data_root)
     metrics = evaluate_model(model, data)
     return data.normal_class, metrics_cells(metrics, config.train.seed, payload["epoch"])
 

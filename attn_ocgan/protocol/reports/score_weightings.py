@@ -56,7 +56,7 @@ def weightable_checkpoint(path: Path, device: str = "cpu"):
 def weighting_row(payload: dict, config, model, data_root: str | None = None) -> WeightingRow:
     """One row: a ``weightable_checkpoint`` scored on its test images under every weighting."""
     names = model.score_component_names
-    data = load_one_class(config.data if data_root is None else dataclasses.replace(config.data, root=data_root))
+    data = load_one_class(config.data, data_root)
     scores, raw = scores_and_columns(model, data.test)  # one pass: the model's own score and its raw components
     columns = model.normalise_score_components(torch.from_numpy(np.stack([raw[name] for name in names], 1))).numpy()
     is_novel = data.test_is_novel.numpy()
