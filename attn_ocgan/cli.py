@@ -96,6 +96,21 @@ def device_option(default="auto"):
                         help=f"Where the model runs: {DEVICE_HELP}." + ("" if default else " Default auto."))
 
 
+def _set_threads(context: click.Context, parameter: click.Parameter, value: int | None) -> None:
+    if value is not None:
+        import torch
+
+        torch.set_num_threads(value)
+    context.meta[parameter.name] = value  # not a function argument; _command_line still records it
+
+
+def threads_option(default: int | None = None):
+    """``--threads``: torch CPU threads, set while the options are parsed (the command does not see it)."""
+    return click.option("--threads", type=click.IntRange(min=1), default=default, show_default=default is not None,
+                        expose_value=False, callback=_set_threads,
+                        help="torch CPU threads" + ("." if default else " (default: torch's choice)."))
+
+
 def data_override_options(function):
     """Options of the commands that read a checkpoint's dataset, with overrides."""
     return _options(function, [
@@ -111,7 +126,7 @@ def rescoring_options(checkpoints_required: bool):
     where a metrics log may replace them)."""
     return lambda function: _options(function, [
         click.option("--data-root", default=None, help="Override the data root stored in the checkpoints."),
-        click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads."),
+        threads_option(default=2),
         click.option("--device", default="cpu", show_default=True, help=f"Where checkpoints are scored: {DEVICE_HELP}."),
         click.argument("checkpoints", nargs=-1, required=checkpoints_required, type=click.Path(dir_okay=False)),
     ])
@@ -204,7 +219,7 @@ def _command_line(context: click.Context | None = None, keep: tuple[str, ...] | 
         root = root.parent
     options, arguments = [], []
     for parameter in context.command.params:
-        value = context.params.get(parameter.name)
+        value = context.params.get(parameter.name, context.meta.get(parameter.name))
         if context.get_parameter_source(parameter.name) != click.core.ParameterSource.COMMANDLINE or (
                 keep is not None and parameter.name not in keep):
             continue
@@ -233,6 +248,7 @@ def cli():
 @click.option("--maps", is_flag=True, help="Also write one PNG per image: input, reconstruction, residual heat map, attention mask.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Images scored at once.")
 @device_option()
+@threads_option()
 @click.argument("inputs", nargs=-1, required=True)
 def predict(checkpoint, out, threshold, maps, batch_size, device, inputs):
     """Score new images (files, folders, globs): OUT/scores.csv with each image's score, decision and
@@ -272,6 +288,7 @@ def predict(checkpoint, out, threshold, maps, batch_size, device, inputs):
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="File to write (default: beside the checkpoint, scorer.pt or scorer.onnx); a .json description goes beside it.")
 @device_option()
+@threads_option()
 def export(checkpoint, fmt, out, device):
     """A self-contained scorer: uint8 images of the trained size in, scores and residual maps out
     (preprocessing and score normalisation inside)."""
@@ -321,6 +338,7 @@ def train(out, resume, overwrite, **options):
               help="Decision threshold for precision/recall/F1: auto (the 0.99 quantile of the stored normal scores), "
                    "a quantile such as q0.995, or a number.")
 @device_option()
+@threads_option()
 def evaluate(checkpoint, data_root, out, threshold, device):
     """Score the test split with a checkpoint: AUC, precision/recall/F1 at a threshold, metrics.json, ROC curve and score histogram."""
     from .data import load_one_class
@@ -421,6 +439,7 @@ def sweep(sweep_file, results_dir, runs_dir, jobs, ray_address, cpus_per_cell, g
               help="Output prefix: writes PREFIX.csv (per epoch), PREFIX.png and PREFIX.md.")
 @click.option("--logdir", default="runs/classify", show_default=True, help="TensorBoard folder (one run per variant/seed).")
 @device_option()
+@threads_option()
 def classify(data_root, variants, epochs, batch_size, lr, batch_norm, no_augment, seeds, results_prefix, logdir, device):
     """Masked vs unmasked COCO32: VGG11 from scratch on each variant, same seed and schedule."""
     from .studies.classification import ClassifierSchedule, run_masked_vs_unmasked
@@ -454,6 +473,7 @@ def classify(data_root, variants, epochs, batch_size, lr, batch_norm, no_augment
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG figure to write.")
 @click.option("--logdir", default=None, help="Also write the grids to TensorBoard here.")
 @device_option()
+@threads_option()
 def gradcam(checkpoints, dataset, data_root, folder, normal_class, variant, n_images, head, evidence, seed, out, logdir, device):
     """Grad-CAM of each checkpoint (and attention masks) on normal and novel test images."""
     from .studies.gradcam import run_gradcam_comparison
@@ -473,6 +493,7 @@ def gradcam(checkpoints, dataset, data_root, folder, normal_class, variant, n_im
 @click.option("--seed", type=int, default=0, show_default=True, help="Which images are drawn.")
 @click.option("--out", "out_prefix", required=True, help="Prefix: writes PREFIX_scores.png and PREFIX_residuals.png.")
 @device_option()
+@threads_option()
 def figures(checkpoints, dataset, data_root, folder, normal_class, n_images, limit, seed, out_prefix, device):
     """Score distributions and residual images of several models of one normal class."""
     from .studies.model_figures import run_model_figures
@@ -493,6 +514,7 @@ def figures(checkpoints, dataset, data_root, folder, normal_class, n_images, lim
 @click.option("--out", default="results/coco32/coco32_localisation.csv", show_default=True, type=click.Path(dir_okay=False),
               help="CSV to write (a Markdown table goes beside it).")
 @device_option()
+@threads_option()
 def localize(checkpoints, data_root, variant, split, head, out, device):
     """Pointing game and IoU of attention and Grad-CAM maps against COCO32 object masks."""
     from .studies.localisation import run_localisation
@@ -550,14 +572,11 @@ def report():
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
 @rescoring_options(checkpoints_required=False)
 @click.pass_context
-def report_score_components(context, metrics_log, data_root, out, threads, device, checkpoints):
+def report_score_components(context, metrics_log, data_root, out, device, checkpoints):
     """AUC of each GAN of attention-OCGAN cells alone and combined, and their masks: one row per checkpoint
     (e.g. runs/protocol/<tag>_attn-ocgan/class*/checkpoints/last.pt) or per cell of a metrics log."""
-    import torch
-
     from .protocol.reports.score_components import write_score_components
 
-    torch.set_num_threads(threads)
     rows = write_score_components(Path(out), _command_line(context), checkpoints,
                                   Path(metrics_log) if metrics_log else None, data_root, device)
     click.echo(f"wrote {out} ({rows} rows)")
@@ -569,14 +588,11 @@ def report_score_components(context, metrics_log, data_root, out, threads, devic
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write (its plot: .png beside it).")
 @rescoring_options(checkpoints_required=False)
 @click.pass_context
-def report_component_means(context, metrics_log, data_root, out, threads, device, checkpoints):
+def report_component_means(context, metrics_log, data_root, out, device, checkpoints):
     """Each score component's mean on normal and on novel test images and their ratio, per protocol cell
     or checkpoint (e.g. does Skip-GANomaly's U-Net reconstruct novel images as well as normal ones?)."""
-    import torch
-
     from .protocol.reports.component_means import write_component_means
 
-    torch.set_num_threads(threads)
     cells = write_component_means(Path(out), _command_line(context), None if metrics_log is None else Path(metrics_log),
                                   checkpoints, data_root, device)
     click.echo(f"wrote {out} ({cells} cells)")
@@ -586,14 +602,11 @@ def report_component_means(context, metrics_log, data_root, out, threads, device
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
 @rescoring_options(checkpoints_required=True)
 @click.pass_context
-def report_score_weightings(context, data_root, out, threads, device, checkpoints):
+def report_score_weightings(context, data_root, out, device, checkpoints):
     """Test AUC of cells whose score combines components, under the weights they were trained with,
     equal weights and each component alone: one row per checkpoint (a diagnostic)."""
-    import torch
-
     from .protocol.reports.score_weightings import write_score_weightings
 
-    torch.set_num_threads(threads)
     rows = write_score_weightings(Path(out), _command_line(context), checkpoints, data_root, device)
     click.echo(f"wrote {out} ({len(rows)} rows)")
 
@@ -603,14 +616,11 @@ def report_score_weightings(context, data_root, out, threads, device, checkpoint
               help="Markdown table to write; the figure goes beside it (.png).")
 @rescoring_options(checkpoints_required=True)
 @click.pass_context
-def report_complexity(context, data_root, out, threads, device, checkpoints):
+def report_complexity(context, data_root, out, device, checkpoints):
     """Test AUC of image complexity alone and of each score raw and complexity-calibrated, one row per
     checkpoint of one model (a diagnostic)."""
-    import torch
-
     from .studies.complexity_calibration import write_complexity_calibration
 
-    torch.set_num_threads(threads)
     results = write_complexity_calibration(checkpoints, Path(out), _command_line(context), data_root, device)
     click.echo(f"wrote {out} and {Path(out).with_suffix('.png')} ({len(results)} rows)")
 

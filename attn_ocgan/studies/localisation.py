@@ -91,7 +91,7 @@ def occlusion_drops(head: torch.nn.Module, images: torch.Tensor, masks: torch.Te
     return object_drop, background_drop
 
 
-def coco32_images_and_masks(root: Path, variant: str, split: str):
+def coco32_images_and_masks(root: str | Path | None, variant: str, split: str):
     """Images in [-1, 1], bool masks and class labels of COCO32 ``split`` ('train', 'test' or 'all')."""
     if split not in ("train", "test", "all"):
         raise UserError(f"--split {split!r} must be train, test or all")
@@ -108,19 +108,20 @@ CSV_FIELDS = ("checkpoint", "model", "trained_on", "map", "split", "images", "po
               "occlusion_object", "occlusion_background")
 
 
-def run_localisation(checkpoint_paths, data_root: Path, out_csv: Path, variant: str = "unmasked", split: str = "test",
+def run_localisation(checkpoint_paths, data_root: str | Path | None, out_csv: Path, variant: str = "unmasked", split: str = "test",
                      head: str | None = None, command: str = "", batch_size: int = 256, device: str = "cpu") -> list[dict]:
     """Rows (one per checkpoint x map kind, plus the centre baseline); writes CSV and a Markdown table."""
     from ..utils.environment import machine_description
 
-    images, masks, _, class_names = coco32_images_and_masks(Path(data_root), variant, split)
+    checkpoints = load_checkpoints(checkpoint_paths, device)  # a bad checkpoint is refused before any data is read
+    images, masks, _, class_names = coco32_images_and_masks(data_root, variant, split)
     if len(images) == 0:
-        raise UserError(f"COCO32 at {data_root} has no {split} crops")
+        raise UserError(f"COCO32 at {dataset_path('coco32', data_root)} has no {split} crops")
     baselines = {"centre prior (Gaussian, sigma 0.25)": centre_prior(len(images), 32),
                  "whole image (constant map)": torch.ones(len(images), 1, 32, 32)}
     rows = [{"checkpoint": "-", "model": name, "trained_on": "-", "map": "baseline", "split": split,
              "images": len(images), **localisation_metrics(maps, masks)} for name, maps in baselines.items()]
-    for checkpoint in load_checkpoints(checkpoint_paths, device):
+    for checkpoint in checkpoints:
         path, on_device = checkpoint.path, model_device(checkpoint.model)
         if checkpoint.model.config.in_channels != images.shape[1]:
             raise UserError(f"{path} takes {checkpoint.model.config.in_channels}-channel images but COCO32 is RGB; "

@@ -143,3 +143,16 @@ def test_temperature_is_refused_for_vanilla_ocgan(capsys, tmp_path, monkeypatch)
     assert main(["train", "--model", "ocgan", "--temperature", "0.5"]) == 2
     assert not (tmp_path / "runs").exists()
     assert "unknown key(s) temperature" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "export", "gradcam", "figures", "localize"])
+def test_threads_is_set_before_a_checkpoint_command_runs(command, tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    missing = str(tmp_path / "missing.pt")
+    extra = {"predict": ["--out", str(tmp_path / "scores"), "image.png"], "gradcam": ["--out", str(tmp_path / "g.png")],
+             "figures": ["--out", str(tmp_path / "f")]}.get(command, [])
+    assert main([command, "--threads", "1", "--checkpoint", missing, *extra]) == 2  # parsed, then the checkpoint is missing
+    assert calls == [1] and "Traceback" not in capsys.readouterr().err
+    assert main([command, "--threads", "0", "--checkpoint", missing, *extra]) == 2
+    assert "'--threads': 0 is not in the range x>=1" in capsys.readouterr().err and calls == [1]
