@@ -240,6 +240,14 @@ def cli():
     """One-class novelty detection: OCGAN, attention OCGAN and GAN baselines."""
 
 
+def _warn_if_unfinished(payload: dict, checkpoint) -> None:
+    from .engine.checkpoint import unfinished_training
+
+    progress = unfinished_training(payload)
+    if progress:
+        click.echo(f"warning: {checkpoint} is from {progress}: its training has not finished", err=True)
+
+
 @cli.command()
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by 'attn-ocgan train'.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for scores.csv (and maps/ with --maps).")
@@ -265,6 +273,7 @@ def predict(checkpoint, out, threshold, maps, batch_size, device, inputs):
     paths = collect_inputs(inputs)
     payload = read_checkpoint(checkpoint)
     value, chosen = resolve_threshold(spec, payload, checkpoint)
+    _warn_if_unfinished(payload, checkpoint)
     config, model = model_from_checkpoint(payload, resolve_device(device))
     prepared = prepare_images(paths, model.config.in_channels, model.config.image_size, config.data.name)
     if prepared.upscaled:
@@ -349,6 +358,7 @@ def evaluate(checkpoint, data_root, out, threshold, device):
 
     spec = parse_threshold(threshold)
     payload = read_checkpoint(checkpoint)
+    _warn_if_unfinished(payload, checkpoint)
     config, model = model_from_checkpoint(payload, resolve_device(device))
     decided = None
     if spec.needs_normal_scores and normal_scores(payload) is None:

@@ -84,6 +84,18 @@ def checkpoint_epoch(path: str | Path) -> int | None:
     return int(payload["epoch"])
 
 
+def unfinished_training(payload: dict) -> str | None:
+    """'epoch E of N' for the last checkpoint of a run that has not finished its schedule (stopped, or
+    still training), else None. A finished run's checkpoints hold the scores of normal images
+    (``thresholds.NORMAL_SCORES``); an epoch chosen on validation (``extra["best"]``) is a finished run's."""
+    from .thresholds import NORMAL_SCORES
+
+    planned, done = int(payload["config"]["train"]["epochs"]), int(payload["epoch"])
+    if done >= planned or NORMAL_SCORES in payload or "best" in payload.get("extra", {}):
+        return None
+    return f"epoch {done} of {planned}"
+
+
 def model_from_checkpoint(payload: dict, device: str | torch.device = "cpu"):
     """Rebuild (config, model) from a checkpoint payload; the model is in eval mode on ``device``."""
     config = run_config_from_dict(payload["config"], where="checkpoint config")

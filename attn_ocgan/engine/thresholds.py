@@ -60,6 +60,13 @@ def resolve_threshold(spec: ThresholdSpec, payload: dict, checkpoint: str | Path
         return spec.value, f"{spec.value:g} (given)"
     stored = normal_scores(payload)
     if stored is None:
+        from .checkpoint import unfinished_training
+
+        progress = unfinished_training(payload)
+        if progress:
+            raise UserError(f"{checkpoint} is from {progress}: a run stores the scores of normal images a threshold "
+                            "needs when its training ends; finish it (attn-ocgan train --resume --out RUN_FOLDER) "
+                            "or pass --threshold NUMBER")
         raise UserError(f"{checkpoint} stores no scores of normal images (written before thresholds existed); "
                         "pass --threshold NUMBER, or train it again")
     value = float(np.quantile(stored["scores"].double().numpy(), spec.quantile))

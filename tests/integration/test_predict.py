@@ -118,6 +118,24 @@ def test_an_older_checkpoint_without_normal_scores_needs_a_number(attention_run,
                  str(folder)]) == 0
 
 
+def test_a_checkpoint_of_an_unfinished_run_says_so(attention_run, test_pngs, tmp_path, capsys):
+    folder, _ = test_pngs
+    payload = read_checkpoint(attention_run)
+    del payload[NORMAL_SCORES]  # as last.pt is while a run trains: no scores of normal images yet
+    planned = payload["config"]["train"]["epochs"]
+    payload["config"]["train"]["epochs"] = planned + 4
+    torch.save(payload, tmp_path / "last.pt")
+    argv = ["predict", "--checkpoint", str(tmp_path / "last.pt"), "--out", str(tmp_path / "out"), str(folder)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"is from epoch {planned} of {planned + 4}" in err and "--resume" in err and err.count("\n") == 1
+    assert main([*argv, "--threshold", "0.5"]) == 0
+    assert "its training has not finished" in capsys.readouterr().err
+    payload["config"]["train"]["epochs"] = planned  # finished (an older checkpoint): no warning, the old message
+    torch.save(payload, tmp_path / "last.pt")
+    assert main(argv) == 2 and "written before thresholds existed" in capsys.readouterr().err
+
+
 def test_evaluate_reports_precision_recall_and_f1_at_the_threshold(attention_run, tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(attention_run), "--out", str(tmp_path), "--threshold", "q0.9"]) == 0
     decision = json.loads((tmp_path / "metrics.json").read_text())["decision"]
