@@ -24,8 +24,9 @@ LOCK_NAME = ".in-use"
 REPLACED_SUFFIX = ".replaced"
 # Everything the trainer, evaluation and the studies write into a run folder.
 CELL_LOG = "cell.log"  # a protocol cell's epoch lines when a Ray worker trains it (protocol/distributed.py)
+CELL_RESULT = "cell_result.json"  # a finished protocol cell's row and metrics, until its table has them (protocol/runner.py)
 OWN_NAMES = (MARKER, LOCK_NAME, "config.yaml", "checkpoints", "events.out.tfevents.*", "validation.jsonl", "metrics.json",
-             "*.png", ".*.tmp", CELL_LOG)
+             "*.png", ".*.tmp", CELL_LOG, CELL_RESULT)
 OWN_CHECKPOINT_NAMES = ("*.pt", "*.onnx", "*.pt.json", "*.onnx.json", ".*.tmp")  # checkpoints and exports beside them
 
 

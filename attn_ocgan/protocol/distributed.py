@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig
 from ..engine.run_folder import CELL_LOG, RunFolderInUse, run_folder_lock
 from ..errors import UserError
-from .runner import Cell, Grid, is_done, plan_protocol, raise_for_failures, record_cell_failure, record_row, run_cell
+from .runner import Cell, Grid, finish_cell, is_done, plan_protocol, raise_for_failures, record_cell_failure, record_row
 
 INSTALL_HINT = "Ray is not installed; install it with: pip install 'attn-ocgan[distributed]' (or pip install 'ray[tune]')"
 LOCAL_ENVIRONMENT = {
@@ -137,7 +137,7 @@ def execute_cell(cell: Cell, wait_seconds: float = IN_USE_WAIT_SECONDS) -> dict:
                 if is_done(cell):
                     return {"skipped": "finished by another runner"}
                 log = CellLog(cell.run_dir / CELL_LOG)
-                row, metrics = run_cell(cell, progress=False, echo=log.write, on_epoch=lambda report: log.write(report["message"]))
+                row, metrics = finish_cell(cell, progress=False, echo=log.write, on_epoch=lambda report: log.write(report["message"]))
                 return {"row": row, "metrics": metrics}
         except RunFolderInUse as error:
             if time.monotonic() > deadline:

@@ -13,13 +13,14 @@ from ..engine.auc import NonFiniteScores
 from ..engine.checkpoint import model_from_checkpoint, read_checkpoint
 from ..engine.device import resolve_device
 from ..engine.evaluation import evaluate_model
-from ..engine.run_folder import RunFolderInUse, run_folder_lock
+from ..engine.run_folder import CELL_RESULT, RunFolderInUse, run_folder_lock
 from ..engine.thresholds import parse_threshold, resolve_threshold
 from ..engine.trainer import (TrainingDiverged, check_score_weight_split, check_trainable, resolve_run_config,
                               selection_description, train)
 from ..registry import create_model, preset_model_config, resolve_model_config
 from ..errors import UserError
 from ..utils.environment import machine_description
+from ..utils.io import atomic_write_json
 from .tables import (LAST_EPOCH, append_row, failures_path, read_rows, record_failure, refresh_markdown_table,
                      row_selection, same_cell)
 
@@ -130,6 +131,33 @@ def run_cell(cell: Cell, splits=None, progress: bool = True, echo=print, on_epoc
         **{column: "" if metrics.get(key) is None else f"{metrics[key]:.6f}"
            for column, key in (("auc_seen", "auc_seen_anomalies"), ("auc_unseen", "auc_unseen_anomalies"))},
     }
+    return row, metrics
+
+
+def finish_cell(cell: Cell, splits=None, progress: bool = True, echo=print, on_epoch=None) -> tuple[dict, dict]:
+    """``run_cell``, with its row and metrics kept in the run folder (``CELL_RESULT``) until the table
+    has them: a cell whose runner (or Ray driver) stopped between finishing it and appending its row
+    is recorded from there by the next runner, not trained or scored again. Call it holding the
+    cell's run-folder lock."""
+    saved = _saved_cell_result(cell)
+    if saved is not None:
+        echo(f"  {cell.label} finished before its row was recorded; recording it from {cell.run_dir / CELL_RESULT}")
+        return saved
+    row, metrics = run_cell(cell, splits, progress, echo, on_epoch)
+    atomic_write_json(cell.run_dir / CELL_RESULT, {"row": row, "metrics": metrics})
+    return row, metrics
+
+
+def _saved_cell_result(cell: Cell) -> tuple[dict, dict] | None:
+    """The row and metrics ``finish_cell`` kept for this very cell (same keys, selection and
+    configuration fingerprint), else None."""
+    try:
+        saved = json.loads((cell.run_dir / CELL_RESULT).read_text())
+        row, metrics = saved["row"], saved["metrics"]
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or unreadable: the cell is run
+        return None
+    if not (same_cell(row, cell.keys) and row.get("selection") == cell.selection and row.get("config") == cell.fingerprint):
+        return None
     return row, metrics
 
 
@@ -287,7 +315,7 @@ def run_protocol(base: RunConfig, classes: list[int], seeds: list[int], results_
                     echo(f"skip {cell.label}: finished by another runner")
                     continue
                 echo(f"train {cell.label} -> {cell.run_dir}")
-                row, metrics = run_cell(cell, splits, progress, echo)
+                row, metrics = finish_cell(cell, splits, progress, echo)
                 record_row(grid, cell, row, metrics, echo)
         except RunFolderInUse:
             echo(f"skip {cell.label}: another runner is training it in {cell.run_dir}")

@@ -26,7 +26,30 @@ def test_runner_skips_finished_cells(tmp_path, monkeypatch):
     table = csv_path.with_suffix(".md").read_text()
     assert "| ocgan (ours) |" in table and "(2/10 classes)" in table and "cmd one" in table
 
+    import json
+
     import attn_ocgan.protocol.runner as protocol
+
+    # A runner stopped between finishing a cell and appending its row: the next one records the row the
+    # run folder kept (cell_result.json), without training or scoring again, for the very same cell only.
+    finished, tables = read_rows(csv_path), list(csv_path.parent.iterdir())
+    monkeypatch.setattr(protocol, "run_cell", lambda *a, **k: pytest.fail("a finished cell was trained or scored again"))
+    kept = sorted((tmp_path / "runs").rglob("cell_result.json"))
+    assert len(kept) == 2
+    for path in tables:
+        path.unlink()
+    run_protocol(config, [0, 1], [0], tmp_path / "results", tmp_path / "runs", "cmd one", echo=messages.append, progress=False)
+    assert read_rows(csv_path) == finished and sum("finished before its row was recorded" in m for m in messages) == 2
+    saved = json.loads(kept[0].read_text())
+    kept[0].write_text(json.dumps({**saved, "row": {**saved["row"], "config": "0" * 12}}))  # another setting's
+    for path in tables:
+        path.unlink()
+    with pytest.raises(pytest.fail.Exception, match="trained or scored again"):
+        run_protocol(config, [0], [0], tmp_path / "results", tmp_path / "runs", "cmd one", echo=messages.append, progress=False)
+    kept[0].write_text(json.dumps(saved))
+    run_protocol(config, [0, 1], [0], tmp_path / "results", tmp_path / "runs", "cmd one", echo=messages.append, progress=False)
+    assert read_rows(csv_path) == finished
+    monkeypatch.undo()
 
     trained = []
     real_train = protocol.train
