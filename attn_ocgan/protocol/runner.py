@@ -139,7 +139,7 @@ def finish_cell(cell: Cell, splits=None, progress: bool = True, echo=print, on_e
     has them: a cell whose runner (or Ray driver) stopped between finishing it and appending its row
     is recorded from there by the next runner, not trained or scored again. Call it holding the
     cell's run-folder lock."""
-    saved = _saved_cell_result(cell)
+    saved = saved_cell_result(cell)
     if saved is not None:
         echo(f"  {cell.label} finished before its row was recorded; recording it from {cell.run_dir / CELL_RESULT}")
         return saved
@@ -148,7 +148,7 @@ def finish_cell(cell: Cell, splits=None, progress: bool = True, echo=print, on_e
     return row, metrics
 
 
-def _saved_cell_result(cell: Cell) -> tuple[dict, dict] | None:
+def saved_cell_result(cell: Cell) -> tuple[dict, dict] | None:
     """The row and metrics ``finish_cell`` kept for this very cell (same keys, selection and
     configuration fingerprint), else None."""
     try:

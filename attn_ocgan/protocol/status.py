@@ -12,7 +12,7 @@ from ..data.datasets import dataset_class_names
 from ..engine.checkpoint import checkpoint_epoch
 from ..engine.run_folder import lock_holder
 from ..engine.trainer import checkpoint_path
-from .runner import Cell, grid_cells
+from .runner import Cell, grid_cells, saved_cell_result
 from .tables import failures_path, read_metrics_log, read_rows, same_cell
 
 
@@ -39,7 +39,11 @@ def cell_state(cell: Cell, rows: list[dict], failures: list[dict]) -> CellState:
     if failure is not None:
         return CellState(cell, "failed", f"{failure['reason']} (the next run retries it)", epochs)
     if trained:
-        scored = "trained, not yet scored" if trained >= epochs else f"{progress}; the next run resumes it"
+        if trained >= epochs:
+            scored = ("trained and scored; the next run records its row" if saved_cell_result(cell) is not None
+                      else "trained, not yet scored")
+        else:
+            scored = f"{progress}; the next run resumes it"
         return CellState(cell, "part-trained", scored, left)
     return CellState(cell, "to do", "", epochs)
 

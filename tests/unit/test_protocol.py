@@ -179,3 +179,7 @@ def test_status_reports_each_cell_and_writes_nothing(tmp_path):
     assert lines[0].endswith("1 of 5 cells done")
     seconds = float(read_rows(csv_path)[0]["train_seconds"]) / 2
     assert lines[-1].startswith("training left: 7 epochs, about ") and f"({seconds:.0f} s per epoch, the median of 1 finished" in lines[-1]
+    csv_path.unlink()  # class 0 finished, its row not yet recorded (a runner stopped in between)
+    states, _ = protocol_status(config, [0], [0], results, runs)
+    assert (states[0].state, states[0].detail) == ("part-trained", "trained and scored; the next run records its row")
+    assert states[0].epochs_left == 0
