@@ -46,6 +46,30 @@ def _trained(seed=0, steps=2, **args):
 
 
 # -- the generator -----------------------------------------------------------------------------
+@pytest.mark.parametrize("channels,size", [(1, 32), (3, 64)])
+def test_the_unet_computes_what_the_official_unet_generator_computes(channels, size):
+    """Given the official generator's weights (its state in module order: each level's down conv and
+    norm from the outside in, then each level's up conv and norm from the inside out), ours gives the
+    same images in training mode (batch statistics) and, after the same updates of the running
+    statistics, in eval mode."""
+    from tests.unit.official_unet import UnetGenerator
+
+    torch.manual_seed(0)
+    official = UnetGenerator(channels, channels, num_downs=int(math.log2(size)), ngf=4)
+    ours = SkipGANomaly(SkipGANomalyConfig(in_channels=channels, image_size=size, generator_width=4)).generator
+    order = [*ours.down, *reversed(ours.up)]
+    ours_named = [(stage, name) for stage in order for name in stage.state_dict()]
+    theirs = list(official.state_dict().values())
+    assert [tuple(stage.state_dict()[name].shape) for stage, name in ours_named] == [tuple(t.shape) for t in theirs]
+    for stage in order:
+        stage.load_state_dict({name: tensor for (owner, name), tensor in zip(ours_named, theirs) if owner is stage})
+    images = _images(6, channels, size)
+    for batch in (images, images.flip(0)):  # training mode: both update their running statistics
+        torch.testing.assert_close(ours(batch), official(batch.clone()), atol=1e-5, rtol=1e-4)
+    ours.eval(), official.eval()
+    torch.testing.assert_close(ours(images), official(images.clone()), atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("channels,size", [(1, 32), (3, 32), (1, 64), (3, 64)])
 def test_the_unet_goes_down_to_a_1x1_bottleneck_and_back_to_the_input_shape(channels, size):
     model = _model(channels, size).eval()
