@@ -277,6 +277,8 @@ def build_coco32(options: BuildOptions, progress: bool = True, echo=print) -> di
     out = Path(options.out)
     if out.exists() and not options.overwrite:
         raise UserError(f"{out} already exists; pass --overwrite to rebuild it or choose another --out")
+    if out.exists():
+        check_replaceable_build(out)
     cocos = {split: load_annotations(Path(options.coco_root), split) for split in options.splits}
     for split in options.splits:
         if not (Path(options.coco_root) / split).is_dir():
@@ -333,6 +335,22 @@ def build_coco32(options: BuildOptions, progress: bool = True, echo=print) -> di
         echo(f"warning: built fewer than {options.per_class} objects for {len(short)} class(es) "
              f"({', '.join(short)}); see {out / 'summary.json'}")
     return summary
+
+
+BUILD_NAMES = ("unmasked", "masked", "masks", "manifest.csv", "summary.json")  # everything a build writes into --out
+
+
+def check_replaceable_build(out: Path) -> None:
+    """UserError unless ``out`` is an empty folder or a COCO32 build (its manifest, nothing else
+    beside what a build writes): --overwrite never removes anything else."""
+    if not out.is_dir():
+        raise UserError(f"--overwrite: {out} is a file, not a COCO32 folder; nothing was removed; choose another --out")
+    entries = sorted(path.name for path in out.iterdir())
+    foreign = [name for name in entries if name not in BUILD_NAMES]
+    if entries and (foreign or "manifest.csv" not in entries):
+        shown = ", ".join(foreign[:5]) if foreign else "no manifest.csv"
+        raise UserError(f"--overwrite: {out} is not a COCO32 build ({shown}); nothing was removed; "
+                        "choose another --out or move those files out")
 
 
 def _write_manifest(rows: list[dict], path: Path) -> None:

@@ -123,6 +123,18 @@ def test_two_builds_are_byte_identical_and_seed_changes_the_sample(fake_coco, tm
     sample = lambda root: {r["annotation_id"] for r in coco32_build.read_manifest(root)}  # noqa: E731
     assert sample(tmp_path / "first") != sample(tmp_path / "other")
 
+    # --overwrite replaces a build (the seed-1 sample becomes the seed-0 one), never a folder that is not one
+    build_coco32(_options(tmp_path, out=tmp_path / "other", overwrite=True), progress=False)
+    assert files(tmp_path / "other") == files(tmp_path / "first")
+    (tmp_path / "first" / "notes.txt").write_text("mine")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "thesis.tex").write_text("mine")
+    for out, reason in ((tmp_path / "first", "notes.txt"), (tmp_path / "home", "thesis.tex"),
+                        (tmp_path / "home" / "thesis.tex", "is a file")):
+        with pytest.raises(UserError, match=f"--overwrite: .*{reason}.*nothing was removed"):
+            build_coco32(_options(tmp_path, out=out, overwrite=True), progress=False)
+    assert (tmp_path / "first" / "notes.txt").read_text() == "mine" and (tmp_path / "home" / "thesis.tex").read_text() == "mine"
+
 
 def test_refuses_short_classes_unless_allow_fewer(fake_coco, tmp_path, capsys):
     arguments = ["--coco-root", str(fake_coco), "--splits", "val2017", "--classes", "cat,dog,car",
