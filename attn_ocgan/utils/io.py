@@ -20,7 +20,10 @@ def atomic_path(path: str | Path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:  # e.g. a folder nobody may write into: name the file asked for
+        raise OSError(error.errno, error.strerror, str(path)) from error
     os.close(handle)
     try:
         yield Path(temporary)

@@ -98,3 +98,16 @@ def test_a_save_removes_stale_checkpoint_temporaries_and_nothing_else(tmp_path):
 def test_removing_stale_temporaries_of_a_missing_folder_is_a_no_op(tmp_path):
     assert checkpoint_module.remove_stale_temporaries(tmp_path / "nowhere") == []
     assert stale_temporaries(tmp_path / "nowhere", ".pt") == []
+
+
+def test_a_folder_that_takes_no_file_is_reported_with_the_file_asked_for(tmp_path, monkeypatch):
+    """mkstemp fails before any temporary exists (e.g. /proc, a read-only folder): the error names
+    the file the user asked for, which the CLI prints, not the temporary's random name."""
+    def refuse(dir, prefix, suffix):
+        raise PermissionError(13, "Permission denied", f"{dir}/{prefix}x1y2z3w4{suffix}")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(OSError) as raised:
+        atomic_write_text(tmp_path / "table.md", "text")
+    assert raised.value.filename == str(tmp_path / "table.md") and raised.value.strerror == "Permission denied"
+    assert list(tmp_path.iterdir()) == []
