@@ -198,7 +198,8 @@ def run_config_from_dict(values: Mapping[str, Any], base: RunConfig | None = Non
     return config
 
 
-def load_config_file(path: str | Path) -> dict:
+def load_config_file(path: str | Path, sections: str = "model/data/train/model_args") -> dict:
+    """A YAML mapping read from ``path`` (``sections``: its keys, named in the error when it is not one)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; pass an existing YAML file to --config")
@@ -207,8 +208,10 @@ def load_config_file(path: str | Path) -> dict:
     except yaml.YAMLError as error:
         first_line = str(error).splitlines()[0] if str(error) else "parse error"
         raise UserError(f"config file {path} is not valid YAML ({first_line}); fix the file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not a text file; pass a YAML file to --config") from None
     if not isinstance(values, dict):
-        raise UserError(f"config file {path} must hold a mapping with sections model/data/train/model_args")
+        raise UserError(f"config file {path} must hold a mapping with sections {sections}")
     return values
 
 

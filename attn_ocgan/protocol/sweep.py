@@ -65,12 +65,14 @@ def _with_value(config: RunConfig, key: str, value) -> RunConfig:
 def read_sweep(path: Path) -> SweepSpec:
     """The sweep file, checked whole (keys, distributions, a model built from the base with the first
     value of each searched key) so a bad file fails before Ray starts."""
-    raw = load_config_file(path)
+    raw = load_config_file(path, sections="/".join(SWEEP_KEYS))
     unknown = sorted(set(raw) - set(SWEEP_KEYS))
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; a sweep file has {', '.join(SWEEP_KEYS)}")
     if not isinstance(raw.get("search"), dict) or not raw["search"]:
         raise UserError(f"{path}: 'search' must map keys to distributions, e.g. latent_channels: {{grid: [8, 16]}}")
+    if not isinstance(raw.get("base") or {}, dict):
+        raise UserError(f"{path}: 'base' must be a run configuration (sections model/data/train/model_args)")
     base = run_config_from_dict(raw.get("base") or {}, RunConfig(), where=f"{path} base")
     if base.data.val_fraction == 0:
         base = run_config_from_dict({"data": {"val_fraction": 0.1}}, base)
@@ -85,6 +87,9 @@ def read_sweep(path: Path) -> SweepSpec:
         if not isinstance(values, list) or not values or (kind not in ("grid", "choice") and len(values) != 2):
             raise UserError(f"{path}: search key {key!r}: {kind} takes " +
                             ("a list of values" if kind in ("grid", "choice") else "[low, high]"))
+        if kind not in ("grid", "choice") and not (isinstance(values[0], (int, float)) and isinstance(values[1], (int, float))
+                                                    and values[0] < values[1]):
+            raise UserError(f"{path}: search key {key!r}: {kind} takes [low, high] with low < high, got {values}")
         probe = _with_value(probe, key, values[0])
     scheduler = raw.get("scheduler", {"asha": {}})
     if scheduler in (None, "none"):

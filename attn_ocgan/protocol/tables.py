@@ -44,19 +44,30 @@ def metrics_log_path(csv_path: Path) -> Path:
     return Path(csv_path).with_suffix(".metrics.jsonl")
 
 
-def read_metrics_log(path: Path) -> list[dict]:
-    """The entries of a JSON-lines log (one object a line); a line that is not one is a UserError."""
+def read_metrics_log(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
+    """The entries of a JSON-lines log (one object a line, each with the ``required`` keys); anything
+    else (a line that is not such an object, a file that is not text) is a UserError."""
     path = Path(path)
     if not path.is_file():
         return []
+    hint = "pass a <tag>_<model>.metrics.jsonl file written by attn-ocgan protocol"
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file; {hint}") from None
     entries = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if line.strip():
             try:
-                entries.append(json.loads(line))
+                entry = json.loads(line)
             except json.JSONDecodeError:
-                raise UserError(f"{path}, line {number}, is not a JSON object; pass a <tag>_<model>.metrics.jsonl "
-                                "file written by attn-ocgan protocol") from None
+                entry = None
+            if not isinstance(entry, dict):
+                raise UserError(f"{path}, line {number}, is not a JSON object; {hint}")
+            missing = [key for key in required if key not in entry]
+            if missing:
+                raise UserError(f"{path}, line {number}, has no {', '.join(missing)}; {hint}")
+            entries.append(entry)
     return entries
 
 
@@ -66,6 +77,7 @@ def failures_path(csv_path: Path) -> Path:
 
 
 CELL_KEYS = ("dataset", "model", "normal_class", "seed", "epochs")
+LOGGED_CELL_KEYS = (*CELL_KEYS, "selected_epoch", "metrics")  # what every entry of a metrics log has
 
 
 def same_cell(a: dict, b: dict) -> bool:

@@ -156,3 +156,14 @@ def test_threads_is_set_before_a_checkpoint_command_runs(command, tmp_path, monk
     assert calls == [1] and "Traceback" not in capsys.readouterr().err
     assert main([command, "--threads", "0", "--checkpoint", missing, *extra]) == 2
     assert "'--threads': 0 is not in the range x>=1" in capsys.readouterr().err and calls == [1]
+
+
+@pytest.mark.parametrize("report", ["score-components", "component-means"])
+@pytest.mark.parametrize("content, message", [(b"", "holds no cells"), (b'{"a": 1}\n', "line 1, has no dataset"),
+                                              (b"\x80binary", "is not a text file")])
+def test_a_metrics_log_that_holds_no_cells_is_one_line(report, content, message, tmp_path, capsys):
+    log = tmp_path / "t_ocgan.metrics.jsonl"
+    log.write_bytes(content)
+    assert main(["report", report, "--metrics", str(log), "--out", str(tmp_path / "table.md")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "table.md").exists()

@@ -48,10 +48,22 @@ def _sweep(tmp_path, text):
     ("search: {latent_channels: {grid: [8]}}\nsamples: 0\n", "samples must be"),
     ("search: {latent_channels: {grid: [8]}}\ntrials: 3\n", "unknown key"),
     ("", "'search' must map keys"),
+    ("search: {latent_channels: {randint: [5, 2]}}\n", r"randint takes \[low, high\] with low < high, got \[5, 2\]"),
 ])
 def test_bad_sweep_files_fail_before_ray_starts(tmp_path, text, message):
     with pytest.raises(UserError, match=message):
         read_sweep(_sweep(tmp_path, text))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"base: [1, 2]\nsearch: {latent_channels: {grid: [8]}}\n", "'base' must be a run configuration"),
+    (b"- name: a\n", "must hold a mapping with sections name/base/search/samples/scheduler"),
+    (b"\xff\xfe\x00binary", "is not a text file"),
+])
+def test_a_sweep_file_of_the_wrong_shape_is_one_line(tmp_path, content, message):
+    (tmp_path / "sweep.yaml").write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        read_sweep(tmp_path / "sweep.yaml")
 
 
 def test_a_sweep_trains_on_a_validation_split_and_sets_searched_keys(tmp_path):

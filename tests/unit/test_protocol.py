@@ -131,6 +131,11 @@ def test_a_row_is_committed_last_and_a_killed_append_leaves_the_cell_to_do(tmp_p
     tables.metrics_log_path(csv_path).write_text(json.dumps(entries[0]) + "\nnormal_class,auc\n")
     with pytest.raises(UserError, match="line 2, is not a JSON object"):
         tables.read_metrics_log(tables.metrics_log_path(csv_path))
+    for content, message in ((b"[1, 2]\n", "line 1, is not a JSON object"), (b'{"a": 1}\n', "line 1, has no dataset, model"),
+                             (b"\x80\x81 a checkpoint", "is not a text file")):
+        tables.metrics_log_path(csv_path).write_bytes(content)
+        with pytest.raises(UserError, match=message):
+            tables.read_metrics_log(tables.metrics_log_path(csv_path), tables.LOGGED_CELL_KEYS)
 
 
 def test_the_seed_spread_of_the_mean_uses_only_classes_with_every_seed():

@@ -21,7 +21,7 @@ from ...errors import UserError
 from ...utils.environment import machine_description
 from ...utils.io import atomic_write_text
 from ...viz.plots import save_component_ratio_plot
-from ..tables import read_metrics_log
+from ..tables import LOGGED_CELL_KEYS, read_metrics_log
 
 COLUMNS = ("class", "seed", "epoch", "component", "mean, train normal", "mean, test normal", "mean, test novel",
            "novel / normal", "AUC alone", "AUC of the score")
@@ -128,7 +128,7 @@ def write_component_means(out: Path, command: str, metrics_log: Path | None = No
     if Path(out).suffix == ".png":
         raise UserError(f"--out {out}: the table is markdown and its plot goes beside it as .png; pass e.g. --out "
                         f"{Path(out).with_suffix('.md')}")
-    found = read_metrics_log(Path(metrics_log)) if metrics_log is not None else checkpoint_cells(checkpoints, data_root, device, progress)
+    found = read_metrics_log(Path(metrics_log), LOGGED_CELL_KEYS) if metrics_log is not None else checkpoint_cells(checkpoints, data_root, device, progress)
     cells = sorted(found, key=lambda cell: (int(cell["normal_class"]), int(cell["seed"])))
     if not cells:
         raise UserError(f"{metrics_log} holds no cells; run 'attn-ocgan protocol' first")

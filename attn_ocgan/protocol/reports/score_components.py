@@ -22,7 +22,7 @@ from ...engine.evaluation import evaluate_model
 from ...errors import UserError
 from ...utils.environment import machine_description
 from ...utils.io import atomic_write_text
-from ..tables import read_metrics_log
+from ..tables import LOGGED_CELL_KEYS, read_metrics_log
 
 COLUMNS = ("class", "seed", "epochs", "combined AUC (the score)", "first GAN alone", "masked GAN alone", "mask area",
            "decisiveness", "template share", "mask on bright / dark pixels", "AUC of the mask's area / decisiveness / on bright pixels (ref.: bright share)",
@@ -67,8 +67,11 @@ def logged_rows(path: Path) -> list[tuple[int, tuple]]:
     if not Path(path).is_file():
         raise UserError(f"{path} does not exist; pass results/<dataset>/<tag>_attn-ocgan.metrics.jsonl written by "
                         "'attn-ocgan protocol'")
+    cells = read_metrics_log(path, LOGGED_CELL_KEYS)
+    if not cells:
+        raise UserError(f"{path} holds no cells; run 'attn-ocgan protocol' first")
     return [(int(cell["normal_class"]), metrics_cells(cell["metrics"], int(cell["seed"]), int(cell["selected_epoch"] or cell["epochs"])))
-            for cell in read_metrics_log(path)]
+            for cell in cells]
 
 
 def score_components_markdown(rows: list[tuple], command: str) -> str:
