@@ -6,6 +6,8 @@ a save first removes the temporaries an interrupted save (kill -9) left in the f
 from __future__ import annotations
 
 import contextlib
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -56,20 +58,43 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
+REQUIRED_KEYS = ("config", "epoch", "model")
+
+
 def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist; pass a .pt file written by 'attn-ocgan train'")
+    if _is_exported_scorer(path):
+        raise UserError(f"{path} is a scorer written by 'attn-ocgan export', not a checkpoint; pass the checkpoint it "
+                        "was exported from (RUN/checkpoints/last.pt), or load the scorer with torch.jit.load / onnxruntime")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own advice about weights_only would be a second message
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types for foreign or corrupt files
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"cannot read checkpoint {path} ({reason[:160]}); pass a checkpoint written by 'attn-ocgan train'") from None
+        raise UserError(f"cannot read checkpoint {path} (not a file torch.save wrote: {reason[:160]}); "
+                        "pass a checkpoint written by 'attn-ocgan train'") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not an attn-ocgan checkpoint; pass a file written by 'attn-ocgan train'")
     if payload.get("version", 0) > CHECKPOINT_VERSION:
         raise UserError(f"{path} was written by a newer attn-ocgan (format {payload['version']}); upgrade the package")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise UserError(f"{path} is an incomplete attn-ocgan checkpoint (no {', '.join(missing)}); use the file as "
+                        "'attn-ocgan train' wrote it")
     return payload
+
+
+def _is_exported_scorer(path: Path) -> bool:
+    """An ONNX file or a TorchScript archive (a zip holding code/), as ``attn-ocgan export`` writes."""
+    if path.suffix == ".onnx":
+        return True
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
 
 
 def checkpoint_epoch(path: str | Path) -> int | None:

@@ -167,3 +167,25 @@ def test_a_metrics_log_that_holds_no_cells_is_one_line(report, content, message,
     assert main(["report", report, "--metrics", str(log), "--out", str(tmp_path / "table.md")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "table.md").exists()
+
+
+def test_a_file_that_is_not_a_whole_checkpoint_is_one_line(tmp_path, capsys):
+    """An exported scorer (TorchScript, ONNX) or a checkpoint missing its weights, given where a
+    checkpoint goes: one line that says what the file is and what to pass instead."""
+    import warnings
+
+    from tests.conftest import untrained_checkpoint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), tmp_path / "scorer.pt")
+    (tmp_path / "scorer.onnx").write_bytes(b"\x08\x07onnx")
+    payload = torch.load(untrained_checkpoint("ocgan", tmp_path / "last.pt"), weights_only=True)
+    del payload["model"]
+    torch.save(payload, tmp_path / "cut.pt")
+    for name, message in (("scorer.pt", "is a scorer written by 'attn-ocgan export', not a checkpoint"),
+                          ("scorer.onnx", "is a scorer written by 'attn-ocgan export', not a checkpoint"),
+                          ("cut.pt", "is an incomplete attn-ocgan checkpoint (no model)")):
+        assert main(["evaluate", "--checkpoint", str(tmp_path / name), "--threshold", "0.5"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
