@@ -386,7 +386,7 @@ def load_splits(name: str, root: str | None, size: int = 32, download: bool = Fa
         raise UserError(f"--folder names an image tree for --dataset folder, not for {name}; drop it")
     path = dataset_path(name, root, folder)
     if name != "mnist5k" and not path.is_dir() and not download:
-        where = "the data root" if path == resolve_data_root(root) else f"{name} folder"
+        where = "the data root" if path == resolve_data_root(root) else ("the image tree" if name == "folder" else f"the {name} folder")
         raise UserError(
             f"{where} {path} does not exist; pass --data-root (or set ATTN_OCGAN_DATA) to the folder holding the data"
             + (f" (with {path.name}/ below it)" if path != resolve_data_root(root) else "")

@@ -60,6 +60,19 @@ def test_class_names_without_decoding_match_the_loaders(tmp_path):
     assert dataset_class_names("cifar10", str(tmp_path)) == ("airplane", "automobile")
 
 
+def test_a_class_the_dataset_lacks_is_refused_before_any_image_is_decoded(tmp_path, monkeypatch):
+    import attn_ocgan.data as data
+
+    for split in ("train", "test"):
+        for name in ("good", "scratch"):
+            (tmp_path / split / name).mkdir(parents=True)
+    monkeypatch.setattr(data, "load_splits", lambda *a, **k: pytest.fail("the images were decoded first"))
+    with pytest.raises(UserError, match=r"normal class 12 is out of range; this dataset has classes 0-1 \(good, scratch\)"):
+        load_one_class(DataConfig(name="folder", root=str(tmp_path), normal_class=12))
+    with pytest.raises(UserError, match="'dent' is not a class of this dataset"):
+        load_one_class(DataConfig(name="folder", root=str(tmp_path), normal_class="dent"))
+
+
 def test_folder_dataset_decodes_and_resizes(tmp_path):
     colours = {"cats": (250, 0, 0), "dogs": (0, 0, 250)}
     for split, count in (("train", 3), ("test", 2)):
