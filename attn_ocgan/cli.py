@@ -276,6 +276,10 @@ def predict(checkpoint, out, threshold, maps, batch_size, device, inputs):
     _warn_if_unfinished(payload, checkpoint)
     config, model = model_from_checkpoint(payload, resolve_device(device))
     prepared = prepare_images(paths, model.config.in_channels, model.config.image_size, config.data.name)
+    if not prepared.paths:
+        first, reason = next(iter(prepared.problems.items()))
+        raise UserError(f"none of the {len(prepared.problems)} input(s) could be read as an image ({first}: {reason}); "
+                        "pass image files (PNG, JPEG, ...)")
     if prepared.upscaled:
         click.echo(f"warning: {prepared.upscaled} image(s) smaller than {model.config.image_size} x "
                    f"{model.config.image_size} were upscaled", err=True)

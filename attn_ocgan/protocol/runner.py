@@ -38,6 +38,8 @@ def parse_int_list(text: str, what: str) -> list[int]:
             part = part.strip()
             if "-" in part:
                 low, high = (int(v) for v in part.split("-", 1))
+                if low > high:
+                    raise UserError(f"{what} range {part!r} runs backwards; write it low-high, e.g. {high}-{low}")
                 values.update(range(low, high + 1))
             elif part:
                 values.add(int(part))

@@ -76,6 +76,11 @@ def test_predict_scores_files_folders_and_globs_as_the_model_scores_its_test_ima
     assert all(row["decision"] == ("anomalous" if float(row["score"]) > threshold else "normal") for row in scored.values())
     assert len(list((out / "maps").glob("*.png"))) == 6
     assert "1 unreadable (listed in scores.csv)" in capsys.readouterr().out
+    # nothing readable: an error, and no scores.csv
+    assert main(["predict", "--checkpoint", str(attention_run), "--out", str(tmp_path / "none"),
+                 str(folder / "notes" / "broken.png")]) == 2
+    assert "none of the 1 input(s) could be read as an image" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_a_number_threshold_decides_and_colour_or_small_images_are_converted(attention_run, test_pngs, tmp_path, capsys):

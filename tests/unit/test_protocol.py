@@ -11,6 +11,8 @@ def test_parse_int_list():
     assert parse_int_list("1-3,7, 2", "classes") == [1, 2, 3, 7]
     with pytest.raises(UserError, match="cannot read seeds"):
         parse_int_list("a,b", "seeds")
+    with pytest.raises(UserError, match="classes range '5-2' runs backwards; write it low-high, e.g. 2-5"):
+        parse_int_list("0,5-2", "classes")
 
 
 def test_runner_skips_finished_cells(tmp_path, monkeypatch):
