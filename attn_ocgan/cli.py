@@ -555,8 +555,9 @@ def localize(checkpoints, data_root, variant, split, head, out, device):
 @click.option("--title", default="Comparison: every model on protocol 2", show_default=True, help="Heading of the table.")
 def compare(results_dir, datasets, out, tags, exclude_tags, models, title):
     """One table of every model's protocol results per dataset, beside the published rows."""
-    from .protocol.comparison import write_comparison
+    from .protocol.comparison import MODEL_ORDER, write_comparison
     from .reference import CLASS_NAMES
+    from .registry import known_models
 
     chosen = tuple(d.strip() for d in datasets.split(",") if d.strip())
     unknown = [d for d in chosen if d not in CLASS_NAMES]
@@ -566,6 +567,9 @@ def compare(results_dir, datasets, out, tags, exclude_tags, models, title):
         raise UserError(f"results folder {results_dir} does not exist; run 'attn-ocgan protocol' first or pass --results")
     out = Path(out)
     chosen_models = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
+    unknown_models = [m for m in chosen_models or () if m not in MODEL_ORDER and m not in known_models()]
+    if unknown_models:
+        raise UserError(f"--models: unknown model(s) {', '.join(unknown_models)}; known: {', '.join(MODEL_ORDER)}")
     write_comparison(Path(results_dir), out, chosen, figure=out.with_suffix(".png"), tags=tags, models=chosen_models,
                      title=title, exclude=exclude_tags)
     click.echo(f"wrote {out} and {out.with_suffix('.png')}")

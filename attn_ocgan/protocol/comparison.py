@@ -16,7 +16,7 @@ import numpy as np
 
 from ..reference import CLASS_NAMES, PAPER_ROWS, is_floor, without_measured_floor
 from ..utils.io import atomic_write_text
-from .tables import SPREAD_NOTE, aucs_by_class, mean_over_classes_cell, read_rows, row_selection, seed_cell
+from .tables import SPREAD_NOTE, aucs_by_class, is_protocol_table, mean_over_classes_cell, read_rows, row_selection, seed_cell
 
 MODEL_ORDER = ("ocgan", "attn-ocgan", "rotnet", "ganomaly", "skip-ganomaly", "anogan", "fanogan", "pixel-knn", "pixel-pca")
 CSV_NAME = re.compile(r"^(?P<tag>.+)_(?P<model>[a-z0-9-]+)\.csv$")
@@ -66,10 +66,9 @@ def measured_rows(results_dir: Path, dataset: str, tags: str = "*", models: tupl
             continue
         if exclude and any(fnmatch.fnmatchcase(match["tag"], glob.strip()) for glob in exclude.split(",") if glob.strip()):
             continue
-        if models is not None and match["model"] not in models:
+        if (models is not None and match["model"] not in models) or not is_protocol_table(path):
             continue
-        cells = [r for r in read_rows(path) if {"normal_class", "auc", "seed", "model"} <= set(r)]
-        cells = [r for r in cells if r["model"] == match["model"] and r.get("dataset", match["tag"]) == match["tag"]]
+        cells = [r for r in read_rows(path) if r["model"] == match["model"] and r["dataset"] == match["tag"]]
         if not cells:
             continue
         rows.append(MeasuredRow(match["tag"], match["model"], aucs_by_class(cells),

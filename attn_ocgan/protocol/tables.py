@@ -18,11 +18,34 @@ CSV_COLUMNS = ["dataset", "model", "normal_class", "seed", "epochs", "auc", "tra
 LAST_EPOCH = "last epoch"  # the selection of rows written before the column existed
 
 
+def is_protocol_table(csv_path: Path) -> bool:
+    """Whether a CSV's header has a protocol table's columns (a results folder holds other CSVs too)."""
+    try:
+        with Path(csv_path).open(newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return {*CELL_KEYS, "auc"} <= set(header)
+
+
 def read_rows(csv_path: Path) -> list[dict]:
+    """The rows of a protocol table (none if it does not exist); a row whose class, seed, epochs or
+    AUC is not a number is a UserError naming it (the table was edited or damaged)."""
     if not csv_path.is_file():
         return []
-    with csv_path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    try:
+        with csv_path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{csv_path} is not a protocol table ({error}); restore it or pass another results folder") from None
+    for number, row in enumerate(rows, 2):
+        for key, kind in (("normal_class", int), ("seed", int), ("epochs", int), ("auc", float)):
+            try:
+                kind(row.get(key))
+            except (TypeError, ValueError):
+                raise UserError(f"{csv_path}, line {number}: {key} {row.get(key)!r} is not a number; fix or remove "
+                                "that row (attn-ocgan protocol writes it again)") from None
+    return rows
 
 
 def _write_rows(csv_path: Path, rows: list[dict]) -> None:

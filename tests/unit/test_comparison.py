@@ -60,6 +60,12 @@ def test_compare_writes_every_model_per_dataset_family(tmp_path):
     assert "No protocol results of ours yet." in ablation.read_text()
     assert main(["compare", "--results", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert main(["compare", "--results", str(tmp_path), "--datasets", "svhn", "--out", str(out)]) == 2
+    assert main(["compare", "--results", str(tmp_path), "--models", "ocgan,ocgn", "--out", str(out)]) == 2  # a typo
+    # a CSV that is not a protocol table is no row; a damaged row of one is a one-line error
+    (tmp_path / "mnist_notes.csv").write_text("what,when\nx,y\n")
+    assert main(["compare", "--results", str(tmp_path), "--out", str(out)]) == 0 and "notes" not in out.read_text()
+    _write(tmp_path / "mnist_rotnet.csv", [{"dataset": "mnist", "model": "rotnet", "normal_class": 0, "seed": 0, "auc": "n/a"}])
+    assert main(["compare", "--results", str(tmp_path), "--out", str(out)]) == 2
 
 
 def test_file_lock_serialises_read_modify_write_across_processes(tmp_path):
