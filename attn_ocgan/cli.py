@@ -763,7 +763,11 @@ def run_command(command: click.Command, argv=None, help_hint: str = "attn-ocgan 
     """Run a click command: user errors print their details (if any) and one line to stderr and
     return 2, with no traceback; Ctrl-C returns 130; a command that returns an int exits with it."""
     try:
-        status = command.main(args=argv, standalone_mode=False)
+        try:
+            status = command.main(args=argv, standalone_mode=False)
+        except BaseException:
+            _close_progress_bars()  # an error message starts its own line, not the end of a bar's
+            raise
     except UserError as error:
         if error.details:
             click.echo(error.details, err=True)
@@ -782,6 +786,14 @@ def run_command(command: click.Command, argv=None, help_hint: str = "attn-ocgan 
         click.echo(f"error: {error.format_message()} (see {help_hint})", err=True)
         return error.exit_code
     return status if isinstance(status, int) else 0
+
+
+def _close_progress_bars() -> None:
+    """Close every tqdm bar still open (a loop left by an exception), so it ends its line."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def main(argv=None) -> int:

@@ -189,3 +189,12 @@ def test_a_file_that_is_not_a_whole_checkpoint_is_one_line(tmp_path, capsys):
         assert main(["evaluate", "--checkpoint", str(tmp_path / name), "--threshold", "0.5"]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_an_error_inside_a_progress_bar_starts_its_own_line(tmp_path, capsys):
+    from tests.conftest import untrained_checkpoint
+
+    checkpoint = untrained_checkpoint("ocgan", tmp_path / "last.pt")  # score-components needs attention checkpoints
+    assert main(["report", "score-components", "--out", str(tmp_path / "t.md"), str(checkpoint)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("error: ") and "without attention" in line for line in lines), lines
