@@ -61,6 +61,15 @@ class Resources:
         if not self.distributed and (self.cpus_per_cell != 1.0 or self.gpus_per_cell):
             raise UserError("--cpus-per-cell and --gpus-per-cell are Ray settings; add --jobs N or --ray-address ADDR")
 
+    def check_local_gpus(self) -> None:
+        """A local instance (--jobs) offers this machine's GPUs only: asking cells for a GPU where there
+        is none would leave them waiting for ever."""
+        import torch
+
+        if self.jobs is not None and self.gpus_per_cell and not torch.cuda.is_available():
+            raise UserError("--gpus-per-cell: this machine has no CUDA GPU for the local Ray instance (--jobs); "
+                            "drop --gpus-per-cell, or join a cluster with GPUs (--ray-address)")
+
 
 def import_ray(local: bool = False):
     """The ``ray`` module, or a one-line UserError that says how to install it. ``local``: Ray will
@@ -159,6 +168,7 @@ def run_protocol_on_ray(base: RunConfig, classes: list[int], seeds: list[int], r
     """``run_protocol`` with each missing cell a Ray task; returns the CSV path. Everything that can be
     checked is checked before Ray starts and before any task is submitted."""
     resources.check()
+    resources.check_local_gpus()
     import_ray(local=resources.address is None)
     grid, _ = plan_protocol(base, classes, seeds, results_dir, runs_dir, command, tag, echo)
     if not grid.cells:

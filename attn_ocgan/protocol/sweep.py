@@ -143,6 +143,7 @@ def run_sweep(spec: SweepSpec, resources: Resources, runs_dir: Path, results_dir
     if not resources.distributed:  # a sweep always runs on Ray: a local instance, one trial at a time
         resources = dataclasses.replace(resources, jobs=1)
     resources.check()
+    resources.check_local_gpus()
     import_ray(local=resources.address is None)
     runs_dir = (Path(runs_dir) / spec.name).absolute()
     with ray_session(resources) as _:

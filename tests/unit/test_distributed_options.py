@@ -23,6 +23,16 @@ def test_resource_settings_are_refused_with_one_line(resources, message):
     Resources(jobs=4, cpus_per_cell=0.5, gpus_per_cell=0.25).check()  # fractions are fine
 
 
+def test_a_local_instance_without_a_gpu_refuses_gpu_cells(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="this machine has no CUDA GPU for the local Ray instance"):
+        Resources(jobs=2, gpus_per_cell=0.5).check_local_gpus()
+    Resources(jobs=2).check_local_gpus()  # CPU cells
+    Resources(address="auto", gpus_per_cell=1).check_local_gpus()  # a cluster's GPUs are elsewhere
+
+
 def test_without_ray_the_options_say_how_to_install_it(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
     with pytest.raises(UserError, match=r"pip install 'attn-ocgan\[distributed\]'"):

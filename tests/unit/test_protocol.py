@@ -32,6 +32,12 @@ def test_runner_skips_finished_cells(tmp_path, monkeypatch):
 
     import attn_ocgan.protocol.runner as protocol
 
+    (tmp_path / "a-file").write_text("not a folder")
+    with monkeypatch.context() as patch:
+        patch.setattr(protocol, "train", lambda *a, **k: pytest.fail("trained before the results folder was checked"))
+        with pytest.raises(OSError):
+            run_protocol(config, [2], [0], tmp_path / "a-file", tmp_path / "runs", "cmd", echo=messages.append, progress=False)
+
     # A runner stopped between finishing a cell and appending its row: the next one records the row the
     # run folder kept (cell_result.json), without training or scoring again, for the very same cell only.
     finished, tables = read_rows(csv_path), list(csv_path.parent.iterdir())
