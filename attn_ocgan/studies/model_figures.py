@@ -11,6 +11,7 @@ import torch
 from ..data import dataset_label
 from ..errors import UserError
 from ..engine.evaluation import auc, compute_scores
+from ..models.base import NoveltyModel
 from .loading import LoadedCheckpoint, data_for, load_checkpoints, pick_test_images
 
 
@@ -23,8 +24,13 @@ def residual_rows(model, images: torch.Tensor) -> list[tuple[str, torch.Tensor]]
     model.eval()
     reconstruction = model.reconstruct(images)
     if reconstruction is None:
-        raise UserError(f"{type(model).__name__} has no reconstruction to draw residuals of")
+        raise _no_reconstruction(model)
     return [("input", images), ("reconstruction", reconstruction), ("residual", (images - reconstruction).abs())]
+
+
+def _no_reconstruction(model) -> UserError:
+    return UserError(f"{type(model).__name__} has no reconstruction to draw residuals of; leave its checkpoint out "
+                     "of figures ('attn-ocgan evaluate' draws its score histogram)")
 
 
 def seeded_subset(images: torch.Tensor, limit: int | None, seed: int) -> torch.Tensor:
@@ -73,6 +79,9 @@ def run_model_figures(checkpoint_paths, out_prefix: Path, n: int = 8, limit: int
     if n < 1 or (limit is not None and limit < 1):
         raise UserError("--n and --limit must be >= 1")
     checkpoints = load_checkpoints(checkpoint_paths, device)
+    for checkpoint in checkpoints:  # refused before any scoring (AnoGAN's takes minutes)
+        if type(checkpoint.model).reconstruct is NoveltyModel.reconstruct:
+            raise _no_reconstruction(checkpoint.model)
     data_config, data = data_for(checkpoints, dataset, data_root, normal_class, folder=folder)
     where = data_config.name if data_config.name != "folder" else f"folder ({dataset_label('folder', data_config.root, data_config.folder)})"
     title = f"{where}, normal class {data.normal_class} ({data.class_names[data.normal_class]})"
@@ -83,10 +92,10 @@ def run_model_figures(checkpoint_paths, out_prefix: Path, n: int = 8, limit: int
                     np.r_[groups["test normal"], groups["test novel"]])
         name = f"{checkpoint.label}\ntest AUC {value:.4f}"
         panels[name], score_names[name] = groups, checkpoint.model.score_name
+    residual_panels = {f"{group} test images": residual_tiles(checkpoints, images)  # before any file is written
+                       for group, images in pick_test_images(data, n, seed).items()}
     paths = {"scores": Path(f"{out_prefix}_scores.png"), "residuals": Path(f"{out_prefix}_residuals.png")}
     subset = "" if limit is None else f"; at most {limit} images per group, a seeded choice"
     save_score_histograms(paths["scores"], panels, f"{title}: score distributions{subset}", score_names)
-    residual_panels = {f"{group} test images": residual_tiles(checkpoints, images)
-                       for group, images in pick_test_images(data, n, seed).items()}
     save_image_table(paths["residuals"], residual_panels, f"{title}: reconstructions and residuals (one shared scale)")
     return paths

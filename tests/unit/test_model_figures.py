@@ -68,6 +68,12 @@ def test_the_command_writes_both_figures_and_refuses_a_bad_limit(checkpoints, tm
     assert main(arguments[:-4] + ["--n", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "error: --n and --limit must be >= 1" in capsys.readouterr().err
     assert not list(tmp_path.glob("bad*"))
+    from tests.conftest import untrained_checkpoint
+
+    rotnet = untrained_checkpoint("rotnet", tmp_path / "rotnet.pt")  # scores with a classifier: no residuals
+    assert main(["figures", "--checkpoint", str(checkpoints["ocgan"]), "--checkpoint", str(rotnet), "--out", str(tmp_path / "bad")]) == 2
+    assert "RotNet has no reconstruction to draw residuals of" in capsys.readouterr().err
+    assert not list(tmp_path.glob("bad*"))  # refused before anything was scored or written
 
 
 def test_figure_columns_name_the_run_folder_unless_it_is_named_after_the_model():
