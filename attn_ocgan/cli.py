@@ -305,8 +305,10 @@ def predict(checkpoint, out, threshold, maps, batch_size, device, inputs):
 def export(checkpoint, fmt, out, device):
     """A self-contained scorer: uint8 images of the trained size in, scores and residual maps out
     (preprocessing and score normalisation inside)."""
+    from .engine.checkpoint import read_checkpoint
     from .engine.export import export_model
 
+    _warn_if_unfinished(read_checkpoint(checkpoint), checkpoint)
     out = Path(out) if out else Path(checkpoint).resolve().parent / ("scorer.pt" if fmt == "torchscript" else "scorer.onnx")
     written = export_model(Path(checkpoint), out, fmt, device)
     click.echo(f"wrote {written} and {written}.json")

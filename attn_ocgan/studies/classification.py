@@ -149,6 +149,8 @@ def run_masked_vs_unmasked(data_root: Path, results_prefix: Path, logdir: Path, 
 
     from ..utils.environment import machine_description
 
+    machine = machine_description(resolve_device(device))  # a bad --device fails before anything is written
+    Path(results_prefix).parent.mkdir(parents=True, exist_ok=True)  # and a place that takes no file, before training
     histories: dict[tuple[str, int], list[dict]] = {}
     sizes = {}
     for variant in variants:
@@ -164,7 +166,7 @@ def run_masked_vs_unmasked(data_root: Path, results_prefix: Path, logdir: Path, 
             echo(f"  final test accuracy {last['test_accuracy']:.4f}, "
                  f"80 % at epoch {epochs_to_reach(histories[variant, seed])}")
     summary = summarise(histories, sizes)
-    _write_outputs(Path(results_prefix), histories, summary, schedule, sizes, command, machine_description(resolve_device(device)))
+    _write_outputs(Path(results_prefix), histories, summary, schedule, sizes, command, machine)
     return summary
 
 

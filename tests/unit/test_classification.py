@@ -49,3 +49,7 @@ def test_classify_cli_writes_csv_plot_table_and_tensorboard(tmp_path, capsys):
     events.Reload()
     assert {"train/loss", "test/accuracy", "train/accuracy"} <= set(events.Tags()["scalars"])
     assert main(["classify", "--data-root", str(tmp_path), "--variants", "blurred"]) == 2
+    (tmp_path / "a-file").write_text("not a folder")
+    for bad in (["--device", "gpu"], ["--results", str(tmp_path / "a-file" / "mvu")]):  # refused before any training
+        assert main(["classify", "--data-root", str(tmp_path), "--epochs", "2", "--logdir", str(tmp_path / "tb2"), *bad]) == 2
+        assert not (tmp_path / "tb2").exists()
