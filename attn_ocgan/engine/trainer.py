@@ -111,7 +111,17 @@ def read_validation_trace(run_dir: str | Path, up_to_epoch: int | None = None) -
     path = Path(run_dir) / VALIDATION_TRACE_NAME
     if not path.is_file():
         return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("epoch"), int) or "auc" not in record:
+                raise UserError(f"{path}, line {number}, is not a validation record (the trainer writes one JSON "
+                                "object an epoch); restore the file or train the run again")
+            records.append(record)
     return [r for r in records if up_to_epoch is None or r["epoch"] <= up_to_epoch]
 
 

@@ -68,6 +68,11 @@ def test_report_proxy_refuses_a_folder_without_traces_and_writes_nothing(tmp_pat
     assert main(["report", "proxy", "--out", str(out), str(tmp_path / "runs")]) == 2
     assert "has no cell with a validation.jsonl" in capsys.readouterr().err
     assert not out.exists() and not out.with_suffix(".png").exists()
+    for damaged in ("not json\n", '{"foo": 1}\n', "[1, 2]\n"):
+        (tmp_path / "runs" / "class1_seed0_e2" / "validation.jsonl").write_text('{"epoch": 1, "auc": 0.5}\n' + damaged)
+        assert main(["report", "proxy", "--out", str(out), str(tmp_path / "runs")]) == 2
+        assert "validation.jsonl, line 2, is not a validation record" in capsys.readouterr().err
+        assert not out.exists()
 
 
 def test_a_last_epoch_run_writes_no_trace(tmp_path):
