@@ -745,6 +745,8 @@ def build_coco32(coco_root, splits, data_root, out, classes, min_side, aspect_ra
     from .data.coco32_build import DEFAULT_CLASSES, BuildOptions, build_coco32 as build, default_coco_root, default_out
 
     out = Path(out) if out else default_out(data_root)
+    if contact_sheet:  # a place that takes no file fails now, not after the build
+        Path(contact_sheet).parent.mkdir(parents=True, exist_ok=True)
     options = BuildOptions(
         coco_root=Path(coco_root) if coco_root else default_coco_root(data_root), out=out, splits=_names(splits),
         classes=_names(classes) if classes is not None else DEFAULT_CLASSES, min_side=min_side, aspect_range=tuple(aspect_range), size=size, per_class=per_class,

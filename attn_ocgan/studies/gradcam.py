@@ -36,6 +36,8 @@ def run_gradcam_comparison(checkpoint_paths, out: Path, n: int = 16, head: str |
     """Write the comparison figure (and a TensorBoard image per group when ``logdir`` is given)."""
     if n < 1:
         raise UserError("--n must be >= 1")
+    if logdir is not None:
+        Path(logdir).mkdir(parents=True, exist_ok=True)  # a file there fails now, not after the figure is written
     checkpoints = load_checkpoints(checkpoint_paths, device)
     data_config, data = data_for(checkpoints, dataset, data_root, normal_class, variant, folder)
     panels = {}

@@ -42,6 +42,11 @@ def test_gradcam_cli_writes_figure_and_tensorboard(trained, capsys):
     assert main(["gradcam", "--checkpoint", str(checkpoints["ocgan"]), "--head", "guide", "--out", str(figure)]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "no 'guide' head" in error
+    # a --logdir that is a file: refused before the figure is written
+    (root / "notes.txt").write_text("not a folder")
+    assert main(["gradcam", "--checkpoint", str(checkpoints["ocgan"]), "--n", "2", "--out", str(root / "late.png"),
+                 "--logdir", str(root / "notes.txt")]) == 2
+    assert f"cannot write or read {root / 'notes.txt'}" in capsys.readouterr().err and not (root / "late.png").exists()
 
 
 def test_localize_cli_measures_attention_and_gradcam_against_object_masks(trained):
