@@ -384,6 +384,8 @@ def load_splits(name: str, root: str | None, size: int = 32, download: bool = Fa
         raise UserError(f"image size {size} is too small; use --size 32 (or any value >= 8)")
     if folder and name != "folder":
         raise UserError(f"--folder names an image tree for --dataset folder, not for {name}; drop it")
+    if variant != "unmasked" and name != "coco32":
+        raise UserError(f"--variant {variant} chooses COCO32's crops (--dataset coco32), not {name}'s images; drop it")
     path = dataset_path(name, root, folder)
     if name != "mnist5k" and not path.is_dir() and not download:
         where = "the data root" if path == resolve_data_root(root) else ("the image tree" if name == "folder" else f"the {name} folder")

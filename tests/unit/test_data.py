@@ -44,6 +44,8 @@ def test_bad_inputs_are_user_errors(tmp_path):
         load_splits("mnist", str(tmp_path))
     with pytest.raises(UserError, match="folder dataset needs"):
         load_splits("folder", str(tmp_path))
+    with pytest.raises(UserError, match="--variant masked chooses COCO32's crops"):
+        load_splits("mnist5k", None, variant="masked")
     with pytest.raises(UserError, match="does not exist"):  # the names without the data: the loader's error
         dataset_class_names("folder", str(tmp_path / "nowhere"))
 
