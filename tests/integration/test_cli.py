@@ -44,13 +44,14 @@ def test_train_writes_tensorboard_checkpoint_and_evaluation(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
-def test_seeded_runs_repeat_and_resume_continues(tmp_path):
+def test_seeded_runs_repeat_and_resume_continues(tmp_path, capsys):
     def weights(run):
         return torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
 
     args = ["train", "--normal-class", "0", "--seed", "3", "--eval-every", "0", *SMALL]
     assert main([*args, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
-    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "b")]) == 0
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "b"), "--resume"]) == 0  # nothing to resume: a new run
+    assert f"note: nothing to resume in {tmp_path / 'b'}; starting a new run there" in capsys.readouterr().err
     first, second = weights(tmp_path / "a"), weights(tmp_path / "b")
     assert all(torch.equal(first[k], second[k]) for k in first)
 
