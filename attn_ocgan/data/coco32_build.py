@@ -296,6 +296,10 @@ def build_coco32(options: BuildOptions, progress: bool = True, echo=print) -> di
 
     temporary = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        temporary.mkdir(parents=True)
+    except OSError as error:  # e.g. a folder nobody may write into: name the --out asked for, not the temporary
+        raise OSError(error.errno, error.strerror, str(out)) from error
     rows = []
     try:
         for source_file in tqdm(sorted(by_image), desc="crop COCO objects", unit="image", disable=not progress):
