@@ -334,7 +334,7 @@ def train(out, resume, overwrite, **options):
     config = build_config(options)
     out = Path(out or f"runs/{config.model}-{config.data.name}-class{config.data.normal_class}-seed{config.train.seed}")
     data = load_one_class(config.data)
-    if resume and not any(out.glob("*")):  # an empty or new folder (anything else: the trainer resumes or refuses)
+    if resume and (not out.exists() or (out.is_dir() and not any(out.iterdir()))):  # else the trainer resumes or refuses
         click.echo(f"note: nothing to resume in {out}; starting a new run there", err=True)
     result = run_training(config, out, resume=resume, overwrite=overwrite, data=data)
     payload = read_checkpoint(result["selected_checkpoint"])
