@@ -275,8 +275,6 @@ def plan_protocol(base: RunConfig, classes: list[int], seeds: list[int], results
     splits = load_splits(base.data.name, base.data.root, base.data.size, base.data.download, base.data.variant,
                          base.data.folder)
     all_cells, csv_path = grid_cells(base, classes, seeds, results_dir, runs_dir, command, splits.class_names, tag)
-    for folder in (csv_path.parent, Path(runs_dir)):  # a place that takes no folder fails now, not after a cell trained
-        folder.mkdir(parents=True, exist_ok=True)
     cells = []
     for cell in all_cells:
         if is_done(cell):
@@ -285,6 +283,8 @@ def plan_protocol(base: RunConfig, classes: list[int], seeds: list[int], results
             cells.append(cell)
     if cells:
         check_cells_build(cells, splits)
+        for folder in (csv_path.parent, Path(runs_dir)):  # a place that takes no folder fails now, not after a cell trained
+            folder.mkdir(parents=True, exist_ok=True)
     refresh_markdown_table(csv_path, all_cells[0].keys["dataset"], base.model, splits.class_names, dataset=base.data.name)
     return Grid(cells, csv_path, tuple(splits.class_names), base.data.name), splits
 

@@ -29,15 +29,18 @@ def is_protocol_table(csv_path: Path) -> bool:
 
 
 def read_rows(csv_path: Path) -> list[dict]:
-    """The rows of a protocol table (none if it does not exist); a row whose class, seed, epochs or
-    AUC is not a number is a UserError naming it (the table was edited or damaged)."""
+    """The rows of a results table (none if it does not exist); in a protocol table, a row whose class,
+    seed, epochs or AUC is not a number is a UserError naming it (the table was edited or damaged)."""
     if not csv_path.is_file():
         return []
     try:
         with csv_path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as error:
-        raise UserError(f"{csv_path} is not a protocol table ({error}); restore it or pass another results folder") from None
+        raise UserError(f"{csv_path} is not a results table ({error}); restore it or pass another results folder") from None
+    if not {*CELL_KEYS, "auc"} <= set(reader.fieldnames or ()):  # e.g. a sweep's table
+        return rows
     for number, row in enumerate(rows, 2):
         for key, kind in (("normal_class", int), ("seed", int), ("epochs", int), ("auc", float)):
             try:
