@@ -123,3 +123,5 @@ def test_run_trains_only_the_missing_cells_with_their_config_and_redraws_the_tab
     assert "--tag is set by --run" in capsys.readouterr().err
     assert main([*table_args, "--run", "--settings", "nowarmup,typo"]) == 2
     assert "unknown setting(s) typo" in capsys.readouterr().err
+    assert main([*table_args, "--settings", "nowarmup"]) == 2  # without --run it would choose nothing
+    assert "--settings chooses the settings --run trains" in capsys.readouterr().err

@@ -291,6 +291,8 @@ def run_ablation(settings: dict[str, AblationSetting], results_dir: Path, tag: s
     time (``--results results_dir`` and ``protocol_args`` each), redrawing the table after each.
     Returns 0, or 1 when a cell failed."""
     check_classes(classes, class_names(tag), tag)
+    if setting_names is not None and not train:
+        raise UserError("--settings chooses the settings --run trains (the table shows them all); add --run or drop it")
     tables = tables_folder(Path(results_dir), tag)
     out = Path(out or tables / f"ablation_{tag}_attn-ocgan.md")
 
