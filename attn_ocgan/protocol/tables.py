@@ -25,7 +25,7 @@ def is_protocol_table(csv_path: Path) -> bool:
             header = next(csv.reader(handle), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
-    return {*CELL_KEYS, "auc"} <= set(header)
+    return set(PROTOCOL_COLUMNS) <= set(header)
 
 
 def read_rows(csv_path: Path) -> list[dict]:
@@ -39,7 +39,7 @@ def read_rows(csv_path: Path) -> list[dict]:
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as error:
         raise UserError(f"{csv_path} is not a results table ({error}); restore it or pass another results folder") from None
-    if not {*CELL_KEYS, "auc"} <= set(reader.fieldnames or ()):  # e.g. a sweep's table
+    if not set(PROTOCOL_COLUMNS) <= set(reader.fieldnames or ()):  # e.g. a sweep's table
         return rows
     for number, row in enumerate(rows, 2):
         for key, kind in (("normal_class", int), ("seed", int), ("epochs", int), ("auc", float)):
@@ -104,6 +104,7 @@ def failures_path(csv_path: Path) -> Path:
 
 CELL_KEYS = ("dataset", "model", "normal_class", "seed", "epochs")
 LOGGED_CELL_KEYS = (*CELL_KEYS, "selected_epoch", "metrics")  # what every entry of a metrics log has
+PROTOCOL_COLUMNS = (*CELL_KEYS, "auc")  # the columns that make a CSV a protocol table
 
 
 def same_cell(a: dict, b: dict) -> bool:

@@ -199,3 +199,12 @@ def test_an_error_inside_a_progress_bar_starts_its_own_line(tmp_path, capsys):
     assert main(["report", "score-components", "--out", str(tmp_path / "t.md"), str(checkpoint)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert any(line.startswith("error: ") and "without attention" in line for line in lines), lines
+
+
+def test_export_warns_on_the_checkpoint_of_an_unfinished_run(tmp_path, capsys):
+    from tests.conftest import untrained_checkpoint
+
+    checkpoint = untrained_checkpoint("ocgan", tmp_path / "last.pt")  # epoch 1 of the default schedule, no scores
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "scorer.pt")]) == 0
+    assert "is from epoch 1 of 25: its training has not finished" in capsys.readouterr().err
+    assert (tmp_path / "scorer.pt").is_file()
