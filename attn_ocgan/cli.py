@@ -308,9 +308,10 @@ def export(checkpoint, fmt, out, device):
     from .engine.checkpoint import read_checkpoint
     from .engine.export import export_model
 
-    _warn_if_unfinished(read_checkpoint(checkpoint), checkpoint)
+    payload = read_checkpoint(checkpoint)
+    _warn_if_unfinished(payload, checkpoint)
     out = Path(out) if out else Path(checkpoint).resolve().parent / ("scorer.pt" if fmt == "torchscript" else "scorer.onnx")
-    written = export_model(Path(checkpoint), out, fmt, device)
+    written = export_model(payload, out, fmt, device)
     click.echo(f"wrote {written} and {written}.json")
 
 

@@ -48,8 +48,9 @@ def _outputs(model: nn.Module, x: torch.Tensor, with_residual: bool) -> tuple[to
     return model.score(x), (x - model.reconstruct(x)).pow(2).mean(1, keepdim=True)
 
 
-def export_model(checkpoint: Path, out: Path, fmt: str, device: str = "cpu") -> Path:
+def export_model(checkpoint: Path | dict, out: Path, fmt: str, device: str = "cpu") -> Path:
     """Write the checkpoint's scorer to ``out`` (and ``<out>.json``) in ``fmt``; returns ``out``.
+    ``checkpoint`` is a checkpoint file or what ``read_checkpoint`` returned for one.
 
     A TorchScript file keeps its weights on ``device`` (``torch.jit.load(map_location=...)`` moves
     them); an ONNX file runs wherever its runtime does."""
@@ -58,7 +59,7 @@ def export_model(checkpoint: Path, out: Path, fmt: str, device: str = "cpu") -> 
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:  # torch.onnx.export writes through it
         raise UserError("ONNX export needs the 'onnx' package: pip install onnx (or export to torchscript)")
     out = Path(out)
-    payload = read_checkpoint(checkpoint)
+    payload = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
     config, model = model_from_checkpoint(payload, resolve_device(device))
     if not model.exportable:
         raise UserError(f"model '{config.model}' cannot be exported: its score is not a fixed forward pass a trace can "

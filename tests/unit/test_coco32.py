@@ -165,6 +165,15 @@ def test_the_script_builds_what_the_command_builds(fake_coco, tmp_path):
     assert files(tmp_path / "command") == files(tmp_path / "script") and len(files(tmp_path / "script")) == 3 * 20 + 1
 
 
+def test_a_contact_sheet_that_cannot_be_written_stops_before_the_build(fake_coco, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert _build(["--coco-root", str(fake_coco), "--splits", "val2017", "--classes", "cat,dog", "--per-class", "10",
+                   "--test-per-class", "2", "--quiet", "--out", str(tmp_path / "o"),
+                   "--contact-sheet", str(tmp_path / "taken" / "sheet.png")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "taken" in error and not (tmp_path / "o").exists()
+
+
 def test_allow_fewer_keeps_the_test_share_stratified(fake_coco, tmp_path):
     summary = build_coco32(_options(tmp_path, per_class=100, test_per_class=25, allow_fewer=True), progress=False)
     assert summary["classes"]["cat"]["test"] == 3 and summary["classes"]["cat"]["train"] == 9  # 12 * 25 %
