@@ -76,8 +76,8 @@ def component_means_markdown(title: str, rows: list[tuple], command: str, plot_n
              f"![each cell's novel / normal ratio against its AUC, per component]({plot_name})", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
-    lines += ["", "Raw component values (before the training-image normalisation). novel / normal near 1 or below: the "
-              "component is as large on novel images as on normal ones (for a reconstruction error: the model "
+    lines += ["", "Raw component values, before any normalisation the score applies to them. novel / normal near 1 "
+              "or below: the component is as large on novel images as on normal ones (for a reconstruction error: the model "
               "reconstructs, i.e. copies, novel images as well as normal ones).", "",
               "Produced by:", "", f"    {command}", "", f"Machine: {machine_description()}; date: {datetime.date.today().isoformat()}", ""]
     return "\n".join(lines)
