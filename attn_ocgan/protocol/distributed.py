@@ -11,7 +11,9 @@ instance for the run (loopback only, no dashboard); ``--ray-address`` joins a ru
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -173,14 +175,32 @@ def run_protocol_on_ray(base: RunConfig, classes: list[int], seeds: list[int], r
     grid, _ = plan_protocol(base, classes, seeds, results_dir, runs_dir, command, tag, echo)
     if not grid.cells:
         return grid.csv_path
-    with ray_session(resources) as ray:
-        run_grid(ray, grid, resources, progress, echo)
+    with ray_session(resources) as ray, _ctrl_c_between_waits() as interrupted:
+        run_grid(ray, grid, resources, progress, echo, interrupted)
     return grid.csv_path
 
 
-def run_grid(ray, grid: Grid, resources: Resources, progress: bool = True, echo=print) -> None:
+@contextmanager
+def _ctrl_c_between_waits() -> Iterator[threading.Event]:
+    """An event set by SIGINT while the grid runs (main thread only). Ray's blocking calls check for
+    signals themselves and can drop the KeyboardInterrupt of a Ctrl-C that arrives inside them (seen
+    on a loaded machine: the grid went on to the end); ``run_grid`` raises it itself between waits."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_grid(ray, grid: Grid, resources: Resources, progress: bool = True, echo=print,
+             interrupted: threading.Event | None = None) -> None:
     """Submit the grid's cells, record rows and failures as they arrive (this process is the only
-    writer), cancel the rest on Ctrl-C. Raises UserError naming the failed cells at the end."""
+    writer), cancel the rest on Ctrl-C (a KeyboardInterrupt, or ``interrupted`` set). Raises UserError
+    naming the failed cells at the end."""
     task = ray.remote(execute_cell).options(num_cpus=resources.cpus_per_cell, num_gpus=resources.gpus_per_cell,
                                             max_retries=resources.max_retries, retry_exceptions=False)
     pending = {task.remote(_cell_for_worker(cell, resources)): cell for cell in grid.cells}
@@ -189,6 +209,8 @@ def run_grid(ray, grid: Grid, resources: Resources, progress: bool = True, echo=
     bar = tqdm(total=len(pending), desc="cells", unit="cell", disable=not progress)
     try:
         while pending:
+            if interrupted is not None and interrupted.is_set():
+                raise KeyboardInterrupt
             bar.set_postfix(running=min(slots, len(pending)), failed=len(failures), refresh=False)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for reference in ready:
